@@ -1,0 +1,118 @@
+"""donations: gifts and memberships for a local newsroom, and the grant reports they prove."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from config import CONFIGS, DEFAULT_SECRET_KEY, load_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    config_name = config_name or os.environ.get("DONATIONS_CONFIG", "development")
+    if config_name not in CONFIGS:
+        raise ConfigurationError(f"DONATIONS_CONFIG must be one of {sorted(CONFIGS)}")
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+    )
+    app.config.from_object(CONFIGS[config_name])
+    app.config["CONFIG_NAME"] = config_name
+    load_environment(app.config, os.environ)
+    app.config.update(overrides or {})
+    _finish_config(app)
+
+    from donations import extensions
+
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=str(ROOT / "migrations"))
+    extensions.csrf.init_app(app)
+    extensions.login_manager.init_app(app)
+    extensions.limiter.init_app(app)
+
+    _import_models()
+
+    from donations import health
+    from donations.giving.views import bp as giving_bp
+    from donations.payments.views import bp as payments_bp
+    from donations.staff.views import bp as staff_bp
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(giving_bp)
+    app.register_blueprint(payments_bp)
+    app.register_blueprint(staff_bp)
+
+    from donations import cli, errors
+
+    cli.register(app)
+    errors.register(app)
+    _register_template_helpers(app)
+    return app
+
+
+def _finish_config(app: Flask) -> None:
+    config = app.config
+    if not config.get("SQLALCHEMY_DATABASE_URI"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'donations.sqlite'}"
+    url: str = config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("postgres://"):  # Heroku-style URLs
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    config["SQLALCHEMY_DATABASE_URI"] = url
+    if url.startswith("sqlite"):
+        # SQLite serialises writers; wait for the lock instead of failing at once.
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = {**config["SQLALCHEMY_ENGINE_OPTIONS"], "connect_args": {"timeout": 30}}
+
+    if not config.get("PAYMENTS_GATEWAY"):
+        config["PAYMENTS_GATEWAY"] = "stripe" if config.get("STRIPE_SECRET_KEY") else "local"
+    if config["PAYMENTS_GATEWAY"] not in ("local", "stripe"):
+        raise ConfigurationError("PAYMENTS_GATEWAY must be 'local' or 'stripe'")
+    if config["PAYMENTS_GATEWAY"] == "stripe" and not (
+        config.get("STRIPE_SECRET_KEY") and config.get("STRIPE_WEBHOOK_SECRET")
+    ):
+        raise ConfigurationError("the stripe gateway needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
+    if config["PAYMENTS_GATEWAY"] == "local" and not config.get("STRIPE_WEBHOOK_SECRET"):
+        config["STRIPE_WEBHOOK_SECRET"] = config["LOCAL_WEBHOOK_SECRET"]
+    if config.get("REDIS_URL"):
+        config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
+
+    if config["CONFIG_NAME"] == "production":
+        if config["SECRET_KEY"] in (None, "", DEFAULT_SECRET_KEY):
+            raise ConfigurationError("production needs SECRET_KEY set in the environment")
+        if config["PAYMENTS_GATEWAY"] == "local":
+            raise ConfigurationError("the local payment gateway is not allowed in production")
+
+
+def _import_models() -> None:
+    """Import every area's models so the metadata (and Alembic) sees all tables."""
+    from donations.ledger import models as _ledger  # noqa: F401
+    from donations.payments import models as _payments  # noqa: F401
+    from donations.receipts import models as _receipts  # noqa: F401
+    from donations.staff import models as _staff  # noqa: F401
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from donations.clock import local_date
+    from donations.money import format_money
+
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["local_date"] = local_date
+
+    @app.context_processor
+    def newsroom() -> dict[str, Any]:
+        return {
+            "newsroom_name": app.config["NEWSROOM_NAME"],
+            "newsroom_contact": app.config["NEWSROOM_CONTACT"],
+        }

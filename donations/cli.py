@@ -1,0 +1,134 @@
+"""Command-line interface: `flask --app wsgi GROUP COMMAND`. Each area owns its commands."""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from donations.extensions import db
+from donations.ledger.models import Fund
+from donations.staff import service as staff_service
+
+staff_cli = AppGroup("staff", help="Staff accounts.")
+funds_cli = AppGroup("funds", help="Funds (designations and campaigns).")
+demo_cli = AppGroup("demo", help="Demo data for development.")
+
+
+def cli_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@staff_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "finance", "viewer"]), required=True)
+@click.option("--name", default=None)
+@click.option("--ask", is_flag=True, help="Ask for the password instead of printing a one-time one.")
+def staff_create(email: str, role: str, name: str | None, ask: bool) -> None:
+    """Create a staff user and print a one-time password (or ask for one with --ask)."""
+    password = (
+        click.prompt("Password", hide_input=True, confirmation_prompt=True) if ask else staff_service.new_password()
+    )
+    try:
+        user = staff_service.create_staff_user(email, role, password, name=name)
+    except staff_service.StaffError as exc:
+        raise click.ClickException(str(exc)) from None
+    staff_service.audit(
+        "staff.create", actor=cli_actor(), target_type="staff_user", target_id=user.id, details={"role": role}
+    )
+    db.session.commit()
+    click.echo(f"Created {role} {user.email}.")
+    if not ask:
+        click.echo(f"One-time password: {password}")
+
+
+def _parse_amounts(text: str) -> list[int]:
+    from donations.money import AmountError, parse_dollars
+
+    try:
+        return [parse_dollars(part) for part in text.split(",") if part.strip()]
+    except AmountError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@funds_cli.command("add")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--description", default="")
+@click.option("--goal", "goal", default=None, help="Goal in dollars, e.g. 25000.")
+@click.option("--suggested", default=None, help="One-time suggested amounts in dollars, comma separated.")
+@click.option("--default", "is_default", is_flag=True, help="Receive gifts that name no fund.")
+@click.option("--show-progress", is_flag=True, help="Show a progress bar on the fund's gift page.")
+def funds_add(
+    slug: str,
+    name: str,
+    description: str,
+    goal: str | None,
+    suggested: str | None,
+    is_default: bool,
+    show_progress: bool,
+) -> None:
+    """Add a fund people can give to at /give/SLUG."""
+    from donations.ledger import funds
+
+    try:
+        fund = funds.create_fund(
+            slug=slug,
+            name=name,
+            description=description,
+            goal_cents=_parse_amounts(goal)[0] if goal else None,
+            suggested_amounts={"one_time": _parse_amounts(suggested)} if suggested else {},
+            is_default=is_default,
+            show_progress=show_progress,
+        )
+    except funds.FundError as exc:
+        raise click.ClickException(str(exc)) from None
+    staff_service.audit("fund.create", actor=cli_actor(), target_type="fund", target_id=fund.id, details={"slug": slug})
+    db.session.commit()
+    click.echo(f"Added fund {fund.slug}: /give/{fund.slug}")
+
+
+@demo_cli.command("seed")
+def demo_seed() -> None:
+    """A demo fund and an admin whose new one-time password is printed (development only)."""
+    from sqlalchemy import select
+
+    from donations.ledger import funds
+    from donations.staff.models import StaffUser
+
+    if current_app.config["CONFIG_NAME"] == "production":
+        raise click.ClickException("demo data is never seeded in production")
+    if db.session.scalar(select(Fund).where(Fund.slug == "community-forums")) is None:
+        funds.create_fund(
+            slug="community-forums",
+            name="Community Forums Reporting",
+            description="Pays for our reporters to hold and cover open community forums in every neighborhood.",
+            goal_cents=2_500_000,
+            suggested_amounts={
+                "one_time": [2500, 5000, 10000, 25000],
+                "monthly": [500, 1000, 2500],
+                "annual": [6000, 12000, 25000],
+            },
+            is_default=True,
+            show_progress=True,
+        )
+    email = os.environ.get("DEMO_STAFF_EMAIL", "admin@example.org")
+    password = staff_service.new_password()
+    user = db.session.scalar(select(StaffUser).where(StaffUser.email == email))
+    if user is None:
+        staff_service.create_staff_user(email, "admin", password, name="Demo Admin")
+    else:
+        user.password_hash = staff_service.hash_password(password)
+    db.session.commit()
+    click.echo(f"Demo fund: /give/community-forums. Staff sign-in at /staff/: {email} / {password}")
+
+
+def register(app: Flask) -> None:
+    for group in (staff_cli, funds_cli, demo_cli):
+        app.cli.add_command(group)
+    from donations.payments.cli import payments_cli
+
+    app.cli.add_command(payments_cli)

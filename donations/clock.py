@@ -1,0 +1,33 @@
+"""Time helpers: everything is stored in UTC and reported in the newsroom's zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def newsroom_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["NEWSROOM_TIMEZONE"])
+
+
+def from_timestamp(seconds: int | float) -> datetime:
+    """A Stripe timestamp (seconds since the epoch) as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def local_date(moment: datetime, zone: ZoneInfo | None = None) -> date:
+    return moment.astimezone(zone or newsroom_zone()).date()
+
+
+def local_day_bounds(first: date, last: date, zone: ZoneInfo | None = None) -> tuple[datetime, datetime]:
+    """UTC [start, end) covering local dates first..last inclusive, right across DST changes."""
+    zone = zone or newsroom_zone()
+    start = datetime.combine(first, time.min, zone).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time.min, zone).astimezone(UTC)
+    return start, end

@@ -1,0 +1,47 @@
+"""Error pages: a clear message and the right status, never a stack trace."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from donations.extensions import db
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "30"
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/stripe/") or request.path == "/healthz" or request.is_json
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    def database_unavailable(exc: DBAPIError):  # type: ignore[no-untyped-def]
+        # The database is down or refused us: nothing was written. Tell the caller to retry
+        # (Stripe retries webhooks on any 5xx). The pool reconnects by itself (pre-ping).
+        log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
+        with contextlib.suppress(DBAPIError):
+            db.session.rollback()
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
+        if _wants_json():
+            return jsonify(error="database unavailable, retry later"), 503, headers
+        return render_template("errors/unavailable.html"), 503, headers
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError):  # type: ignore[no-untyped-def]
+        message = "This form expired or was sent from elsewhere. Go back, reload the page and try again."
+        return render_template("errors/error.html", code=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if _wants_json():
+            return jsonify(error=exc.description), exc.code
+        return render_template("errors/error.html", code=exc.code, message=exc.description), exc.code

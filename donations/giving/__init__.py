@@ -1,0 +1,1 @@
+"""The public gift pages: give, thank you."""

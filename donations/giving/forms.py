@@ -1,0 +1,74 @@
+"""The gift form. Amounts are parsed to cents here; nothing downstream sees a float."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, RadioField, StringField
+from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
+
+from donations.money import AmountError, format_money, parse_dollars
+
+FREQUENCY_LABELS = {"one_time": "One time", "monthly": "Monthly", "annual": "Every year"}
+
+
+def _no_control_characters(form: FlaskForm, field: StringField) -> None:
+    if field.data and any(ord(ch) < 32 or ord(ch) == 127 for ch in field.data):
+        raise ValidationError("Remove the special characters from this field.")
+
+
+class GiftForm(FlaskForm):
+    frequency = RadioField("How often", default="one_time", validators=[InputRequired()])
+    amount_choice = RadioField("Amount", validators=[InputRequired("Choose an amount.")])
+    custom_amount = StringField("Other amount, in dollars", validators=[Length(max=20)])
+    cover_fee = BooleanField("Cover the processing fee")
+    name = StringField(
+        "Your name", validators=[InputRequired("Enter your name."), Length(max=200), _no_control_characters]
+    )
+    email = StringField(
+        "Email",
+        validators=[InputRequired("Enter your email address."), Length(max=254), Email("Enter a valid email address.")],
+    )
+    postal_code = StringField("ZIP or postal code", validators=[Optional(), Length(max=20), _no_control_characters])
+    on_behalf_of_organization = BooleanField("I am giving on behalf of an organization")
+    organization = StringField("Organization name", validators=[Optional(), Length(max=200), _no_control_characters])
+    anonymous = BooleanField("Don't publish my name")
+    tribute_kind = RadioField(
+        "Dedicate this gift",
+        choices=[("", "No dedication"), ("honor", "In honor of"), ("memory", "In memory of")],
+        default="",
+        validators=[Optional()],
+    )
+    tribute_name = StringField("Name of the person", validators=[Optional(), Length(max=200), _no_control_characters])
+    # A honeypot: people never see it (hidden by CSS and aria-hidden); bots fill it in.
+    website = StringField("Leave this empty", validators=[Optional(), Length(max=200)])
+    resume = HiddenField()
+
+    def __init__(self, suggested: dict[str, list[int]], frequencies: list[str], **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        self.suggested = suggested
+        self.frequency.choices = [(f, FREQUENCY_LABELS[f]) for f in frequencies]
+        amounts = sorted({cents for f in frequencies for cents in suggested.get(f, [])})
+        self.amount_choice.choices = [(str(c), format_money(c)) for c in amounts] + [("other", "Other amount")]
+        self.amount_cents: int | None = None
+
+    def validate_amount_choice(self, field: RadioField) -> None:
+        if field.data != "other":
+            self.amount_cents = int(field.data)
+
+    def validate_custom_amount(self, field: StringField) -> None:
+        if self.amount_choice.data != "other":
+            return
+        if not (field.data or "").strip():
+            raise ValidationError("Enter the amount you would like to give.")
+        try:
+            self.amount_cents = parse_dollars(field.data)
+        except AmountError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate_organization(self, field: StringField) -> None:
+        if self.on_behalf_of_organization.data and not (field.data or "").strip():
+            raise ValidationError("Enter the organization's name, or untick the box above.")
+
+    def validate_tribute_name(self, field: StringField) -> None:
+        if self.tribute_kind.data and not (field.data or "").strip():
+            raise ValidationError("Enter the name of the person this gift honors.")

@@ -1,0 +1,159 @@
+"""GET/POST /give and /give/<fund-slug>, and the thank-you page. Thin: validate, call, redirect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from donations.extensions import db
+from donations.giving import service
+from donations.giving.forms import GiftForm
+from donations.ledger import service as ledger
+from donations.ledger.models import Fund, Gift, GiftStatus
+from donations.payments.gateway import GatewayError
+
+bp = Blueprint("giving", __name__)
+
+DEFAULT_SUGGESTED = {
+    "one_time": [2500, 5000, 10000, 25000],
+    "monthly": [500, 1000, 2500],
+    "annual": [6000, 12000, 25000],
+}
+ATTRIBUTION_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "ref")
+
+
+def _resume_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="resume-gift")
+
+
+def enabled_frequencies() -> list[str]:
+    return current_app.config.get("GIFT_FREQUENCIES", ["one_time"])
+
+
+def _fund_or_404(slug: str | None) -> Fund:
+    if slug is None:
+        try:
+            return ledger.default_fund()
+        except ledger.LedgerError:
+            abort(404)
+    fund = ledger.fund_by_slug(slug)
+    if fund is None or not fund.active:
+        abort(404)
+    return fund
+
+
+def _prefill_from(token: str) -> dict[str, Any]:
+    """A cancelled checkout returns to the form as the reader left it."""
+    try:
+        gift_id = _resume_serializer().loads(token)
+    except BadSignature:
+        return {}
+    gift = db.session.get(Gift, gift_id)
+    if gift is None or gift.status != GiftStatus.PENDING:
+        return {}
+    base = gift.amount_cents - gift.fee_covered_cents
+    return {
+        "frequency": gift.frequency,
+        "amount_choice": "other",
+        "custom_amount": f"{base // 100}.{base % 100:02d}",
+        "cover_fee": gift.fee_covered_cents > 0,
+        "name": gift.donor.name,
+        "email": gift.donor.email,
+        "postal_code": gift.donor.postal_code,
+        "on_behalf_of_organization": bool(gift.organization),
+        "organization": gift.organization,
+        "anonymous": gift.anonymous,
+        "tribute_kind": gift.tribute_kind or "",
+        "tribute_name": gift.tribute_name,
+    }
+
+
+@bp.route("/give", methods=["GET", "POST"])
+@bp.route("/give/<fund_slug>", methods=["GET", "POST"])
+def give(fund_slug: str | None = None):  # type: ignore[no-untyped-def]
+    fund = _fund_or_404(fund_slug)
+    suggested = {**DEFAULT_SUGGESTED, **(fund.suggested_amounts or {})}
+    prefill = _prefill_from(request.args["resume"]) if request.method == "GET" and "resume" in request.args else {}
+    form = GiftForm(suggested, enabled_frequencies(), data=prefill or None)
+    if request.method == "GET" and not prefill:
+        first = suggested.get("one_time") or [2500]
+        form.amount_choice.data = str(first[min(1, len(first) - 1)])
+    status = 200
+    if form.validate_on_submit():
+        if form.website.data:
+            # The honeypot was filled in: a bot. Answer as if all were well, record nothing.
+            return redirect(url_for("giving.give", fund_slug=fund_slug))
+        assert form.amount_cents is not None
+        try:
+            service.check_amount(form.amount_cents)
+            url = service.begin_checkout(_intent(form, fund), _success_url(), _cancel_url_for(fund_slug))
+        except service.AmountOutOfRange as exc:
+            form.custom_amount.errors = [*form.custom_amount.errors, str(exc)]
+            status = 400
+        except GatewayError:
+            return render_template("giving/retry.html", fund=fund), 503
+        else:
+            return redirect(url, code=303)
+    elif request.method == "POST":
+        status = 400
+    chosen = form.amount_choice.data or ""
+    amount_for_fee = form.amount_cents or (int(chosen) if chosen.isdigit() else 2500)
+    return render_template(
+        "giving/give.html",
+        form=form,
+        fund=fund,
+        fee_example=service.fee_for(amount_for_fee),
+        amount_for_fee=amount_for_fee,
+        minimum=current_app.config["GIFT_MINIMUM_CENTS"],
+        maximum=current_app.config["GIFT_MAXIMUM_CENTS"],
+    ), status
+
+
+def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
+    organization = (form.organization.data or "").strip() if form.on_behalf_of_organization.data else ""
+    attribution = {k: request.args[k][:200] for k in ATTRIBUTION_KEYS if request.args.get(k)}
+    if request.referrer:
+        attribution["referrer"] = request.referrer[:500]
+    return service.GiftIntent(
+        fund=fund,
+        base_amount_cents=form.amount_cents or 0,
+        cover_fee=bool(form.cover_fee.data),
+        frequency=form.frequency.data,
+        name=form.name.data.strip(),
+        email=form.email.data.strip(),
+        postal_code=(form.postal_code.data or "").strip() or None,
+        organization=organization or None,
+        anonymous=bool(form.anonymous.data),
+        tribute_kind=form.tribute_kind.data or None,
+        tribute_name=(form.tribute_name.data or "").strip() or None if form.tribute_kind.data else None,
+        attribution=attribution,
+    )
+
+
+def _success_url() -> str:
+    # Stripe substitutes the session id; the local gateway redirects with it itself.
+    return url_for("giving.thanks", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
+
+
+def _cancel_url_for(fund_slug: str | None):  # type: ignore[no-untyped-def]
+    def cancel_url(gift: Gift) -> str:
+        token = _resume_serializer().dumps(gift.id)
+        return url_for("giving.give", fund_slug=fund_slug, resume=token, _external=True)
+
+    return cancel_url
+
+
+@bp.get("/give/thanks")
+def thanks():  # type: ignore[no-untyped-def]
+    session_id = request.args.get("session_id", "")
+    gift = service.gift_for_session(session_id) if session_id else None
+    if gift is None:
+        abort(404)
+    return render_template("giving/thanks.html", gift=gift, paid=gift.status != GiftStatus.PENDING)
+
+
+@bp.get("/")
+def index():  # type: ignore[no-untyped-def]
+    return redirect(url_for("giving.give"))

@@ -1,0 +1,1 @@
+"""The ledger: the one writer of donors, gifts, reversals and memberships."""

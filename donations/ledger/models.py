@@ -1,0 +1,265 @@
+"""The gift ledger: donors, funds, gifts, reversals, memberships.
+
+Gifts and reversals are append-only facts: a refund is a new reversal row, never an edit of the
+gift's amount. Amounts are integer cents.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from donations.clock import utcnow
+from donations.extensions import Base
+
+
+class Frequency(enum.StrEnum):
+    ONE_TIME = "one_time"
+    MONTHLY = "monthly"
+    ANNUAL = "annual"
+
+
+class GiftSource(enum.StrEnum):
+    STRIPE = "stripe"
+    CHECK = "check"
+    CASH = "cash"
+    OTHER = "other"
+
+
+class GiftStatus(enum.StrEnum):
+    PENDING = "pending"  # checkout started, no money yet: never counted
+    PAID = "paid"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    DISPUTED = "disputed"
+
+
+# Statuses whose money arrived (reversals are subtracted separately).
+RECEIVED_STATUSES = (
+    GiftStatus.PAID,
+    GiftStatus.REFUNDED,
+    GiftStatus.PARTIALLY_REFUNDED,
+    GiftStatus.DISPUTED,
+)
+
+
+class ReversalKind(enum.StrEnum):
+    REFUND = "refund"
+    REFUND_FAILED = "refund_failed"  # restores a refund that Stripe could not complete
+    DISPUTE_LOST = "dispute_lost"
+    DISPUTE_WON = "dispute_won"  # restores a dispute reversal
+
+
+class MembershipStatus(enum.StrEnum):
+    INCOMPLETE = "incomplete"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELED = "canceled"
+
+
+def _enum_values(kind: type[enum.StrEnum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in kind)
+
+
+class Donor(Base):
+    __tablename__ = "donors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # Identity is the case-folded email: Jane@X.org and jane@x.org are one donor.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    organization: Mapped[str | None] = mapped_column(String(200))
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20), index=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("donors.id"))
+    erased_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    gifts: Mapped[list[Gift]] = relationship(back_populates="donor", foreign_keys="Gift.donor_id")
+    memberships: Mapped[list[Membership]] = relationship(back_populates="donor")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+
+class Fund(Base):
+    __tablename__ = "funds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    goal_cents: Mapped[int | None] = mapped_column(BigInteger)
+    # Suggested amounts in cents, per frequency: {"one_time": [2500, ...], "monthly": [...]}
+    suggested_amounts: Mapped[dict[str, list[int]]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(default=True)
+    show_progress: Mapped[bool] = mapped_column(default=False)
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_enum_values(MembershipStatus)})", name="status"),
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    donor_id: Mapped[int] = mapped_column(ForeignKey("donors.id"), index=True)
+    fund_id: Mapped[int] = mapped_column(ForeignKey("funds.id"))
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    interval: Mapped[str] = mapped_column(String(10))  # month | year
+    status: Mapped[str] = mapped_column(String(20), default=MembershipStatus.INCOMPLETE)
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    current_period_end: Mapped[datetime | None]
+    # Local gateway only: the card that renews it ("4242" pays, "0002" declines).
+    local_card_last4: Mapped[str | None] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    donor: Mapped[Donor] = relationship(back_populates="memberships")
+    fund: Mapped[Fund] = relationship()
+    changes: Mapped[list[MembershipChange]] = relationship(
+        back_populates="membership", order_by="MembershipChange.changed_at"
+    )
+
+    @property
+    def annual_cents(self) -> int:
+        return self.amount_cents * (12 if self.interval == "month" else 1)
+
+
+class MembershipChange(Base):
+    """The history of a membership's amount: grant rules count increases."""
+
+    __tablename__ = "membership_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id"), index=True)
+    changed_at: Mapped[datetime]
+    old_amount_cents: Mapped[int] = mapped_column(BigInteger)
+    new_amount_cents: Mapped[int] = mapped_column(BigInteger)
+    stripe_event_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+
+    membership: Mapped[Membership] = relationship(back_populates="changes")
+
+
+class Gift(Base):
+    __tablename__ = "gifts"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint("fee_covered_cents >= 0 AND fee_covered_cents < amount_cents", name="fee_covered"),
+        CheckConstraint("tax_deductible = false", name="never_tax_deductible"),
+        CheckConstraint(f"status IN ({_enum_values(GiftStatus)})", name="status"),
+        CheckConstraint(f"source IN ({_enum_values(GiftSource)})", name="source"),
+        CheckConstraint(f"frequency IN ({_enum_values(Frequency)})", name="frequency"),
+        Index("ix_gifts_received_at_id", "received_at", "id"),
+        Index("ix_gifts_donor_received_at", "donor_id", "received_at"),
+        Index("ix_gifts_fund_received_at", "fund_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    donor_id: Mapped[int] = mapped_column(ForeignKey("donors.id"))
+    fund_id: Mapped[int] = mapped_column(ForeignKey("funds.id"))
+    membership_id: Mapped[int | None] = mapped_column(ForeignKey("memberships.id"), index=True)
+    # What the donor paid, fee cover included.
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    fee_covered_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    frequency: Mapped[str] = mapped_column(String(10), default=Frequency.ONE_TIME)
+    source: Mapped[str] = mapped_column(String(10), default=GiftSource.STRIPE)
+    status: Mapped[str] = mapped_column(String(20), default=GiftStatus.PENDING)
+    # Always false: the newsroom is a for-profit business. Stored so every export can say so.
+    tax_deductible: Mapped[bool] = mapped_column(default=False)
+    received_at: Mapped[datetime | None]  # when the money moved; null while pending
+    organization: Mapped[str | None] = mapped_column(String(200))
+    anonymous: Mapped[bool] = mapped_column(default=False)
+    tribute_kind: Mapped[str | None] = mapped_column(String(20))  # honor | memory
+    tribute_name: Mapped[str | None] = mapped_column(String(200))
+    attribution: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_balance_transaction_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_fee_cents: Mapped[int | None] = mapped_column(BigInteger)
+    net_cents: Mapped[int | None] = mapped_column(BigInteger)
+    stripe_payout_id: Mapped[str | None] = mapped_column(String(255), index=True)
+
+    check_number: Mapped[str | None] = mapped_column(String(50))
+    postmarked_on: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    donor: Mapped[Donor] = relationship(back_populates="gifts", foreign_keys=[donor_id])
+    fund: Mapped[Fund] = relationship()
+    membership: Mapped[Membership | None] = relationship()
+    reversals: Mapped[list[Reversal]] = relationship(back_populates="gift", order_by="Reversal.reversed_at")
+
+
+class Reversal(Base):
+    """Money going back out of a gift, or coming back in (a failed refund, a dispute won).
+
+    amount_cents is signed: positive takes money from the gift, negative restores it, so that
+    sum(amount_cents) is always the gift's net reversal.
+    """
+
+    __tablename__ = "reversals"
+    __table_args__ = (CheckConstraint(f"kind IN ({_enum_values(ReversalKind)})", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gift_id: Mapped[int] = mapped_column(ForeignKey("gifts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    reversed_at: Mapped[datetime]
+    # One reversal per Stripe refund / dispute outcome: the unique key makes replays no-ops.
+    stripe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    stripe_payout_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    gift: Mapped[Gift] = relationship(back_populates="reversals")
+
+
+class Dispute(Base):
+    __tablename__ = "disputes"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's du_...
+    gift_id: Mapped[int | None] = mapped_column(ForeignKey("gifts.id"), index=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(40))
+    evidence_due_by: Mapped[datetime | None]
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+    gift: Mapped[Gift | None] = relationship()
+
+
+class InvoicePaymentLink(Base):
+    """invoice_payment.paid tells which payment intent paid an invoice; it may arrive first."""
+
+    __tablename__ = "invoice_payment_links"
+
+    stripe_invoice_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    stripe_payment_intent_id: Mapped[str] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,189 @@
+"""The one writer of donors and gifts. Callers own the transaction: nothing here commits, so a
+gift, its receipt in the outbox and the Stripe event that caused them commit together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from donations.clock import utcnow
+from donations.extensions import db
+from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
+
+
+class LedgerError(ValueError):
+    """A request the ledger refuses (unknown fund, bad amount): a 4xx, never a 500."""
+
+
+def email_key(email: str) -> str:
+    return email.strip().casefold()
+
+
+def find_donor(email: str) -> Donor | None:
+    return db.session.scalar(select(Donor).where(Donor.email_key == email_key(email)))
+
+
+def find_or_create_donor(
+    email: str,
+    *,
+    name: str | None = None,
+    postal_code: str | None = None,
+    organization: str | None = None,
+) -> Donor:
+    """The donor with this email (case-folded), created if new; blank details are filled in.
+
+    Safe against two requests creating the same donor at once (INSERT ... ON CONFLICT).
+    """
+    key = email_key(email)
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    db.session.execute(
+        insert(Donor).on_conflict_do_nothing(index_elements=["email_key"]),
+        {"email": email.strip(), "email_key": key, "created_at": utcnow()},
+    )
+    donor = db.session.execute(
+        select(Donor).where(Donor.email_key == key).execution_options(populate_existing=True)
+    ).scalar_one()
+    # Fill in what we did not know; never overwrite what the donor (or staff) already gave.
+    if name and not donor.name:
+        donor.name = name
+    if postal_code and not donor.postal_code:
+        donor.postal_code = postal_code
+    if organization and not donor.organization:
+        donor.organization = organization
+    return donor
+
+
+def default_fund() -> Fund:
+    fund = db.session.scalar(select(Fund).where(Fund.is_default.is_(True), Fund.active.is_(True)))
+    if fund is None:
+        fund = db.session.scalar(select(Fund).where(Fund.active.is_(True)).order_by(Fund.id))
+    if fund is None:
+        raise LedgerError("no active fund: create one with `flask --app wsgi funds add`")
+    return fund
+
+
+def fund_by_slug(slug: str | None) -> Fund | None:
+    if not slug:
+        return None
+    return db.session.scalar(select(Fund).where(Fund.slug == slug))
+
+
+@dataclass(frozen=True)
+class GiftDetails:
+    """What a reader tells us on the gift page."""
+
+    amount_cents: int
+    fee_covered_cents: int
+    frequency: str
+    organization: str | None
+    anonymous: bool
+    tribute_kind: str | None
+    tribute_name: str | None
+    attribution: dict[str, str]
+
+
+def start_gift(donor: Donor, fund: Fund, details: GiftDetails) -> Gift:
+    """A pending gift: the checkout has begun, no money has moved, nothing counts it yet."""
+    if details.amount_cents <= 0 or not 0 <= details.fee_covered_cents < details.amount_cents:
+        raise LedgerError("amount out of range")
+    gift = Gift(
+        donor=donor,
+        fund=fund,
+        amount_cents=details.amount_cents,
+        fee_covered_cents=details.fee_covered_cents,
+        currency="usd",
+        frequency=details.frequency,
+        source=GiftSource.STRIPE,
+        status=GiftStatus.PENDING,
+        tax_deductible=False,
+        organization=details.organization,
+        anonymous=details.anonymous,
+        tribute_kind=details.tribute_kind,
+        tribute_name=details.tribute_name,
+        attribution=details.attribution,
+    )
+    db.session.add(gift)
+    db.session.flush()
+    return gift
+
+
+def pending_gift_for_session(session_id: str) -> Gift | None:
+    return db.session.scalar(select(Gift).where(Gift.stripe_checkout_session_id == session_id).with_for_update())
+
+
+@dataclass(frozen=True)
+class CheckoutPayment:
+    """A paid one-time Checkout Session, as the ledger needs it."""
+
+    session_id: str
+    amount_cents: int
+    currency: str
+    paid_at: datetime
+    email: str
+    name: str | None
+    postal_code: str | None
+    business_name: str | None
+    payment_intent_id: str | None
+    customer_id: str | None
+    gift_id: int | None  # from our metadata; None for sessions we did not create
+    fund_slug: str | None
+
+
+def record_checkout_payment(payment: CheckoutPayment) -> tuple[Gift, bool]:
+    """Mark the session's pending gift paid, or record a new gift for a session we did not
+    create (a Payment Link). Returns (gift, newly_paid); a replay changes nothing."""
+    gift = pending_gift_for_session(payment.session_id)
+    if gift is None and payment.gift_id is not None:
+        gift = db.session.scalar(
+            select(Gift).where(Gift.id == payment.gift_id, Gift.stripe_checkout_session_id.is_(None)).with_for_update()
+        )
+    if gift is not None and gift.status not in (GiftStatus.PENDING, GiftStatus.FAILED):
+        return gift, False
+
+    donor = find_or_create_donor(
+        payment.email,
+        name=payment.name,
+        postal_code=payment.postal_code,
+        organization=payment.business_name,
+    )
+    if payment.customer_id and not donor.stripe_customer_id:
+        donor.stripe_customer_id = payment.customer_id
+    if gift is None:
+        fund = fund_by_slug(payment.fund_slug) or default_fund()
+        gift = Gift(
+            donor=donor,
+            fund=fund,
+            frequency=Frequency.ONE_TIME,
+            source=GiftSource.STRIPE,
+            tax_deductible=False,
+            fee_covered_cents=0,
+            attribution={"channel": "payment_link"},
+        )
+        db.session.add(gift)
+    elif gift.donor_id != donor.id:
+        # Checkout let the reader change the email: the money is that person's.
+        gift.donor = donor
+    # Stripe's amount is the truth; keep the fee cover only while it still fits inside it.
+    if gift.fee_covered_cents and gift.fee_covered_cents >= payment.amount_cents:
+        gift.fee_covered_cents = 0
+    gift.amount_cents = payment.amount_cents
+    gift.currency = payment.currency
+    gift.status = GiftStatus.PAID
+    gift.received_at = payment.paid_at
+    gift.stripe_checkout_session_id = payment.session_id
+    gift.stripe_payment_intent_id = payment.payment_intent_id
+    if payment.business_name:
+        gift.organization = payment.business_name
+    db.session.flush()
+    return gift, True
+
+
+def fail_checkout(session_id: str) -> Gift | None:
+    gift = pending_gift_for_session(session_id)
+    if gift is not None and gift.status == GiftStatus.PENDING:
+        gift.status = GiftStatus.FAILED
+    return gift

@@ -1,0 +1,47 @@
+"""Money is integer cents plus a currency code. Never floats."""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+from babel.numbers import format_currency
+
+_AMOUNT = re.compile(r"^\$?\s*(\d{1,9})(?:\.(\d{1,2}))?$")
+
+
+class AmountError(ValueError):
+    pass
+
+
+def parse_dollars(text: str) -> int:
+    """'25', '25.5', '$1,000.00' -> cents. Rejects negatives, fractions of a cent and junk."""
+    cleaned = text.strip().replace(",", "")
+    match = _AMOUNT.match(cleaned)
+    if not match:
+        raise AmountError("Enter an amount in dollars, like 25 or 25.50.")
+    whole, fraction = match.group(1), (match.group(2) or "").ljust(2, "0")
+    return int(whole) * 100 + int(fraction)
+
+
+def fee_to_cover(amount_cents: int, percent: str, fixed_cents: int) -> int:
+    """The extra a donor adds so the newsroom nets `amount_cents` after the processor's fee.
+
+    total = (amount + fixed) / (1 - rate), rounded up to the cent; the extra is total - amount.
+    """
+    if amount_cents < 0:
+        raise AmountError("amount must not be negative")
+    try:
+        rate = Decimal(percent) / 100
+    except InvalidOperation as exc:  # a misconfiguration, not bad input
+        raise ValueError(f"bad fee percent {percent!r}") from exc
+    total = ((Decimal(amount_cents) + fixed_cents) / (1 - rate)).to_integral_value(ROUND_CEILING)
+    return int(total) - amount_cents
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+def format_money(cents: int, currency: str = "usd", locale: str = "en_US") -> str:
+    return format_currency(cents_to_decimal(cents), currency.upper(), locale=locale)

@@ -1,0 +1,1 @@
+"""The staff console: sign-in with roles, dashboard, gifts, donors, offline gifts, funds, audit."""

@@ -1,0 +1,44 @@
+// Progressive enhancement: keep the fee-cover sentence in step with the chosen amount.
+// The form works the same without this file.
+(function () {
+  "use strict";
+  var form = document.querySelector("form.gift-form");
+  if (!form) { return; }
+  var percent = form.getAttribute("data-fee-percent");
+  var fixed = parseInt(form.getAttribute("data-fee-fixed"), 10);
+  var feeOut = form.querySelector("[data-fee-amount]");
+  var baseOut = form.querySelector("[data-fee-base]");
+
+  function cents(text) {
+    var m = /^\$?\s*(\d{1,9})(?:\.(\d{1,2}))?$/.exec(text.trim().replace(/,/g, ""));
+    if (!m) { return null; }
+    return parseInt(m[1], 10) * 100 + parseInt((m[2] || "").padEnd(2, "0") || "0", 10);
+  }
+  // Same arithmetic as donations.money.fee_to_cover, in integers: ceil((a + f) / (1 - r)) - a,
+  // with the rate as a fraction of 10,000 so that no float rounding creeps in.
+  function fee(amount) {
+    var parts = percent.split(".");
+    var basisPoints = parseInt(parts[0], 10) * 100 + parseInt(((parts[1] || "") + "00").slice(0, 2), 10);
+    var numerator = (amount + fixed) * 10000;
+    var denominator = 10000 - basisPoints;
+    return Math.ceil(numerator / denominator) - amount;
+  }
+  function money(c) { return "$" + (c / 100).toFixed(2).replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
+  function update() {
+    var chosen = form.querySelector("input[name=amount_choice]:checked");
+    var amount = null;
+    if (chosen && chosen.value !== "other") { amount = parseInt(chosen.value, 10); }
+    else { amount = cents(form.querySelector("input[name=custom_amount]").value || ""); }
+    if (amount === null || amount <= 0) { return; }
+    feeOut.textContent = money(fee(amount));
+    baseOut.textContent = money(amount);
+  }
+  form.addEventListener("change", update);
+  form.addEventListener("input", update);
+  var custom = form.querySelector("input[name=custom_amount]");
+  custom.addEventListener("focus", function () {
+    var other = form.querySelector("input[name=amount_choice][value=other]");
+    if (other) { other.checked = true; }
+  });
+  update();
+})();

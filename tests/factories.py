@@ -1,0 +1,57 @@
+"""Factories for ledger rows. They go through the ledger's own functions where one exists."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+from donations.clock import utcnow
+from donations.extensions import db
+from donations.ledger import funds, service
+from donations.ledger.models import Donor, Fund, Gift, GiftSource, GiftStatus
+
+_seq = itertools.count(1)
+
+
+def make_fund(slug: str | None = None, *, is_default: bool = False, **kwargs: Any) -> Fund:
+    number = next(_seq)
+    fund = funds.create_fund(
+        slug=slug or f"fund-{number}",
+        name=kwargs.pop("name", f"Fund {number}"),
+        is_default=is_default,
+        **kwargs,
+    )
+    db.session.commit()
+    return fund
+
+
+def make_donor(email: str | None = None, **kwargs: Any) -> Donor:
+    donor = service.find_or_create_donor(email or f"donor{next(_seq)}@example.org", **kwargs)
+    db.session.commit()
+    return donor
+
+
+def make_gift(
+    donor: Donor,
+    fund: Fund,
+    amount_cents: int = 5000,
+    *,
+    received_at: datetime | None = None,
+    status: str = GiftStatus.PAID,
+    source: str = GiftSource.STRIPE,
+    **kwargs: Any,
+) -> Gift:
+    gift = Gift(
+        donor=donor,
+        fund=fund,
+        amount_cents=amount_cents,
+        received_at=received_at or utcnow(),
+        status=status,
+        source=source,
+        tax_deductible=False,
+        **kwargs,
+    )
+    db.session.add(gift)
+    db.session.commit()
+    return gift
