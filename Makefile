@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(FLASK) db upgrade
+	$(FLASK) db upgrade heads
 	$(FLASK) demo seed
 	$(FLASK) run --host 127.0.0.1 --port 5000
 

@@ -79,7 +79,7 @@ def app(database_url: str) -> Iterator[Flask]:
 
     application = create_app("testing", {**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
     with application.app_context():
-        upgrade()
+        upgrade(revision="heads")
     yield application
 
 
