@@ -37,3 +37,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # The worker (host:pid:thread) that last tried it, written with the outcome of that try.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    # The Message-ID it went out with: stable per row, so a receiver can spot a duplicate.
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    parked_at: Mapped[datetime | None]

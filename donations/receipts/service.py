@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from donations.extensions import db
 from donations.receipts.models import OutboxMessage
@@ -19,11 +19,16 @@ def queue(
     dedupe_key: str | None = None,
     donor_id: int | None = None,
 ) -> OutboxMessage | None:
-    """Add a message to the outbox; with a dedupe_key, at most one per cause ever."""
-    if dedupe_key is not None:
-        existing = db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key))
-        if existing is not None:
-            return None
-    message = OutboxMessage(kind=kind, to_address=to_address, context=context, dedupe_key=dedupe_key, donor_id=donor_id)
-    db.session.add(message)
-    return message
+    """Add a message to the outbox; with a dedupe_key, at most one per cause ever.
+
+    Returns None when a message with that key exists (INSERT ... ON CONFLICT DO NOTHING, so two
+    transactions queueing the same cause at once never fail each other).
+    """
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    message_id = db.session.execute(
+        insert(OutboxMessage)
+        .values(kind=kind, to_address=to_address, context=context, dedupe_key=dedupe_key, donor_id=donor_id)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
+    ).scalar_one_or_none()
+    return None if message_id is None else db.session.get(OutboxMessage, message_id)

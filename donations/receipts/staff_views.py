@@ -1,0 +1,101 @@
+"""Staff pages for donor mail: the outbox (parked messages, with resend for finance and admins)
+and a donor's printable annual statement."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from donations.clock import newsroom_zone
+from donations.extensions import db
+from donations.ledger.models import Donor
+from donations.receipts import outbox as outbox_service
+from donations.receipts import statements
+from donations.receipts.forms import ActionForm
+from donations.receipts.render import statement_values
+from donations.staff.auth import MONEY, READ, role_required
+
+bp = Blueprint("receipts_staff", __name__, url_prefix="/staff")
+
+
+def local_time(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(newsroom_zone()).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _check_form() -> None:
+    if not ActionForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+
+
+@bp.get("/outbox")
+@role_required(*MONEY)
+def outbox():  # type: ignore[no-untyped-def]
+    return render_template(
+        "receipts/outbox.html",
+        counts=outbox_service.status_counts(),
+        parked=outbox_service.parked_messages(),
+        retrying=outbox_service.retrying_messages(),
+        form=ActionForm(),
+        local_time=local_time,
+    )
+
+
+@bp.post("/outbox/<int:message_id>/resend")
+@role_required(*MONEY)
+def resend(message_id: int):  # type: ignore[no-untyped-def]
+    _check_form()
+    try:
+        outbox_service.resend(message_id, actor=current_user, remote_addr=request.remote_addr)
+    except outbox_service.MessageNotFound:
+        abort(404)
+    except outbox_service.OutboxError as exc:
+        db.session.rollback()
+        flash(str(exc).capitalize() + ".", "error")
+        return redirect(url_for(".outbox"), 303)
+    db.session.commit()
+    flash(f"Message {message_id} is queued again; the worker sends it within moments.", "success")
+    return redirect(url_for(".outbox"), 303)
+
+
+@bp.get("/donors/<int:donor_id>/statement")
+@role_required(*READ)
+def statement_years(donor_id: int):  # type: ignore[no-untyped-def]
+    donor = db.session.get(Donor, donor_id)
+    if donor is None:
+        abort(404)
+    return render_template("receipts/statement_years.html", donor=donor, years=statements.statement_years(donor_id))
+
+
+@bp.get("/donors/<int:donor_id>/statement/<int:year>")
+@role_required(*READ)
+def statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
+    try:
+        found = statements.statement_for(donor_id, year)
+    except statements.StatementError:
+        abort(404)
+    return render_template(
+        "receipts/statement.html",
+        can_email=current_user.role in MONEY,
+        form=ActionForm(),
+        **statement_values(found),
+    )
+
+
+@bp.post("/donors/<int:donor_id>/statement/<int:year>/email")
+@role_required(*MONEY)
+def email_statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
+    _check_form()
+    try:
+        message = statements.queue_statement(donor_id, year, actor=current_user, remote_addr=request.remote_addr)
+    except statements.StatementError:
+        abort(404)
+    db.session.commit()
+    if message is None:
+        flash(f"The {year} statement was already queued for this donor today.", "info")
+    else:
+        flash(f"The {year} statement is queued to be emailed to the donor.", "success")
+    return redirect(url_for(".statement", donor_id=donor_id, year=year), 303)
