@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.clock import utcnow
@@ -29,13 +29,32 @@ class StaffUser(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))  # Argon2id
     role: Mapped[str] = mapped_column(String(20))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Two-factor is on once a code from the secret has been confirmed; until then it is an
+    # enrolment in progress.
+    totp_confirmed_at: Mapped[datetime | None]
+    # The last time step whose code was accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Consecutive failed sign-ins (password or code); reaching the limit locks the account a while.
+    failed_signins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    # Set for a one-time password: the first sign-in asks for a new one.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    # Part of the session's user id: bumping it (new password, deactivation) ends every session.
+    session_version: Mapped[int] = mapped_column(default=1)
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]
         return self.active
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.totp_secret is not None and self.totp_confirmed_at is not None
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
 
 
 class AuditEntry(Base):

@@ -1,22 +1,47 @@
-"""Staff accounts and the audit log."""
+"""Staff accounts, sign-in, two-factor codes, the audit log, and the console's write actions.
+
+Every write action here records an audit entry in the same transaction as the change and
+commits both; on an error nothing is written (the transaction is rolled back).
+"""
 
 from __future__ import annotations
 
+import hmac
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import func, select
 
+from donations.clock import utcnow
 from donations.extensions import db
+from donations.ledger import donors, edits, funds, offline
+from donations.ledger.models import Donor, Fund, Gift
 from donations.staff.models import AuditEntry, Role, StaffUser
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+MIN_PASSWORD_LENGTH = 12
+SIGN_IN_FAILED = (
+    "That email and password (or code) did not match. After several failed attempts an account is "
+    "locked for a while; wait, then try again."
+)
 
 
 class StaffError(ValueError):
     pass
+
+
+class SignInRefused(StaffError):
+    def __init__(self) -> None:
+        super().__init__(SIGN_IN_FAILED)
 
 
 def hash_password(password: str) -> str:
@@ -33,19 +58,40 @@ def check_password(user: StaffUser, password: str) -> bool:
     return True
 
 
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so that a wrong email costs as much time as
+    a wrong password and timing does not reveal which accounts exist."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def new_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def create_staff_user(email: str, role: str, password: str, name: str | None = None) -> StaffUser:
+def _check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"passwords must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def create_staff_user(
+    email: str, role: str, password: str, name: str | None = None, *, must_change_password: bool = False
+) -> StaffUser:
     if role not in set(Role):
         raise StaffError(f"role must be one of {', '.join(Role)}")
-    if len(password) < 12:
-        raise StaffError("passwords must be at least 12 characters")
+    _check_new_password(password)
     email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise StaffError("enter the staff member's email address")
     if db.session.scalar(select(StaffUser).where(StaffUser.email == email)):
         raise StaffError(f"a staff user {email} already exists")
-    user = StaffUser(email=email, role=role, name=name, password_hash=hash_password(password))
+    user = StaffUser(
+        email=email,
+        role=role,
+        name=name,
+        password_hash=hash_password(password),
+        must_change_password=must_change_password,
+    )
     db.session.add(user)
     db.session.flush()
     return user
@@ -74,3 +120,439 @@ def audit(
     )
     db.session.add(entry)
     return entry
+
+
+@contextmanager
+def _transaction() -> Iterator[None]:
+    """Commit the change and its audit entry together, or neither."""
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+# --- Sign-in ---------------------------------------------------------------------------------
+
+
+def config_flag(value: object) -> bool:
+    """A boolean setting that may come from the environment as text ("0", "false", "yes")."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def two_factor_required(user: StaffUser) -> bool:
+    return user.role == Role.ADMIN and config_flag(current_app.config.get("STAFF_REQUIRE_2FA"))
+
+
+def user_by_email(email: str) -> StaffUser | None:
+    return db.session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+
+
+def _refuse(user: StaffUser | None, email: str, reason: str, remote_addr: str | None) -> SignInRefused:
+    """Count a failed attempt against the account (locking it at the limit), audit, commit."""
+    config = current_app.config
+    if user is not None and reason != "locked":
+        user.failed_signins += 1
+        if user.failed_signins >= int(config["STAFF_MAX_FAILED_SIGNINS"]):
+            user.locked_until = utcnow() + timedelta(minutes=int(config["STAFF_LOCKOUT_MINUTES"]))
+            user.failed_signins = 0
+            reason = f"{reason}; account locked"
+    audit(
+        "staff.sign_in_failed",
+        actor=user if user is not None else "anonymous",
+        target_type="staff_user",
+        target_id=user.id if user is not None else None,
+        details={"email": email.strip().lower()[:320], "reason": reason},
+        remote_addr=remote_addr,
+    )
+    db.session.commit()
+    return SignInRefused()
+
+
+def is_locked(user: StaffUser) -> bool:
+    return user.locked_until is not None and user.locked_until > utcnow()
+
+
+def check_credentials(email: str, password: str, remote_addr: str | None) -> StaffUser:
+    """The account these credentials open, or SignInRefused (the same for every cause)."""
+    user = user_by_email(email)
+    if user is None or not user.active:
+        with suppress(VerificationError):
+            _hasher.verify(_dummy_hash(), password)
+        raise _refuse(user, email, "unknown or inactive account", remote_addr)
+    if is_locked(user):
+        raise _refuse(user, email, "locked", remote_addr)
+    if not check_password(user, password):
+        raise _refuse(user, email, "wrong password", remote_addr)
+    return user
+
+
+def check_sign_in_code(user: StaffUser, code: str, remote_addr: str | None) -> None:
+    """The second step: a current code from the user's authenticator, used once."""
+    if not user.active:
+        raise _refuse(user, user.email, "inactive account", remote_addr)
+    if is_locked(user):
+        raise _refuse(user, user.email, "locked", remote_addr)
+    if not user.two_factor_enabled or not _accept_code(user, user.totp_secret or "", code):
+        raise _refuse(user, user.email, "wrong code", remote_addr)
+
+
+def complete_sign_in(user: StaffUser, remote_addr: str | None) -> None:
+    with _transaction():
+        user.failed_signins = 0
+        user.locked_until = None
+        user.last_login_at = utcnow()
+        audit("staff.sign_in", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+
+
+def record_sign_out(user: StaffUser, remote_addr: str | None) -> None:
+    with _transaction():
+        audit("staff.sign_out", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+
+
+# --- Two-factor codes (TOTP, RFC 6238: any authenticator app) ----------------------------------
+
+
+def _matching_step(secret: str, code: str, at: datetime) -> int | None:
+    """The 30-second time step whose code this is, allowing one step of clock drift each way."""
+    code = "".join(ch for ch in code if ch.isdigit())
+    if len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    step = totp.timecode(at)
+    for candidate in (step - 1, step, step + 1):
+        if hmac.compare_digest(totp.generate_otp(candidate), code):
+            return candidate
+    return None
+
+
+def _accept_code(user: StaffUser, secret: str, code: str) -> bool:
+    """True for a valid code not used before (a code seen once is refused: no replay)."""
+    step = _matching_step(secret, code, utcnow())
+    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+        return False
+    user.totp_last_step = step
+    return True
+
+
+def provisioning_uri(user: StaffUser) -> str:
+    return pyotp.TOTP(user.totp_secret or "").provisioning_uri(
+        name=user.email, issuer_name=current_app.config["NEWSROOM_NAME"]
+    )
+
+
+def begin_two_factor(user: StaffUser) -> str:
+    """A new secret waiting for its first code; returns it."""
+    if user.two_factor_enabled:
+        raise StaffError("Two-factor sign-in is already on.")
+    with _transaction():
+        user.totp_secret = pyotp.random_base32()
+        user.totp_confirmed_at = None
+        user.totp_last_step = None
+    return user.totp_secret
+
+
+def confirm_two_factor(user: StaffUser, code: str, remote_addr: str | None) -> None:
+    if user.totp_secret is None or user.two_factor_enabled:
+        raise StaffError("Start the set-up again.")
+    if not _accept_code(user, user.totp_secret, code):
+        db.session.rollback()
+        raise StaffError("That code did not match. Check the time on your phone and try the next code.")
+    with _transaction():
+        user.totp_confirmed_at = utcnow()
+        audit("staff.two_factor_on", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+
+
+def turn_off_two_factor(user: StaffUser, code: str, remote_addr: str | None) -> None:
+    if not user.two_factor_enabled:
+        raise StaffError("Two-factor sign-in is not on.")
+    if two_factor_required(user):
+        raise StaffError("Administrators must keep two-factor sign-in on.")
+    if not _accept_code(user, user.totp_secret or "", code):
+        db.session.rollback()
+        raise StaffError("That code did not match.")
+    with _transaction():
+        user.totp_secret = None
+        user.totp_confirmed_at = None
+        audit("staff.two_factor_off", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+
+
+# --- One's own account -----------------------------------------------------------------------
+
+
+def change_password(user: StaffUser, current: str, new: str, remote_addr: str | None) -> None:
+    """A new password ends every other session of the account (session_version)."""
+    if not check_password(user, current):
+        db.session.rollback()
+        raise StaffError("Your current password did not match.")
+    _check_new_password(new)
+    if new == current:
+        raise StaffError("Choose a password different from the current one.")
+    with _transaction():
+        user.password_hash = hash_password(new)
+        user.must_change_password = False
+        user.session_version += 1
+        audit("staff.password_change", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+
+
+# --- Staff users (admins) --------------------------------------------------------------------
+
+
+def _active_admins() -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(StaffUser).where(StaffUser.role == Role.ADMIN, StaffUser.active.is_(True))
+    )
+
+
+def add_staff_user(
+    email: str, role: str, name: str | None, actor: StaffUser, remote_addr: str | None
+) -> tuple[StaffUser, str]:
+    """A new account with a one-time password (shown once; changed at first sign-in)."""
+    password = new_password()
+    with _transaction():
+        user = create_staff_user(email, role, password, name=name, must_change_password=True)
+        audit(
+            "staff.create",
+            actor=actor,
+            target_type="staff_user",
+            target_id=user.id,
+            details={"email": user.email, "role": role},
+            remote_addr=remote_addr,
+        )
+    return user, password
+
+
+def change_role(user: StaffUser, role: str, actor: StaffUser, remote_addr: str | None) -> None:
+    if role not in set(Role):
+        raise StaffError(f"role must be one of {', '.join(Role)}")
+    if role == user.role:
+        raise StaffError("That is already their role.")
+    if user.role == Role.ADMIN and user.active and _active_admins() <= 1:
+        raise StaffError("Keep at least one active administrator.")
+    with _transaction():
+        before = user.role
+        user.role = role
+        audit(
+            "staff.role_change",
+            actor=actor,
+            target_type="staff_user",
+            target_id=user.id,
+            details={"before": {"role": before}, "after": {"role": role}},
+            remote_addr=remote_addr,
+        )
+
+
+def set_active(user: StaffUser, active: bool, actor: StaffUser, remote_addr: str | None) -> None:
+    """Deactivating signs the user out everywhere at once (session_version)."""
+    if user.active == active:
+        raise StaffError("Nothing changed.")
+    if not active and user.id == actor.id:
+        raise StaffError("You cannot deactivate yourself.")
+    if not active and user.role == Role.ADMIN and _active_admins() <= 1:
+        raise StaffError("Keep at least one active administrator.")
+    with _transaction():
+        user.active = active
+        user.session_version += 1
+        audit(
+            "staff.activate" if active else "staff.deactivate",
+            actor=actor,
+            target_type="staff_user",
+            target_id=user.id,
+            details={"before": {"active": not active}, "after": {"active": active}},
+            remote_addr=remote_addr,
+        )
+
+
+def reset_password(user: StaffUser, actor: StaffUser, remote_addr: str | None) -> str:
+    """A new one-time password for someone who lost theirs; their sessions end."""
+    password = new_password()
+    with _transaction():
+        user.password_hash = hash_password(password)
+        user.must_change_password = True
+        user.failed_signins = 0
+        user.locked_until = None
+        user.session_version += 1
+        audit("staff.password_reset", actor=actor, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+    return password
+
+
+def reset_two_factor(user: StaffUser, actor: StaffUser, remote_addr: str | None) -> None:
+    """For a lost phone: the user enrols again at next sign-in (when required) or later."""
+    if user.totp_secret is None:
+        raise StaffError("They have no two-factor sign-in to reset.")
+    with _transaction():
+        user.totp_secret = None
+        user.totp_confirmed_at = None
+        user.session_version += 1
+        audit(
+            "staff.two_factor_reset", actor=actor, target_type="staff_user", target_id=user.id, remote_addr=remote_addr
+        )
+
+
+# --- Console actions on the ledger -----------------------------------------------------------
+
+
+def change_gift_designation(
+    gift_id: int, designation: edits.Designation, reason: str, actor: StaffUser, remote_addr: str | None
+) -> None:
+    reason = reason.strip()
+    if not reason:
+        raise StaffError("Say why the gift is changed.")
+    with _transaction():
+        gift = db.session.get(Gift, gift_id, with_for_update=True)
+        if gift is None:
+            raise StaffError("No such gift.")
+        before, after = edits.change_designation(gift, designation)
+        audit(
+            "gift.edit",
+            actor=actor,
+            target_type="gift",
+            target_id=gift.id,
+            details={"before": before, "after": after},
+            note=reason,
+            remote_addr=remote_addr,
+        )
+
+
+def _offline_details(gift: Gift) -> dict[str, Any]:
+    return {
+        "donor_id": gift.donor_id,
+        "fund": gift.fund.slug,
+        "amount_cents": gift.amount_cents,
+        "source": gift.source,
+        "check_number": gift.check_number,
+        "postmarked_on": gift.postmarked_on.isoformat() if gift.postmarked_on else None,
+        "received_at": gift.received_at.isoformat(),
+    }
+
+
+def record_offline_gift(entry: offline.OfflineGift, actor: StaffUser, remote_addr: str | None) -> Gift:
+    with _transaction():
+        gift = offline.record_offline_gift(entry)
+        audit(
+            "gift.offline_create",
+            actor=actor,
+            target_type="gift",
+            target_id=gift.id,
+            details=_offline_details(gift),
+            remote_addr=remote_addr,
+        )
+    return gift
+
+
+def record_offline_batch(entries: list[offline.OfflineGift], actor: StaffUser, remote_addr: str | None) -> list[Gift]:
+    """A stack of checks in one transaction: all are recorded, or none."""
+    with _transaction():
+        gifts = offline.record_batch(entries)
+        for gift in gifts:
+            audit(
+                "gift.offline_create",
+                actor=actor,
+                target_type="gift",
+                target_id=gift.id,
+                details=_offline_details(gift),
+                remote_addr=remote_addr,
+            )
+        audit(
+            "gift.offline_batch",
+            actor=actor,
+            target_type="batch",
+            details={
+                "gift_ids": [gift.id for gift in gifts],
+                "count": len(gifts),
+                "total_cents": sum(gift.amount_cents for gift in gifts),
+            },
+            remote_addr=remote_addr,
+        )
+    return gifts
+
+
+def merge_donors(duplicate_id: int, kept_id: int, actor: StaffUser, remote_addr: str | None) -> donors.MergeResult:
+    with _transaction():
+        duplicate = db.session.get(Donor, duplicate_id, with_for_update=True)
+        kept = db.session.get(Donor, kept_id, with_for_update=True)
+        if duplicate is None or kept is None:
+            raise StaffError("No such donor.")
+        result = donors.merge(duplicate, kept)
+        audit(
+            "donor.merge",
+            actor=actor,
+            target_type="donor",
+            target_id=kept.id,
+            details={
+                "merged_donor_id": duplicate.id,
+                "merged_email": duplicate.email,
+                "gift_ids": result.gift_ids,
+                "membership_ids": result.membership_ids,
+                "filled": result.filled,
+            },
+            remote_addr=remote_addr,
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class FundSettings:
+    slug: str
+    name: str
+    description: str
+    goal_cents: int | None
+    suggested_amounts: dict[str, list[int]]
+    active: bool
+    is_default: bool
+    show_progress: bool
+
+
+def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | None) -> Fund:
+    with _transaction():
+        fund = funds.create_fund(
+            slug=settings.slug,
+            name=settings.name,
+            description=settings.description,
+            goal_cents=settings.goal_cents,
+            suggested_amounts=settings.suggested_amounts,
+            is_default=settings.is_default,
+            show_progress=settings.show_progress,
+        )
+        fund.active = settings.active
+        audit(
+            "fund.create",
+            actor=actor,
+            target_type="fund",
+            target_id=fund.id,
+            details={"after": funds.fund_settings(fund)},
+            remote_addr=remote_addr,
+        )
+    return fund
+
+
+def update_fund(fund_id: int, settings: FundSettings, actor: StaffUser, remote_addr: str | None) -> Fund:
+    with _transaction():
+        fund = db.session.get(Fund, fund_id, with_for_update=True)
+        if fund is None:
+            raise StaffError("No such fund.")
+        before, after = funds.update_fund(
+            fund,
+            slug=settings.slug,
+            name=settings.name,
+            description=settings.description,
+            goal_cents=settings.goal_cents,
+            suggested_amounts=settings.suggested_amounts,
+            active=settings.active,
+            is_default=settings.is_default,
+            show_progress=settings.show_progress,
+        )
+        if before == after:
+            raise StaffError("Nothing changed.")
+        audit(
+            "fund.edit",
+            actor=actor,
+            target_type="fund",
+            target_id=fund.id,
+            details={"before": before, "after": after},
+            remote_addr=remote_addr,
+        )
+    return fund

@@ -1,0 +1,194 @@
+"""Gifts that did not come through Stripe: checks by mail, cash, other transfers.
+
+They are ordinary paid gifts (source `check`, `cash` or `other`), so every total, report and
+grant program counts them as it counts online gifts wherever the program's sources allow it.
+A check carries its number and its postmark date; grant windows count checks by postmark.
+Callers own the transaction: nothing here commits.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import select
+
+from donations.clock import local_date, newsroom_zone, utcnow
+from donations.extensions import db
+from donations.ledger import donors as donor_ledger
+from donations.ledger import service as ledger
+from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
+from donations.receipts import service as receipts
+
+OFFLINE_SOURCES = (GiftSource.CHECK, GiftSource.CASH, GiftSource.OTHER)
+# Donors who sent no email address get one that can never be delivered (RFC 2606 `.invalid`).
+NO_EMAIL_DOMAIN = "no-email.invalid"
+TRIBUTE_KINDS = ("honor", "memory")
+
+
+class OfflineGiftError(ledger.LedgerError):
+    """An offline gift that cannot be recorded as entered."""
+
+
+@dataclass(frozen=True)
+class DonorDetails:
+    """Who gave: an existing donor by id, or by email (found or created), or a new donor with
+    no email address at all."""
+
+    donor_id: int | None = None
+    email: str | None = None
+    name: str | None = None
+    organization: str | None = None
+    address_line1: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+
+
+@dataclass(frozen=True)
+class OfflineGift:
+    donor: DonorDetails
+    fund_id: int
+    amount_cents: int
+    source: str
+    received_on: date  # the local date the money arrived
+    check_number: str | None = None
+    postmarked_on: date | None = None
+    organization: str | None = None  # given on behalf of an organization
+    anonymous: bool = False
+    tribute_kind: str | None = None
+    tribute_name: str | None = None
+    memo: str | None = None
+    send_receipt: bool = True
+    attribution: dict[str, Any] = field(default_factory=dict)
+
+
+def is_placeholder_email(email: str) -> bool:
+    return email.casefold().endswith("@" + NO_EMAIL_DOMAIN)
+
+
+def received_at_for(received_on: date) -> datetime:
+    """Noon, local time, on the day received: inside that local day whatever the DST rules."""
+    return datetime.combine(received_on, time(12), newsroom_zone())
+
+
+def validate(entry: OfflineGift) -> None:
+    """Raise OfflineGiftError with a message staff can act on."""
+    if entry.source not in OFFLINE_SOURCES:
+        raise OfflineGiftError("Choose check, cash or other.")
+    if entry.amount_cents <= 0:
+        raise OfflineGiftError("The amount must be more than zero.")
+    today = local_date(utcnow())
+    if entry.received_on > today:
+        raise OfflineGiftError("The date received cannot be in the future.")
+    if entry.source == GiftSource.CHECK:
+        if not (entry.check_number or "").strip():
+            raise OfflineGiftError("A check needs its check number.")
+        if entry.postmarked_on is not None and entry.postmarked_on > entry.received_on:
+            raise OfflineGiftError("The postmark cannot be later than the date received.")
+    elif entry.check_number or entry.postmarked_on:
+        raise OfflineGiftError("Only checks have a check number and a postmark date.")
+    if entry.tribute_kind not in (None, *TRIBUTE_KINDS):
+        raise OfflineGiftError("A tribute is in honor or in memory of someone.")
+    if entry.tribute_kind and not (entry.tribute_name or "").strip():
+        raise OfflineGiftError("Name the person the tribute is for.")
+    details = entry.donor
+    if details.donor_id is None and not (details.email or "").strip() and not (details.name or "").strip():
+        raise OfflineGiftError("Give the donor's name or email address, or choose an existing donor.")
+
+
+def _donor_for(details: DonorDetails) -> Donor:
+    if details.donor_id is not None:
+        donor = db.session.get(Donor, details.donor_id)
+        if donor is None:
+            raise OfflineGiftError(f"There is no donor #{details.donor_id}.")
+        return donor_ledger.resolve_merged(donor)
+    email = (details.email or "").strip() or f"{secrets.token_hex(8)}@{NO_EMAIL_DOMAIN}"
+    donor = donor_ledger.resolve_merged(
+        ledger.find_or_create_donor(
+            email, name=details.name, postal_code=details.postal_code, organization=details.organization
+        )
+    )
+    # Fill in the postal address the check came with; never overwrite what is known.
+    for attribute in ("address_line1", "city", "region"):
+        value = getattr(details, attribute)
+        if value and not getattr(donor, attribute):
+            setattr(donor, attribute, value)
+    return donor
+
+
+def _duplicate_of(donor: Donor, entry: OfflineGift) -> Gift | None:
+    if entry.source != GiftSource.CHECK or donor.id is None:
+        return None
+    return db.session.scalar(
+        select(Gift).where(
+            Gift.donor_id == donor.id,
+            Gift.source == GiftSource.CHECK,
+            Gift.check_number == entry.check_number,
+            Gift.amount_cents == entry.amount_cents,
+        )
+    )
+
+
+def record_offline_gift(entry: OfflineGift) -> Gift:
+    """A paid gift from a check, cash or other payment; its receipt queued in the same
+    transaction when the donor has an email address. The same check (donor, number, amount)
+    is never recorded twice."""
+    validate(entry)
+    fund = db.session.get(Fund, entry.fund_id)
+    if fund is None:
+        raise OfflineGiftError("Choose a fund.")
+    donor = _donor_for(entry.donor)
+    db.session.flush()
+    duplicate = _duplicate_of(donor, entry)
+    if duplicate is not None:
+        raise OfflineGiftError(
+            f"Check {entry.check_number} for this amount from {donor.display_name} is already recorded "
+            f"(gift #{duplicate.id})."
+        )
+    gift = Gift(
+        donor=donor,
+        fund=fund,
+        amount_cents=entry.amount_cents,
+        fee_covered_cents=0,
+        currency="usd",
+        frequency=Frequency.ONE_TIME,
+        source=entry.source,
+        status=GiftStatus.PAID,
+        tax_deductible=False,
+        received_at=received_at_for(entry.received_on),
+        organization=(entry.organization or "").strip() or None,
+        anonymous=entry.anonymous,
+        tribute_kind=entry.tribute_kind or None,
+        tribute_name=(entry.tribute_name or "").strip() or None if entry.tribute_kind else None,
+        attribution={"channel": "offline", **({"memo": entry.memo} if entry.memo else {}), **entry.attribution},
+        check_number=(entry.check_number or "").strip() or None,
+        postmarked_on=entry.postmarked_on,
+    )
+    db.session.add(gift)
+    db.session.flush()
+    if entry.send_receipt and not is_placeholder_email(donor.email):
+        receipts.queue(
+            "gift_receipt",
+            donor.email,
+            {"gift_id": gift.id},
+            dedupe_key=f"gift_receipt:{gift.id}",
+            donor_id=donor.id,
+        )
+    return gift
+
+
+def record_batch(entries: list[OfflineGift]) -> list[Gift]:
+    """A stack of checks: every one recorded, or (on the first error) none, since the caller
+    rolls the transaction back. Raises OfflineGiftError naming the row (1-based)."""
+    if not entries:
+        raise OfflineGiftError("The batch is empty: fill in at least one row.")
+    gifts = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            gifts.append(record_offline_gift(entry))
+        except OfflineGiftError as exc:
+            raise OfflineGiftError(f"Row {number}: {exc}") from None
+    return gifts

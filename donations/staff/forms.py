@@ -1,0 +1,315 @@
+"""Staff console forms. Amounts are parsed to cents and dates to `date` here; a form that does not
+validate is answered with its messages and a 400, and nothing is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    Field,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, ValidationError
+
+from donations.ledger.models import GiftSource, GiftStatus
+from donations.money import AmountError, parse_dollars
+from donations.staff.models import Role
+
+
+def choices(pairs: list[tuple[Any, str]]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+FREQUENCY_CHOICES = [("one_time", "One time"), ("monthly", "Monthly"), ("annual", "Annual")]
+SOURCE_CHOICES = [("stripe", "Online (Stripe)"), ("check", "Check"), ("cash", "Cash"), ("other", "Other")]
+OFFLINE_SOURCE_CHOICES = [choice for choice in SOURCE_CHOICES if choice[0] != GiftSource.STRIPE]
+STATUS_CHOICES = [(status.value, status.value.replace("_", " ").capitalize()) for status in GiftStatus]
+TRIBUTE_CHOICES = [("", "No dedication"), ("honor", "In honor of"), ("memory", "In memory of")]
+ROLE_CHOICES = [
+    (Role.ADMIN.value, "Admin: everything, manages staff"),
+    (Role.FINANCE.value, "Finance: gifts, refunds, offline gifts, exports"),
+    (Role.VIEWER.value, "Viewer: read only"),
+]
+
+
+def no_control_characters(form: Any, field: Field) -> None:
+    if field.data and any((ord(ch) < 32 and ch not in "\r\n\t") or ord(ch) == 127 for ch in field.data):
+        raise ValidationError("Remove the special characters from this field.")
+
+
+class DollarsField(StringField):
+    """Dollars typed by a person ("25", "1,000.50"), held as integer cents in `.cents`."""
+
+    cents: int | None = None
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        self.cents = None
+        text = (self.data or "").strip()
+        if text:
+            try:
+                self.cents = parse_dollars(text)
+            except AmountError as exc:
+                raise ValueError(str(exc)) from None
+
+
+def _positive(form: Any, field: DollarsField) -> None:
+    if field.cents is not None and field.cents <= 0:
+        raise ValidationError("The amount must be more than zero.")
+
+
+class GetForm(FlaskForm):
+    """Filters in a query string: no CSRF token (they change nothing)."""
+
+    class Meta:
+        csrf = False
+
+
+# --- Sign-in and account -----------------------------------------------------------------------
+
+
+class SignInForm(FlaskForm):
+    email = StringField("Email", validators=[InputRequired("Enter your email address."), Length(max=320)])
+    password = PasswordField("Password", validators=[InputRequired("Enter your password."), Length(max=1000)])
+
+
+class CodeForm(FlaskForm):
+    code = StringField(
+        "6-digit code from your authenticator app",
+        validators=[InputRequired("Enter the code."), Length(max=12)],
+    )
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[InputRequired("Enter your current password.")])
+    new = PasswordField(
+        "New password (at least 12 characters)",
+        validators=[
+            InputRequired("Choose a new password."),
+            Length(min=12, max=1000, message="Use at least 12 characters."),
+        ],
+    )
+    confirm = PasswordField("New password again", validators=[InputRequired("Type the new password again.")])
+
+    def validate_confirm(self, field: PasswordField) -> None:
+        if field.data != self.new.data:
+            raise ValidationError("The two new passwords differ.")
+
+
+class ButtonForm(FlaskForm):
+    """A form that is only a button: it carries the CSRF token."""
+
+
+# --- Gifts -------------------------------------------------------------------------------------
+
+
+class GiftFilterForm(GetForm):
+    first = DateField("Received from", validators=[Optional()])
+    last = DateField("Received to", validators=[Optional()])
+    fund = SelectField("Fund", coerce=str, validators=[Optional()])
+    source = SelectField("Source", choices=choices([("", "Any source"), *SOURCE_CHOICES]), validators=[Optional()])
+    frequency = SelectField(
+        "Frequency", choices=choices([("", "Any frequency"), *FREQUENCY_CHOICES]), validators=[Optional()]
+    )
+    status = SelectField("Status", choices=choices([("", "Any status"), *STATUS_CHOICES]), validators=[Optional()])
+    min_amount = DollarsField("At least ($)", validators=[Optional(), Length(max=20)])
+    max_amount = DollarsField("At most ($)", validators=[Optional(), Length(max=20)])
+    email = StringField("Donor email", validators=[Optional(), Length(max=320), no_control_characters])
+    after = StringField(validators=[Optional(), Length(max=60)])
+
+    def validate_last(self, field: DateField) -> None:
+        if field.data and self.first.data and field.data < self.first.data:
+            raise ValidationError("The end date is before the start date.")
+
+    def validate_max_amount(self, field: DollarsField) -> None:
+        if field.cents is not None and self.min_amount.cents is not None and field.cents < self.min_amount.cents:
+            raise ValidationError("The maximum is below the minimum.")
+
+
+class RefundForm(FlaskForm):
+    amount = DollarsField(
+        "Amount to refund ($; leave empty for everything not yet refunded)",
+        validators=[Optional(), Length(max=20), _positive],
+    )
+    reason = TextAreaField(
+        "Reason (kept in the audit log)",
+        validators=[InputRequired("Say why the gift is refunded."), Length(max=500), no_control_characters],
+    )
+
+
+class DesignationForm(FlaskForm):
+    fund = SelectField("Fund", coerce=int, validators=[InputRequired()])
+    tribute_kind = SelectField("Dedication", choices=choices(TRIBUTE_CHOICES), validators=[Optional()])
+    tribute_name = StringField("Name of the person", validators=[Length(max=200), no_control_characters])
+    reason = TextAreaField(
+        "Reason for the change (kept in the audit log)",
+        validators=[InputRequired("Say why the gift is changed."), Length(max=500), no_control_characters],
+    )
+
+
+# --- Donors ------------------------------------------------------------------------------------
+
+
+class DonorSearchForm(GetForm):
+    q = StringField(
+        "Name, email, organization or postal code",
+        validators=[Optional(), Length(max=200), no_control_characters],
+    )
+
+
+class MergeForm(FlaskForm):
+    duplicate = IntegerField(
+        "Donor number of the duplicate to merge into this donor",
+        validators=[InputRequired("Enter the duplicate's donor number."), NumberRange(min=1)],
+    )
+    confirm = BooleanField(
+        "I understand: every gift and membership of the duplicate moves to this donor",
+        validators=[InputRequired("Tick the box to confirm.")],
+    )
+
+
+# --- Offline gifts -----------------------------------------------------------------------------
+
+
+class _DonorFields:
+    """Shared by the single and batch forms."""
+
+    email = StringField("Email", validators=[Optional(), Length(max=254), Email("Enter a valid email address.")])
+    name = StringField("Name", validators=[Optional(), Length(max=200), no_control_characters])
+    postal_code = StringField("Postal code", validators=[Optional(), Length(max=20), no_control_characters])
+
+
+class OfflineGiftForm(FlaskForm):
+    donor_id = IntegerField("Existing donor number", validators=[Optional(), NumberRange(min=1)])
+    email = _DonorFields.email
+    name = _DonorFields.name
+    organization = StringField(
+        "Organization (when the gift is on its behalf)", validators=[Optional(), Length(max=200), no_control_characters]
+    )
+    address_line1 = StringField("Street address", validators=[Optional(), Length(max=200), no_control_characters])
+    city = StringField("City", validators=[Optional(), Length(max=100), no_control_characters])
+    region = StringField("State", validators=[Optional(), Length(max=100), no_control_characters])
+    postal_code = _DonorFields.postal_code
+    source = SelectField("Kind", choices=choices(OFFLINE_SOURCE_CHOICES), default="check", validators=[InputRequired()])
+    amount = DollarsField("Amount ($)", validators=[InputRequired("Enter the amount."), Length(max=20), _positive])
+    fund = SelectField("Fund", coerce=int, validators=[InputRequired("Choose a fund.")])
+    received_on = DateField("Date received", validators=[InputRequired("Enter the date received.")])
+    check_number = StringField("Check number", validators=[Optional(), Length(max=50), no_control_characters])
+    postmarked_on = DateField("Postmark date", validators=[Optional()])
+    anonymous = BooleanField("Anonymous (do not publish the name)")
+    tribute_kind = SelectField("Dedication", choices=choices(TRIBUTE_CHOICES), validators=[Optional()])
+    tribute_name = StringField("Name of the person", validators=[Optional(), Length(max=200), no_control_characters])
+    memo = StringField("Memo", validators=[Optional(), Length(max=200), no_control_characters])
+    send_receipt = BooleanField("Email a receipt (when there is an email address)", default=True)
+
+
+class CheckRowForm(Form):
+    """One check of a batch (a sub-form: the batch form carries the CSRF token)."""
+
+    email = _DonorFields.email
+    name = _DonorFields.name
+    postal_code = _DonorFields.postal_code
+    check_number = StringField("Check number", validators=[Optional(), Length(max=50), no_control_characters])
+    postmarked_on = DateField("Postmark date", validators=[Optional()])
+    # No Optional(): it would stop the chain before validate_amount, which requires an amount
+    # on every row that is not blank.
+    amount = DollarsField("Amount ($)", validators=[Length(max=20), _positive])
+
+    def is_blank(self) -> bool:
+        """Nothing typed in the row (unused rows of the batch are skipped)."""
+        return not any((field.raw_data or [""])[0].strip() for field in self)
+
+    def validate_amount(self, field: DollarsField) -> None:
+        if not self.is_blank() and field.cents is None:
+            raise ValidationError("Enter the amount.")
+
+
+class BatchForm(FlaskForm):
+    fund = SelectField("Fund", coerce=int, validators=[InputRequired("Choose a fund.")])
+    received_on = DateField("Date received", validators=[InputRequired("Enter the date received.")])
+    send_receipt = BooleanField("Email a receipt to donors with an email address", default=True)
+    rows = FieldList(FormField(CheckRowForm), min_entries=10, max_entries=50)
+
+
+# --- Funds -------------------------------------------------------------------------------------
+
+
+class AmountListField(StringField):
+    """Dollar amounts separated by commas ("25, 50, 100"), held as cents in `.amounts`."""
+
+    amounts: list[int] = []
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        self.amounts = []
+        parts = [part.strip() for part in (self.data or "").split(",") if part.strip()]
+        if len(parts) > 8:
+            raise ValueError("Suggest at most 8 amounts.")
+        try:
+            self.amounts = [parse_dollars(part) for part in parts]
+        except AmountError as exc:
+            raise ValueError(str(exc)) from None
+        if any(cents <= 0 for cents in self.amounts):
+            raise ValueError("Amounts must be more than zero.")
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return self.raw_data[0]
+        return ", ".join(f"{c // 100}" if c % 100 == 0 else f"{c // 100}.{c % 100:02d}" for c in self.data or [])
+
+
+class FundForm(FlaskForm):
+    name = StringField("Name", validators=[InputRequired("Name the fund."), Length(max=200), no_control_characters])
+    slug = StringField(
+        "Address (gifts at /give/ADDRESS: lowercase letters, digits, dashes)",
+        validators=[InputRequired("Choose the fund's address."), Length(max=80)],
+    )
+    description = TextAreaField("Description (shown on its gift page)", validators=[Length(max=2000)])
+    goal = DollarsField("Goal ($, optional)", validators=[Optional(), Length(max=20), _positive])
+    one_time = AmountListField("Suggested one-time amounts ($, comma separated)", validators=[Length(max=200)])
+    monthly = AmountListField("Suggested monthly amounts ($)", validators=[Length(max=200)])
+    annual = AmountListField("Suggested annual amounts ($)", validators=[Length(max=200)])
+    active = BooleanField("Active (open for gifts)", default=True)
+    is_default = BooleanField("Default fund (receives gifts that name no fund)")
+    show_progress = BooleanField("Show a progress bar toward the goal on its gift page")
+
+    def validate_show_progress(self, field: BooleanField) -> None:
+        if field.data and self.goal.cents is None:
+            raise ValidationError("A progress bar needs a goal.")
+
+    def suggested_amounts(self) -> dict[str, list[int]]:
+        fields = {"one_time": self.one_time, "monthly": self.monthly, "annual": self.annual}
+        return {frequency: field.amounts for frequency, field in fields.items() if field.amounts}
+
+
+# --- Audit and staff users -----------------------------------------------------------------------
+
+
+class AuditFilterForm(GetForm):
+    user = SelectField("Staff member", coerce=str, validators=[Optional()])
+    action = SelectField("Action", coerce=str, validators=[Optional()])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1)])
+
+
+class StaffUserForm(FlaskForm):
+    email = StringField(
+        "Email",
+        validators=[InputRequired("Enter their email."), Length(max=254), Email("Enter a valid email address.")],
+    )
+    name = StringField("Name", validators=[Optional(), Length(max=200), no_control_characters])
+    role = SelectField("Role", choices=choices(ROLE_CHOICES), default=Role.VIEWER.value, validators=[InputRequired()])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=choices(ROLE_CHOICES), validators=[InputRequired()])

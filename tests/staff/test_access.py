@@ -1,0 +1,145 @@
+"""Who may reach what: every console view, for every role, signed out, and without a CSRF token.
+
+The tables are checked against the app's url map, so a new staff view fails here until its
+roles are declared, and every POST under /staff (whichever area serves it) must carry a token.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from werkzeug.routing import Rule
+
+from donations.extensions import db
+from donations.staff.models import AuditEntry
+from tests.factories import make_donor, make_fund, make_gift
+from tests.forms import csrf_token
+from tests.staff.support import make_staff, sign_in
+
+ALL = ("admin", "finance", "viewer")
+MONEY = ("admin", "finance")
+ADMIN = ("admin",)
+
+# The roles allowed on each staff view (any method it answers).
+ACCESS: dict[str, tuple[str, ...]] = {
+    "staff.dashboard": ALL,
+    "staff.gifts": ALL,
+    "staff.gift": ALL,
+    "staff.gift_refund": MONEY,
+    "staff.gift_designation": MONEY,
+    "staff.donors": ALL,
+    "staff.donor": ALL,
+    "staff.donor_merge": MONEY,
+    "staff.offline_gift": MONEY,
+    "staff.offline_batch": MONEY,
+    "staff.funds": ALL,
+    "staff.fund_new": ADMIN,
+    "staff.fund_edit": ADMIN,
+    "staff.audit": MONEY,
+    "staff.users": ADMIN,
+    "staff.user_new": ADMIN,
+    "staff.user_role": ADMIN,
+    "staff.user_deactivate": ADMIN,
+    "staff.user_activate": ADMIN,
+    "staff.user_reset_password": ADMIN,
+    "staff.user_reset_two_factor": ADMIN,
+    "staff.account": ALL,
+    "staff.password": ALL,
+    "staff.two_factor": ALL,
+    "staff.two_factor_start": ALL,
+    "staff.two_factor_confirm": ALL,
+    "staff.two_factor_off": ALL,
+}
+# Open without a session: signing in, and signing out.
+PUBLIC = {"staff.login", "staff.login_code", "staff.logout"}
+
+
+def staff_rules(app: Flask) -> list[Rule]:
+    return [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/staff")]
+
+
+def rule_for(app: Flask, endpoint: str) -> Rule:
+    (rule,) = [rule for rule in app.url_map.iter_rules() if rule.endpoint == endpoint]
+    return rule
+
+
+def path_of(rule: Rule, ids: dict[str, int]) -> str:
+    """The rule's path with real ids for our own parameters, and any well-formed value for
+    other areas' (authentication and CSRF are decided before a view looks anything up)."""
+    values: dict[str, object] = {}
+    for name in rule.arguments:
+        converter = type(rule._converters[name]).__name__
+        values[name] = ids.get(name, 1) if converter == "IntegerConverter" else ids.get(name, "x")
+    return rule.build(values, append_unknown=False)[1]
+
+
+@pytest.fixture
+def ids(app: Flask) -> dict[str, int]:
+    fund = make_fund("general", is_default=True)
+    donor = make_donor("donor@example.org", name="Dee Donor")
+    gift = make_gift(donor, fund, 5000, stripe_payment_intent_id="pi_local_access")
+    other = make_staff("viewer")
+    return {"gift_id": gift.id, "donor_id": donor.id, "fund_id": fund.id, "user_id": other.id, "year": 2026}
+
+
+def test_every_staff_view_has_declared_roles(app):
+    ours = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint.startswith("staff.")}
+    assert ours == set(ACCESS) | PUBLIC
+
+
+@pytest.mark.parametrize("role", ALL)
+@pytest.mark.parametrize("endpoint", sorted(ACCESS))
+def test_each_view_allows_its_roles_and_refuses_the_others(app, client, ids, endpoint, role):
+    sign_in(client, make_staff(role))
+    token = csrf_token(client, "/staff/account")
+    rule = rule_for(app, endpoint)
+    path = path_of(rule, ids)
+    for method in sorted(rule.methods & {"GET", "POST"}):
+        # POST: a valid token and an empty form; access is decided before the form is read.
+        response = client.get(path) if method == "GET" else client.post(path, data={"csrf_token": token})
+        if role in ACCESS[endpoint]:
+            assert response.status_code != 403, (method, path, role)
+            assert "/staff/sign-in" not in (response.location or ""), (method, path, role)
+            assert response.status_code < 500, (method, path, role)
+        else:
+            assert response.status_code == 403, (method, path, role, response.status_code)
+
+
+def test_every_staff_page_sends_a_signed_out_visitor_to_sign_in(app, client, ids):
+    """Every /staff route of every area, not only ours."""
+    token = csrf_token(client, "/staff/sign-in")
+    checked = 0
+    for rule in staff_rules(app):
+        if rule.endpoint in PUBLIC or rule.endpoint == "static":
+            continue
+        path = path_of(rule, ids)
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            response = client.open(path, method=method, data={"csrf_token": token} if method == "POST" else None)
+            assert response.status_code == 302, (method, path, response.status_code)
+            assert response.location.startswith("/staff/sign-in?next="), (method, path, response.location)
+            checked += 1
+    assert checked >= len(ACCESS)
+
+
+def test_every_staff_post_is_refused_without_a_csrf_token(app, client, ids):
+    """Every POST under /staff, of every area, signed in as an admin (who may do anything)."""
+    sign_in(client, make_staff("admin"))
+    before = db.session.scalar(select(func.count()).select_from(AuditEntry))
+    posts = [rule for rule in staff_rules(app) if "POST" in rule.methods]
+    assert {"staff.login", "staff.logout", "staff.gift_refund", "staff.offline_batch"} <= {r.endpoint for r in posts}
+    for rule in posts:
+        path = path_of(rule, ids)
+        response = client.post(path, data={"amount": "1", "reason": "csrf probe", "role": "viewer"})
+        assert response.status_code == 400, (path, response.status_code)
+        assert "form expired" in response.get_data(as_text=True), path
+        wrong = client.post(path, data={"csrf_token": "not-the-token", "reason": "csrf probe"})
+        assert wrong.status_code == 400, path
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == before
+
+
+def test_there_is_no_way_to_edit_or_delete_audit_entries(app):
+    for rule in app.url_map.iter_rules():
+        assert not (rule.methods & {"PUT", "PATCH", "DELETE"}) or not rule.rule.startswith("/staff"), rule
+        if rule.rule.startswith("/staff/audit"):
+            assert rule.methods <= {"GET", "HEAD", "OPTIONS"}, rule

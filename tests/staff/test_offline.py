@@ -1,0 +1,242 @@
+"""Checks by mail, cash and other offline gifts: single entry and batches. They count in the
+ledger and in fund totals like online gifts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from donations.clock import local_date, utcnow
+from donations.extensions import db
+from donations.ledger import funds
+from donations.ledger.models import Donor, Gift, GiftStatus
+from donations.receipts.models import OutboxMessage
+from donations.staff import dashboard
+from donations.staff.models import AuditEntry
+from tests.factories import make_donor, make_fund, make_gift
+from tests.forms import csrf_token, page_text
+from tests.staff.support import make_staff, sign_in
+
+
+@pytest.fixture
+def finance(client):
+    user = make_staff("finance")
+    sign_in(client, user)
+    return user
+
+
+def count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def today() -> date:
+    return local_date(utcnow())
+
+
+def post_single(client, **fields):
+    token = csrf_token(client, "/staff/offline/new")
+    return client.post("/staff/offline/new", data={"csrf_token": token, **fields})
+
+
+def batch_rows(*rows: dict[str, str]) -> dict[str, str]:
+    data = {}
+    for index, row in enumerate(rows):
+        for key, value in row.items():
+            data[f"rows-{index}-{key}"] = value
+    return data
+
+
+def post_batch(client, fund, received_on: date, *rows: dict[str, str], send_receipt: bool = True):
+    token = csrf_token(client, "/staff/offline/batch")
+    data = {"csrf_token": token, "fund": fund.id, "received_on": received_on.isoformat(), **batch_rows(*rows)}
+    if send_receipt:
+        data["send_receipt"] = "y"
+    return client.post("/staff/offline/batch", data=data)
+
+
+def test_a_check_from_a_new_donor_without_email(client, finance):
+    fund = make_fund("general", goal_cents=100_000)
+    received = today() - timedelta(days=1)
+    response = post_single(
+        client,
+        name="Ruth Mailer",
+        address_line1="12 Elm St",
+        city="Oakland",
+        region="CA",
+        postal_code="94610",
+        source="check",
+        amount="150.00",
+        fund=fund.id,
+        received_on=received.isoformat(),
+        check_number="1042",
+        postmarked_on=(received - timedelta(days=2)).isoformat(),
+        send_receipt="y",
+    )
+    assert response.status_code == 303, page_text(response.get_data(as_text=True))
+    gift = db.session.scalars(select(Gift)).one()
+    assert (gift.source, gift.status, gift.amount_cents, gift.check_number) == ("check", "paid", 15000, "1042")
+    assert gift.postmarked_on == received - timedelta(days=2)
+    assert local_date(gift.received_at) == received
+    assert gift.tax_deductible is False and gift.frequency == "one_time"
+    donor = gift.donor
+    assert (donor.name, donor.address_line1, donor.city, donor.postal_code) == (
+        "Ruth Mailer",
+        "12 Elm St",
+        "Oakland",
+        "94610",
+    )
+    assert donor.email.endswith("@no-email.invalid")
+    assert count(OutboxMessage) == 0  # nobody to email
+    entry = db.session.scalars(select(AuditEntry)).one()
+    assert (entry.action, entry.target_id, entry.staff_user_id) == ("gift.offline_create", str(gift.id), finance.id)
+    assert entry.details["check_number"] == "1042"
+    assert funds.raised_by_fund()[fund.id] == 15000
+
+
+def test_a_check_from_a_known_email_goes_to_that_donor_with_a_receipt(client, finance):
+    fund = make_fund()
+    donor = make_donor("Known@Example.org", name="Known Donor")
+    response = post_single(
+        client,
+        email="known@example.org",
+        source="check",
+        amount="40",
+        fund=fund.id,
+        received_on=today().isoformat(),
+        check_number="77",
+        send_receipt="y",
+    )
+    assert response.status_code == 303
+    gift = db.session.scalars(select(Gift)).one()
+    assert gift.donor_id == donor.id
+    message = db.session.scalars(select(OutboxMessage)).one()
+    assert (message.kind, message.context, message.to_address) == (
+        "gift_receipt",
+        {"gift_id": gift.id},
+        "Known@Example.org",
+    )
+
+
+def test_cash_for_an_existing_donor_by_number_follows_a_merge(client, finance):
+    fund = make_fund()
+    kept, duplicate = make_donor(), make_donor()
+    duplicate.merged_into_id = kept.id
+    db.session.commit()
+    page = client.get(f"/staff/offline/new?donor_id={duplicate.id}").get_data(as_text=True)
+    assert f'value="{duplicate.id}"' in page
+    response = post_single(
+        client, donor_id=duplicate.id, source="cash", amount="20", fund=fund.id, received_on=today().isoformat()
+    )
+    assert response.status_code == 303
+    assert db.session.scalars(select(Gift)).one().donor_id == kept.id
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"source": "check"}, "A check needs its check number."),
+        ({"source": "cash", "check_number": "5"}, "Only checks have a check number"),
+        ({"source": "check", "check_number": "5", "received_on": "2999-01-01"}, "cannot be in the future"),
+        ({"source": "check", "check_number": "5", "postmarked_on": "2999-01-01"}, "postmark cannot be later"),
+        ({"source": "check", "check_number": "5", "amount": "0"}, "more than zero"),
+        ({"source": "check", "check_number": "5", "amount": "12.345"}, "Enter an amount in dollars"),
+        ({"source": "stripe", "check_number": "5"}, "Not a valid choice"),
+        ({"source": "check", "check_number": "5", "name": ""}, "Give the donor's name or email"),
+        ({"source": "check", "check_number": "5", "donor_id": "999999"}, "There is no donor #999999"),
+        ({"source": "check", "check_number": "5", "tribute_kind": "honor"}, "Name the person"),
+    ],
+)
+def test_bad_offline_gifts_are_refused_and_write_nothing(client, finance, fields, message):
+    fund = make_fund()
+    data = {"name": "Someone", "amount": "25", "fund": fund.id, "received_on": today().isoformat(), **fields}
+    response = post_single(client, **data)
+    assert response.status_code == 400
+    assert message in page_text(response.get_data(as_text=True))
+    assert count(Gift) == 0 and count(AuditEntry) == 0
+    assert count(Donor) == 0
+
+
+def test_a_batch_of_two_checks_counts_in_the_ledger_and_the_fund(client, finance):
+    fund = make_fund("forums", goal_cents=500_000)
+    earlier = make_gift(make_donor(), fund, 10_000)
+    before = dashboard.period_totals(today())[0]
+    response = post_batch(
+        client,
+        fund,
+        today(),
+        {
+            "name": "Ada Check",
+            "postal_code": "94110",
+            "check_number": "101",
+            "postmarked_on": today().isoformat(),
+            "amount": "50",
+        },
+        {"email": "bo@example.org", "name": "Bo", "check_number": "7", "amount": "1,200.50"},
+        {},  # a blank row is skipped
+    )
+    assert response.status_code == 303, page_text(response.get_data(as_text=True))
+    assert response.location == "/staff/gifts?source=check"
+    checks = db.session.scalars(select(Gift).where(Gift.source == "check").order_by(Gift.id)).all()
+    assert [(g.check_number, g.amount_cents) for g in checks] == [("101", 5000), ("7", 120050)]
+    assert all(local_date(g.received_at) == today() and g.status == GiftStatus.PAID for g in checks)
+    assert funds.raised_by_fund()[fund.id] == earlier.amount_cents + 5000 + 120050
+    after = dashboard.period_totals(today())[0]
+    assert after.gifts == before.gifts + 2
+    assert after.gross_cents == before.gross_cents + 125050
+    listed = page_text(client.get("/staff/gifts?source=check").get_data(as_text=True))
+    assert "$1,200.50" in listed and "Ada Check" in listed
+    actions = list(db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+    assert actions == ["gift.offline_create", "gift.offline_create", "gift.offline_batch"]
+    batch = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "gift.offline_batch")).one()
+    assert batch.details == {"gift_ids": [g.id for g in checks], "count": 2, "total_cents": 125050}
+    assert count(OutboxMessage) == 1  # only Bo gave an email address
+
+
+def test_a_batch_with_one_bad_row_records_nothing(client, finance):
+    fund = make_fund()
+    response = post_batch(
+        client,
+        fund,
+        today(),
+        {"name": "Fine Row", "check_number": "1", "amount": "10"},
+        {"name": "No Number", "amount": "20"},
+    )
+    assert response.status_code == 400
+    assert "Row 2: A check needs its check number." in page_text(response.get_data(as_text=True))
+    assert count(Gift) == 0 and count(Donor) == 0 and count(AuditEntry) == 0
+
+
+def test_a_row_without_an_amount_is_pointed_out(client, finance):
+    response = post_batch(client, make_fund(), today(), {"name": "Forgot", "check_number": "9"})
+    assert response.status_code == 400
+    assert "Enter the amount." in page_text(response.get_data(as_text=True))
+    assert count(Gift) == 0
+
+
+def test_an_empty_batch_is_refused(client, finance):
+    response = post_batch(client, make_fund(), today())
+    assert response.status_code == 400
+    assert "The batch is empty" in page_text(response.get_data(as_text=True))
+
+
+def test_the_same_check_is_never_recorded_twice(client, finance):
+    fund = make_fund()
+    row = {"email": "twice@example.org", "name": "Twice", "check_number": "555", "amount": "75"}
+    assert post_batch(client, fund, today(), row).status_code == 303
+    again = post_batch(client, fund, today(), row)
+    assert again.status_code == 400
+    assert "already recorded" in page_text(again.get_data(as_text=True))
+    in_one_batch = post_batch(client, fund, today(), {**row, "check_number": "556"}, {**row, "check_number": "556"})
+    assert in_one_batch.status_code == 400
+    assert count(Gift) == 1
+
+
+def test_offline_gifts_are_dated_inside_their_local_day(app):
+    from donations.ledger.offline import received_at_for
+
+    for day in (date(2026, 3, 8), date(2026, 11, 1), date(2026, 12, 31)):  # DST changes, year end
+        moment = received_at_for(day)
+        assert local_date(moment) == day
+        assert moment.astimezone(UTC) > datetime(day.year, day.month, day.day, tzinfo=UTC)
