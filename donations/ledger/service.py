@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from donations.clock import utcnow
 from donations.extensions import db
+from donations.ledger.donors import resolve_merged
 from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
 
 
@@ -47,6 +48,8 @@ def find_or_create_donor(
     donor = db.session.execute(
         select(Donor).where(Donor.email_key == key).execution_options(populate_existing=True)
     ).scalar_one()
+    # A merged duplicate's email still arrives from Stripe: its gifts belong to the survivor.
+    donor = resolve_merged(donor)
     # Fill in what we did not know; never overwrite what the donor (or staff) already gave.
     if name and not donor.name:
         donor.name = name
