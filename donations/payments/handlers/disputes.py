@@ -1,0 +1,42 @@
+"""Dispute events: a disputed gift is marked until the dispute closes; a lost one is reversed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from donations.clock import from_timestamp
+from donations.ledger import reversals
+from donations.payments.handlers import EventDeferred, StripeEventData, handles
+from donations.payments.handlers.refunds import object_id
+
+
+def dispute_facts(dispute: dict[str, Any], event: StripeEventData) -> reversals.DisputeFacts:
+    due_by = (dispute.get("evidence_details") or {}).get("due_by")
+    return reversals.DisputeFacts(
+        dispute_id=dispute["id"],
+        amount_cents=int(dispute["amount"]),
+        currency=dispute["currency"],
+        status=dispute["status"],
+        reason=dispute.get("reason"),
+        evidence_due_by=from_timestamp(due_by) if due_by else None,
+        created_at=from_timestamp(dispute["created"]) if dispute.get("created") else event.created,
+        observed_at=event.created,
+        charge_id=object_id(dispute.get("charge")),
+        payment_intent_id=object_id(dispute.get("payment_intent")),
+    )
+
+
+@handles("charge.dispute.created", "charge.dispute.updated")
+def dispute_opened(event: StripeEventData) -> None:
+    try:
+        reversals.open_dispute(dispute_facts(event.object, event))
+    except (reversals.GiftNotYetKnown, reversals.ReversalRefused) as exc:
+        raise EventDeferred(str(exc)) from None
+
+
+@handles("charge.dispute.closed")
+def dispute_closed(event: StripeEventData) -> None:
+    try:
+        reversals.close_dispute(dispute_facts(event.object, event))
+    except (reversals.GiftNotYetKnown, reversals.ReversalRefused) as exc:
+        raise EventDeferred(str(exc)) from None

@@ -1,0 +1,79 @@
+"""Refund events: one reversal per Stripe refund id, whichever of these events tells us first.
+
+`refund.created`, `refund.updated`, `refund.failed` (and the older `charge.refund.updated`) carry
+the refund itself; `charge.refunded` carries the charge with its refunds listed. A refund whose
+gift is not recorded yet is deferred: the event is kept and re-applied once the gift arrives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from donations.clock import from_timestamp
+from donations.ledger import reversals
+from donations.ledger.models import ReversalKind
+from donations.payments.handlers import EventDeferred, StripeEventData, handles
+from donations.receipts import service as receipts
+
+
+def object_id(value: Any) -> str | None:
+    """An id field, whether Stripe sent the id or the expanded object."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value or None
+
+
+def refund_facts(
+    refund: dict[str, Any], event: StripeEventData, charge: dict[str, Any] | None = None
+) -> reversals.RefundFacts:
+    charge = charge or {}
+    metadata = refund.get("metadata") or {}
+    return reversals.RefundFacts(
+        refund_id=refund["id"],
+        amount_cents=int(refund["amount"]),
+        currency=refund["currency"],
+        status=refund.get("status") or "succeeded",
+        created_at=from_timestamp(refund["created"]) if refund.get("created") else event.created,
+        observed_at=event.created,
+        charge_id=object_id(refund.get("charge")) or charge.get("id"),
+        payment_intent_id=object_id(refund.get("payment_intent")) or object_id(charge.get("payment_intent")),
+        # Our own refunds carry the staff member's words; others have Stripe's reason code.
+        reason=metadata.get("reason") or refund.get("reason"),
+    )
+
+
+def apply(facts: reversals.RefundFacts) -> None:
+    try:
+        gift, written = reversals.apply_refund(facts)
+    except (reversals.GiftNotYetKnown, reversals.ReversalRefused) as exc:
+        raise EventDeferred(str(exc)) from None
+    if facts.status in reversals.REFUND_FAILED_STATUSES:
+        return
+    for entry in written:
+        if entry.kind == ReversalKind.REFUND:
+            receipts.queue(
+                "refund_confirmed",
+                gift.donor.email,
+                {"reversal_id": entry.id},
+                dedupe_key=f"refund_confirmed:{entry.stripe_key}",
+                donor_id=gift.donor_id,
+            )
+
+
+@handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
+def refund_changed(event: StripeEventData) -> None:
+    apply(refund_facts(event.object, event))
+
+
+@handles("charge.refunded")
+def charge_refunded(event: StripeEventData) -> None:
+    charge = event.object
+    try:
+        reversals.link_charge(
+            charge["id"], object_id(charge.get("payment_intent")), object_id(charge.get("balance_transaction"))
+        )
+    except reversals.GiftNotYetKnown as exc:
+        raise EventDeferred(str(exc)) from None
+    # Current API versions leave the refunds out of the charge; the refund.* events carry them.
+    for refund in (charge.get("refunds") or {}).get("data") or []:
+        apply(refund_facts(refund, event, charge))

@@ -1,0 +1,69 @@
+"""Staff pages for the payment pipeline: Stripe events that failed to apply (with a retry
+button for finance and admins) and open disputes with their evidence deadlines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
+
+from donations.clock import newsroom_zone
+from donations.extensions import db
+from donations.ledger.reversals import open_disputes
+from donations.payments import sync
+from donations.payments.events import Outcome
+from donations.staff.auth import MONEY, READ, role_required
+
+bp = Blueprint("payments_staff", __name__, url_prefix="/staff")
+
+
+class RetryForm(FlaskForm):
+    """No fields: the CSRF token is the form."""
+
+
+def local_time(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(newsroom_zone()).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@bp.get("/events")
+@role_required(*READ)
+def failed_events():  # type: ignore[no-untyped-def]
+    return render_template(
+        "payments/failed_events.html",
+        events=sync.failing_events(),
+        health=sync.sync_health(),
+        can_retry=current_user.role in MONEY,
+        form=RetryForm(),
+        local_time=local_time,
+    )
+
+
+@bp.post("/events/<event_id>/retry")
+@role_required(*MONEY)
+def retry_event(event_id: str):  # type: ignore[no-untyped-def]
+    if not RetryForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    try:
+        outcome = sync.retry_failed_event(event_id, current_user, remote_addr=request.remote_addr)
+    except IntegrityError:
+        db.session.rollback()
+        flash(f"Event {event_id} is being applied by another worker; try again in a moment.", "error")
+        return redirect(url_for(".failed_events"))
+    if outcome is None:
+        flash(f"Event {event_id} is not waiting to be applied.", "error")
+    elif outcome is Outcome.DEFERRED:
+        flash(f"Event {event_id} still cannot be applied; its error is updated below.", "error")
+    else:
+        flash(f"Event {event_id} applied.", "success")
+    return redirect(url_for(".failed_events"))
+
+
+@bp.get("/disputes")
+@role_required(*READ)
+def disputes():  # type: ignore[no-untyped-def]
+    return render_template("payments/disputes.html", disputes=open_disputes(), local_time=local_time)

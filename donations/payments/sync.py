@@ -1,0 +1,123 @@
+"""`payments sync`: recover what webhooks missed, from Stripe's Events list.
+
+Every event created since a date is listed (newest first, paged with has_more/starting_after);
+those not applied yet go through `events.receive` exactly as a webhook would, oldest first; then
+events kept with an error are retried, and payouts are reconciled. Running it twice changes
+nothing: applied events are skipped, and the ledger's keys make every write idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from donations.clock import utcnow
+from donations.extensions import db
+from donations.payments import events, reconcile
+from donations.payments.gateway import GatewayError, PaymentGateway, get_gateway
+from donations.payments.models import StripeEvent, SyncRun
+from donations.staff.models import StaffUser
+from donations.staff.service import audit
+
+PAGE_SIZE = 100
+
+
+def _unapplied(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ids = [event["id"] for event in page]
+    applied = set(
+        db.session.scalars(select(StripeEvent.id).where(StripeEvent.id.in_(ids), StripeEvent.applied_at.is_not(None)))
+    )
+    return [event for event in page if event["id"] not in applied]
+
+
+def _retry_until_stuck() -> int:
+    applied = 0
+    while True:
+        newly = events.retry_deferred(limit=500)
+        applied += newly
+        if not newly:  # one pass that applied nothing: the rest are waiting on something else
+            return applied
+
+
+def run_sync(since: datetime, gateway: PaymentGateway | None = None, page_size: int = PAGE_SIZE) -> SyncRun:
+    """Apply every event created since `since` that is not applied yet; record the run."""
+    gateway = gateway or get_gateway()
+    run = SyncRun(since=since, started_at=utcnow())
+    db.session.add(run)
+    db.session.commit()
+    try:
+        missing: list[dict[str, Any]] = []
+        starting_after = None
+        while True:
+            page = gateway.list_events(
+                created_gte=int(since.timestamp()), starting_after=starting_after, limit=page_size
+            )
+            run.events_seen += len(page.events)
+            missing.extend(_unapplied(page.events))
+            if not page.has_more or not page.events:
+                break
+            starting_after = page.events[-1]["id"]
+        applied = 0
+        # Oldest first, the order they happened in: fewer refunds wait for their gift.
+        for event in sorted(missing, key=lambda event: (event["created"], event["id"])):
+            if events.receive(event, via="sync") in (events.Outcome.APPLIED, events.Outcome.IGNORED):
+                applied += 1
+        applied += _retry_until_stuck()
+        run.events_applied = applied
+        db.session.commit()
+        reconcile.reconcile_payouts(gateway)
+        reconcile.relink_transactions()
+        reconcile.fill_fees(gateway)
+    except GatewayError as exc:
+        db.session.rollback()
+        run.error = str(exc)
+    else:
+        run.succeeded = True
+    run.finished_at = utcnow()
+    db.session.commit()
+    return run
+
+
+@dataclass(frozen=True)
+class SyncHealth:
+    last_success_at: datetime | None
+    failing_events: int
+
+
+def sync_health() -> SyncHealth:
+    """When the last sync succeeded, and how many events are kept unapplied with an error."""
+    last = db.session.scalar(select(func.max(SyncRun.finished_at)).where(SyncRun.succeeded.is_(True)))
+    failing = db.session.scalar(select(func.count()).select_from(StripeEvent).where(StripeEvent.applied_at.is_(None)))
+    return SyncHealth(last_success_at=last, failing_events=int(failing or 0))
+
+
+def failing_events(limit: int = 200) -> list[StripeEvent]:
+    """Events kept unapplied with their error, most recently received first."""
+    return list(
+        db.session.scalars(
+            select(StripeEvent)
+            .where(StripeEvent.applied_at.is_(None))
+            .order_by(StripeEvent.received_at.desc(), StripeEvent.id)
+            .limit(limit)
+        )
+    )
+
+
+def retry_failed_event(event_id: str, actor: StaffUser | str, remote_addr: str | None = None) -> events.Outcome | None:
+    """Staff's retry button: re-apply one kept event now, audited. None: it is no longer waiting."""
+    outcome = events.retry_one(event_id)
+    if outcome is None:
+        return None
+    audit(
+        "stripe_event.retry",
+        actor=actor,
+        target_type="stripe_event",
+        target_id=event_id,
+        details={"outcome": outcome.value},
+        remote_addr=remote_addr,
+    )
+    db.session.commit()
+    return outcome
