@@ -1,0 +1,258 @@
+"""Membership self-service without passwords.
+
+A member asks for a link at /membership; if the email is a donor's, a signed link is queued in
+the outbox. The link is single-purpose (its own signing salt), names the donor and the email it
+was sent to, and expires (MAGIC_LINK_MAX_AGE, 24 hours by default). Opening it signs the browser
+in to that donor's page until the link would have expired; the token then leaves the address
+bar, so it never reaches another site in a Referer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app, url_for
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+
+from donations.clock import from_timestamp
+from donations.extensions import db
+from donations.ledger import memberships
+from donations.ledger import service as ledger
+from donations.ledger.models import RECEIVED_STATUSES, Donor, Gift, Membership, MembershipStatus
+from donations.money import format_money
+from donations.payments import local_billing
+from donations.payments.gateway import get_gateway
+from donations.receipts import service as receipts
+
+LINK_SALT = "membership-self-service-link"
+SESSION_KEY = "membership_member"
+GIFTS_SHOWN = 100
+# A link "issued" further ahead than this is not ours (clocks differ by seconds, not minutes).
+CLOCK_SKEW_SECONDS = 300
+
+
+class LinkInvalid(ValueError):
+    """Not a link we signed for this purpose, or its donor is gone."""
+
+
+class LinkExpired(LinkInvalid):
+    pass
+
+
+class NotYours(LookupError):
+    """No such membership among the signed-in member's: a 404."""
+
+
+class ChangeRefused(ValueError):
+    """A change the member asked for that cannot be made (bad amount, canceled): a 400."""
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=LINK_SALT)
+
+
+def _max_age() -> int:
+    return int(current_app.config["MAGIC_LINK_MAX_AGE"])
+
+
+def _current_donor(donor: Donor) -> Donor:
+    """Follow merges: a link sent to a merged donor's email opens the surviving record."""
+    seen = {donor.id}
+    while donor.merged_into_id is not None and donor.merged_into_id not in seen:
+        seen.add(donor.merged_into_id)
+        donor = db.session.get(Donor, donor.merged_into_id) or donor
+    return donor
+
+
+# The link -----------------------------------------------------------------------------------
+
+
+def make_link_token(donor: Donor, issued_at: int | None = None) -> str:
+    issued = int(time.time()) if issued_at is None else issued_at
+    return _serializer().dumps({"donor": donor.id, "email": donor.email_key, "issued": issued})
+
+
+def read_link_token(token: str) -> tuple[Donor, int]:
+    """(donor, the time until which the link is good). Raises LinkExpired or LinkInvalid."""
+    try:
+        data: Any = _serializer().loads(token)
+    except BadSignature:
+        raise LinkInvalid("this link is not one we sent") from None
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("donor"), int)
+        and isinstance(data.get("email"), str)
+        and isinstance(data.get("issued"), int)
+    ):
+        raise LinkInvalid("this link is not one we sent")
+    now = int(time.time())
+    until = data["issued"] + _max_age()
+    if data["issued"] > now + CLOCK_SKEW_SECONDS:
+        raise LinkInvalid("this link is not one we sent")
+    if now > until:
+        raise LinkExpired("this link has expired")
+    donor = db.session.get(Donor, data["donor"])
+    # The email is part of the link: once the donor's email changes (or is erased), it is dead.
+    if donor is None or donor.erased_at is not None or donor.email_key != data["email"]:
+        raise LinkInvalid("this link is no longer valid")
+    return _current_donor(donor), until
+
+
+def request_link(email: str) -> None:
+    """Queue a link to `email` if it is a donor's; do nothing otherwise (the caller answers
+    the same either way)."""
+    donor = ledger.find_donor(email)
+    if donor is None or donor.erased_at is not None:
+        return
+    issued = int(time.time())
+    url = url_for("membership.open_link", token=make_link_token(donor, issued), _external=True)
+    expires = from_timestamp(issued + _max_age())
+    receipts.queue("magic_link", donor.email, {"url": url, "expires_at_iso": expires.isoformat()}, donor_id=donor.id)
+    db.session.commit()
+
+
+# The signed-in member -----------------------------------------------------------------------
+
+
+def sign_in(session: Any, donor: Donor, until: int) -> None:
+    session[SESSION_KEY] = {"donor": donor.id, "until": until}
+
+
+def sign_out(session: Any) -> None:
+    session.pop(SESSION_KEY, None)
+
+
+def signed_in_donor(session: Any) -> Donor | None:
+    entry = session.get(SESSION_KEY)
+    if not isinstance(entry, dict) or not isinstance(entry.get("until"), int) or entry["until"] < time.time():
+        return None
+    donor = db.session.get(Donor, entry.get("donor"))
+    if donor is None or donor.erased_at is not None:
+        return None
+    return _current_donor(donor)
+
+
+# The member's page ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MembershipRow:
+    membership: Membership
+    level: str
+    amount: str  # "$15.00 a month"
+    renews_on: datetime | None
+
+
+@dataclass(frozen=True)
+class Account:
+    donor: Donor
+    memberships: list[MembershipRow]
+    gifts: list[Gift]
+    gateway: str
+
+
+def _describe(membership: Membership) -> MembershipRow:
+    per = "month" if membership.interval == "month" else "year"
+    renews = (
+        membership.current_period_end
+        if membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE)
+        and not membership.cancel_at_period_end
+        else None
+    )
+    return MembershipRow(
+        membership=membership,
+        level=memberships.level_of(membership),
+        amount=f"{format_money(membership.amount_cents, membership.currency)} a {per}",
+        renews_on=renews,
+    )
+
+
+def account(donor: Donor) -> Account:
+    rows = db.session.scalars(
+        select(Membership).where(Membership.donor_id == donor.id).order_by(Membership.created_at.desc())
+    ).all()
+    gifts = db.session.scalars(
+        select(Gift)
+        .where(Gift.donor_id == donor.id, Gift.status.in_(RECEIVED_STATUSES))
+        .order_by(Gift.received_at.desc(), Gift.id.desc())
+        .limit(GIFTS_SHOWN)
+    ).all()
+    return Account(
+        donor=donor,
+        memberships=[_describe(m) for m in rows],
+        gifts=list(gifts),
+        gateway=current_app.config["PAYMENTS_GATEWAY"],
+    )
+
+
+def _own_membership(donor: Donor, membership_id: int) -> Membership:
+    membership = db.session.get(Membership, membership_id)
+    if membership is None or membership.donor_id != donor.id:
+        raise NotYours(membership_id)
+    return membership
+
+
+def portal_url(donor: Donor, membership_id: int, return_url: str) -> str:
+    """Where the member manages this membership: Stripe's Billing Portal for its customer, or
+    the local gateway's page. GatewayError reaches the caller (a retry page)."""
+    membership = _own_membership(donor, membership_id)
+    if not membership.stripe_customer_id:
+        raise ChangeRefused("This membership cannot be managed online; please write to us.")
+    return get_gateway().create_billing_portal_session(membership.stripe_customer_id, return_url)
+
+
+# The local gateway's portal -------------------------------------------------------------------
+
+
+def local_portal(donor: Donor, customer_id: str) -> list[MembershipRow]:
+    """The member's local memberships under this customer that can still be changed."""
+    rows = db.session.scalars(
+        select(Membership)
+        .where(
+            Membership.donor_id == donor.id,
+            Membership.stripe_customer_id == customer_id,
+            Membership.stripe_subscription_id.startswith(local_billing.LOCAL_SUBSCRIPTION_PREFIX),
+        )
+        .order_by(Membership.created_at.desc())
+    ).all()
+    if not rows:
+        raise NotYours(customer_id)
+    return [_describe(m) for m in rows]
+
+
+def _changeable(donor: Donor, membership_id: int) -> Membership:
+    membership = _own_membership(donor, membership_id)
+    if not (membership.stripe_subscription_id or "").startswith(local_billing.LOCAL_SUBSCRIPTION_PREFIX):
+        raise NotYours(membership_id)
+    if membership.status == MembershipStatus.CANCELED:
+        raise ChangeRefused("This membership has ended.")
+    return membership
+
+
+def change_amount(donor: Donor, membership_id: int, amount_cents: int) -> Membership:
+    membership = _changeable(donor, membership_id)
+    low, high = current_app.config["GIFT_MINIMUM_CENTS"], current_app.config["GIFT_MAXIMUM_CENTS"]
+    if not low <= amount_cents <= high:
+        raise ChangeRefused(f"Choose an amount from {format_money(low)} to {format_money(high)}.")
+    if amount_cents != membership.amount_cents:
+        local_billing.change_amount(membership, amount_cents)
+    return membership
+
+
+def update_card(donor: Donor, membership_id: int, card_number: str) -> Membership:
+    membership = _changeable(donor, membership_id)
+    last4 = local_billing.CARD_LAST4.get(card_number)
+    if last4 is None:
+        raise ChangeRefused("Use the test card 4242 4242 4242 4242, or 4000 0000 0000 0002 to see renewals decline.")
+    local_billing.keep_card(membership.stripe_subscription_id or "", last4)
+    return membership
+
+
+def cancel(donor: Donor, membership_id: int) -> Membership:
+    membership = _changeable(donor, membership_id)
+    local_billing.cancel(membership)
+    return membership

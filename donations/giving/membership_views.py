@@ -1,0 +1,198 @@
+"""/membership: members manage their memberships through an emailed link, without a password.
+
+Thin views: validate, call one service function, redirect. The request page answers the same
+whether or not the email is a donor's.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.wrappers import Response
+
+from donations.extensions import limiter
+from donations.giving import membership_service as service
+from donations.giving.membership_forms import AmountForm, CardForm, LinkRequestForm
+from donations.ledger.models import Donor
+from donations.payments.gateway import GatewayError
+from donations.payments.local_billing import LocalBillingError
+from donations.security import content_security_policy
+
+bp = Blueprint("membership", __name__)
+
+BILLING_PORTAL_ORIGIN = "https://billing.stripe.com"
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    # A member's gifts and address: never kept in a shared or browser cache.
+    response.headers["Cache-Control"] = "no-store"
+    if request.endpoint == "membership.account" and current_app.config["PAYMENTS_GATEWAY"] == "stripe":
+        # Its buttons post to a view that redirects to the Billing Portal, and browsers apply
+        # form-action to that redirect as well.
+        policy = content_security_policy(current_app.config, request.endpoint)
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {BILLING_PORTAL_ORIGIN}"
+        )
+    return response
+
+
+def _link_limit() -> str:
+    return current_app.config["MAGIC_LINK_RATE_LIMIT"]
+
+
+@bp.route("/membership", methods=["GET", "POST"])
+@limiter.limit(_link_limit, methods=["POST"])
+def request_link():  # type: ignore[no-untyped-def]
+    form = LinkRequestForm()
+    if form.validate_on_submit():
+        service.request_link(form.email.data)
+        return redirect(url_for("membership.link_sent"), code=303)
+    status = 400 if request.method == "POST" else 200
+    return render_template("giving/membership_request.html", form=form), status
+
+
+@bp.get("/membership/sent")
+def link_sent():  # type: ignore[no-untyped-def]
+    return render_template("giving/membership_link_sent.html", hours=current_app.config["MAGIC_LINK_MAX_AGE"] // 3600)
+
+
+@bp.get("/membership/link/<token>")
+def open_link(token: str):  # type: ignore[no-untyped-def]
+    try:
+        donor, until = service.read_link_token(token)
+    except service.LinkExpired:
+        return render_template("giving/membership_link_invalid.html", expired=True), 410
+    except service.LinkInvalid:
+        return render_template("giving/membership_link_invalid.html", expired=False), 400
+    service.sign_in(session, donor, until)
+    # Off the address bar: the token must not travel on in a Referer or a shared screen.
+    return redirect(url_for("membership.account"), code=303)
+
+
+def _member() -> Donor:
+    donor = service.signed_in_donor(session)
+    if donor is None:
+        abort(redirect(url_for("membership.request_link"), code=303))
+    return donor
+
+
+@bp.get("/membership/account")
+def account():  # type: ignore[no-untyped-def]
+    return render_template("giving/membership_account.html", account=service.account(_member()))
+
+
+@bp.post("/membership/account/<int:membership_id>/manage")
+def manage(membership_id: int):  # type: ignore[no-untyped-def]
+    donor = _member()
+    try:
+        url = service.portal_url(donor, membership_id, url_for("membership.account", _external=True))
+    except service.NotYours:
+        abort(404)
+    except service.ChangeRefused as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("membership.account"), code=303)
+    except GatewayError:
+        return render_template("giving/retry.html"), 503
+    return redirect(url, code=303)
+
+
+@bp.post("/membership/sign-out")
+def sign_out():  # type: ignore[no-untyped-def]
+    service.sign_out(session)
+    return redirect(url_for("membership.request_link"), code=303)
+
+
+# The local gateway's stand-in for the Billing Portal ------------------------------------------
+
+
+def _local_only() -> None:
+    if current_app.config["PAYMENTS_GATEWAY"] != "local":
+        abort(404)
+
+
+def _render_local_portal(donor: Donor, customer_id: str, status: int = 200, **forms: object):  # type: ignore[no-untyped-def]
+    try:
+        rows = service.local_portal(donor, customer_id)
+    except service.NotYours:
+        abort(404)
+    return render_template(
+        "giving/membership_local_portal.html",
+        rows=rows,
+        customer_id=customer_id,
+        amount_form=forms.get("amount_form") or AmountForm(formdata=None),
+        card_form=forms.get("card_form") or CardForm(formdata=None),
+        failed_id=forms.get("failed_id"),
+    ), status
+
+
+@bp.get("/membership/local/<customer_id>")
+def local_portal(customer_id: str):  # type: ignore[no-untyped-def]
+    _local_only()
+    return _render_local_portal(_member(), customer_id)
+
+
+def _local_change(customer_id: str, membership_id: int, change, done: str, **forms: object):  # type: ignore[no-untyped-def]
+    """Apply one change from the local portal, then back to the member's page."""
+    donor = _member()
+    try:
+        change(donor)
+    except service.NotYours:
+        abort(404)
+    except service.ChangeRefused as exc:
+        flash(str(exc), "error")
+        return _render_local_portal(donor, customer_id, 400, failed_id=membership_id, **forms)
+    except LocalBillingError:
+        return render_template("giving/retry.html"), 503
+    flash(done, "success")
+    return redirect(url_for("membership.account"), code=303)
+
+
+@bp.post("/membership/local/<customer_id>/<int:membership_id>/amount")
+def local_amount(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
+    _local_only()
+    form = AmountForm()
+    if not form.validate_on_submit():
+        return _render_local_portal(_member(), customer_id, 400, amount_form=form, failed_id=membership_id)
+    return _local_change(
+        customer_id,
+        membership_id,
+        lambda donor: service.change_amount(donor, membership_id, form.amount_cents),
+        "Your new amount applies from your next renewal.",
+        amount_form=form,
+    )
+
+
+@bp.post("/membership/local/<customer_id>/<int:membership_id>/card")
+def local_card(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
+    _local_only()
+    form = CardForm()
+    if not form.validate_on_submit():
+        return _render_local_portal(_member(), customer_id, 400, card_form=form, failed_id=membership_id)
+    return _local_change(
+        customer_id,
+        membership_id,
+        lambda donor: service.update_card(donor, membership_id, form.digits),
+        "Your card is updated; it is used from your next renewal.",
+        card_form=form,
+    )
+
+
+@bp.post("/membership/local/<customer_id>/<int:membership_id>/cancel")
+def local_cancel(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
+    _local_only()
+    return _local_change(
+        customer_id,
+        membership_id,
+        lambda donor: service.cancel(donor, membership_id),
+        "Your membership is canceled. Thank you for your support.",
+    )

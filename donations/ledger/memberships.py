@@ -1,0 +1,436 @@
+"""The ledger's membership writer: memberships, their installments and their amount history.
+
+Money is recorded only from paid invoices, one installment gift per invoice (the invoice id is
+unique on the gift), so that the first payment is never counted twice whichever of the
+checkout and the invoice arrives first. Events arrive in any order: a membership's amount and
+status take the values of the latest event that spoke of them (`amount_as_of`,
+`status_as_of`), a cancellation is final, and amount changes are kept as history rows taken
+from each event's own before/after values, so the history is the same in any order.
+
+Callers own the transaction: nothing here commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from donations.clock import utcnow
+from donations.extensions import db
+from donations.ledger import service as ledger
+from donations.ledger.models import (
+    Donor,
+    Frequency,
+    Gift,
+    GiftSource,
+    GiftStatus,
+    InvoicePaymentLink,
+    Membership,
+    MembershipChange,
+    MembershipStatus,
+)
+from donations.receipts import service as receipts
+
+INTERVAL_FREQUENCY = {"month": Frequency.MONTHLY, "year": Frequency.ANNUAL}
+FREQUENCY_INTERVAL = {Frequency.MONTHLY: "month", Frequency.ANNUAL: "year"}
+DEFAULT_LEVELS: list[tuple[int, str]] = [(0, "Supporter"), (12_000, "Sustainer"), (60_000, "Champion")]
+
+
+class MembershipNotKnown(Exception):
+    """The event names a subscription we cannot record yet (no donor or no interval known):
+    the caller keeps the event and retries it when more has arrived."""
+
+
+# Levels ------------------------------------------------------------------------------------
+
+
+def annualized_cents(amount_cents: int, interval: str) -> int:
+    return amount_cents * 12 if interval == "month" else amount_cents
+
+
+def level_for(annual_cents: int) -> str:
+    """The name of the highest level whose yearly threshold (cents) the amount reaches."""
+    levels = sorted(current_app.config.get("MEMBERSHIP_LEVELS") or DEFAULT_LEVELS)
+    name = levels[0][1]
+    for threshold, level in levels:
+        if annual_cents >= threshold:
+            name = level
+    return name
+
+
+def level_of(membership: Membership) -> str:
+    return level_for(membership.annual_cents)
+
+
+def level_for_gift(gift: Gift) -> str | None:
+    """A recurring gift's level, from its membership or, before that exists, from the gift."""
+    if gift.membership is not None:
+        return level_of(gift.membership)
+    interval = FREQUENCY_INTERVAL.get(Frequency(gift.frequency))
+    return level_for(annualized_cents(gift.amount_cents, interval)) if interval else None
+
+
+# What events tell us ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MembershipOrigin:
+    """What an event says about a subscription, enough to record it if it is new to us."""
+
+    subscription_id: str
+    as_of: datetime  # the event's time
+    customer_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    postal_code: str | None = None
+    business_name: str | None = None
+    amount_cents: int | None = None
+    currency: str = "usd"
+    interval: str | None = None  # month | year
+    gift_id: int | None = None  # our pending gift, from the metadata we set
+    fund_slug: str | None = None
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """A subscription object from a customer.subscription.* event."""
+
+    origin: MembershipOrigin
+    event_id: str
+    status: str | None  # ours (MembershipStatus), None when Stripe's does not map to one
+    cancel_at_period_end: bool
+    current_period_end: datetime | None
+    ended_at: datetime | None
+    previous_amount_cents: int | None  # from previous_attributes: the amount before this change
+
+
+@dataclass(frozen=True)
+class InstallmentPayment:
+    """A paid invoice of a subscription."""
+
+    invoice_id: str
+    amount_cents: int
+    currency: str
+    paid_at: datetime
+    first: bool  # billing_reason subscription_create: the payment the checkout began
+    period_end: datetime | None
+    payment_intent_id: str | None
+
+
+# Finding and creating -----------------------------------------------------------------------
+
+
+def find_membership(subscription_id: str) -> Membership | None:
+    """The membership, locked until the transaction ends (so concurrent events queue up)."""
+    return db.session.scalar(
+        select(Membership)
+        .where(Membership.stripe_subscription_id == subscription_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _anchor_gift(gift_id: int | None) -> Gift | None:
+    """Our pending recurring gift named by the subscription's metadata."""
+    if gift_id is None:
+        return None
+    return db.session.scalar(
+        select(Gift)
+        .where(Gift.id == gift_id, Gift.frequency != Frequency.ONE_TIME, Gift.source == GiftSource.STRIPE)
+        .with_for_update()
+    )
+
+
+def _donor_for(origin: MembershipOrigin, anchor: Gift | None) -> Donor | None:
+    if origin.email:
+        return ledger.find_or_create_donor(
+            origin.email, name=origin.name, postal_code=origin.postal_code, organization=origin.business_name
+        )
+    if anchor is not None:
+        return anchor.donor
+    if origin.customer_id:
+        return db.session.scalar(
+            select(Donor).where(Donor.stripe_customer_id == origin.customer_id).order_by(Donor.id).limit(1)
+        )
+    return None
+
+
+def ensure_membership(
+    origin: MembershipOrigin, status: str, ended_at: datetime | None = None
+) -> tuple[Membership, bool]:
+    """The subscription's membership, created (with `status`) if new. Returns (membership, created).
+
+    Raises MembershipNotKnown when the event alone cannot say whose it is or how often it renews.
+    """
+    membership = find_membership(origin.subscription_id)
+    if membership is not None:
+        _fill_in(membership, origin)
+        return membership, False
+
+    anchor = _anchor_gift(origin.gift_id)
+    donor = _donor_for(origin, anchor)
+    interval = origin.interval or (FREQUENCY_INTERVAL.get(Frequency(anchor.frequency)) if anchor else None)
+    amount = origin.amount_cents or (anchor.amount_cents if anchor else None)
+    if donor is None or interval is None or not amount:
+        raise MembershipNotKnown(f"subscription {origin.subscription_id} is not known yet")
+    if origin.customer_id and not donor.stripe_customer_id:
+        donor.stripe_customer_id = origin.customer_id
+    fund = ledger.fund_by_slug(origin.fund_slug) or (anchor.fund if anchor else None) or ledger.default_fund()
+    membership = Membership(
+        donor=donor,
+        fund=fund,
+        stripe_subscription_id=origin.subscription_id,
+        stripe_customer_id=origin.customer_id,
+        amount_cents=amount,
+        currency=origin.currency,
+        interval=interval,
+        status=status,
+        cancel_at_period_end=False,
+        started_at=origin.started_at or origin.as_of,
+        canceled_at=(ended_at or origin.as_of) if status == MembershipStatus.CANCELED else None,
+        amount_as_of=origin.as_of,
+        status_as_of=origin.as_of,
+    )
+    db.session.add(membership)
+    db.session.flush()
+    if anchor is not None and anchor.membership_id is None:
+        anchor.membership = membership
+        anchor.stripe_subscription_id = origin.subscription_id
+    if status == MembershipStatus.CANCELED:
+        # First heard of at its end (events arrive in any order): no welcome, only the goodbye.
+        _queue_canceled(membership)
+    else:
+        receipts.queue(
+            "membership_welcome",
+            donor.email,
+            {"membership_id": membership.id},
+            dedupe_key=f"membership_welcome:{membership.id}",
+            donor_id=donor.id,
+        )
+    return membership, True
+
+
+def _queue_canceled(membership: Membership) -> None:
+    receipts.queue(
+        "membership_canceled",
+        membership.donor.email,
+        {"membership_id": membership.id},
+        dedupe_key=f"membership_canceled:{membership.id}",
+        donor_id=membership.donor_id,
+    )
+
+
+def _fill_in(membership: Membership, origin: MembershipOrigin) -> None:
+    """Details a later event knows better: the earliest start, the customer."""
+    if origin.started_at and (membership.started_at is None or origin.started_at < membership.started_at):
+        membership.started_at = origin.started_at
+    if origin.customer_id and not membership.stripe_customer_id:
+        membership.stripe_customer_id = origin.customer_id
+
+
+def _set_status(membership: Membership, status: str, as_of: datetime) -> bool:
+    """Take `status` unless a newer event already spoke; a cancellation is final."""
+    if membership.status == MembershipStatus.CANCELED:
+        return False
+    if status != MembershipStatus.CANCELED and membership.status_as_of and as_of < membership.status_as_of:
+        return False
+    changed = membership.status != status
+    membership.status = status
+    membership.status_as_of = as_of
+    if status == MembershipStatus.CANCELED:
+        membership.canceled_at = as_of
+        membership.cancel_at_period_end = False
+        _queue_canceled(membership)
+    return changed
+
+
+def _advance_period(membership: Membership, period_end: datetime | None) -> None:
+    if period_end and (membership.current_period_end is None or period_end > membership.current_period_end):
+        membership.current_period_end = period_end
+
+
+# Events -------------------------------------------------------------------------------------
+
+
+def start_from_checkout(origin: MembershipOrigin) -> Membership:
+    """A completed subscription checkout: the membership, and no money (invoices bring it)."""
+    membership, created = ensure_membership(origin, MembershipStatus.ACTIVE)
+    if not created:
+        _set_status(membership, MembershipStatus.ACTIVE, origin.as_of)
+    return membership
+
+
+def record_installment(origin: MembershipOrigin, payment: InstallmentPayment) -> tuple[Gift | None, bool]:
+    """One installment gift per paid invoice. Returns (gift, newly_recorded); a replay, or the
+    same invoice met again, changes nothing. A zero-amount invoice (a trial) records no gift."""
+    membership, _ = ensure_membership(origin, MembershipStatus.ACTIVE)
+    _set_status(membership, MembershipStatus.ACTIVE, origin.as_of)
+    _advance_period(membership, payment.period_end)
+    existing = db.session.scalar(select(Gift).where(Gift.stripe_invoice_id == payment.invoice_id))
+    if existing is not None:
+        return existing, False
+    if payment.amount_cents <= 0:
+        return None, False
+
+    intent = payment.payment_intent_id or db.session.scalar(
+        select(InvoicePaymentLink.stripe_payment_intent_id).where(
+            InvoicePaymentLink.stripe_invoice_id == payment.invoice_id
+        )
+    )
+    # The pending gift the checkout began is the anchor only: the first invoice makes it
+    # installment #1, so it is counted once, with the details the reader gave on the form.
+    gift = _pending_anchor(membership) if payment.first else None
+    template = gift or _first_gift(membership)
+    if gift is None:
+        gift = Gift(
+            donor=membership.donor,
+            fund=membership.fund,
+            membership=membership,
+            source=GiftSource.STRIPE,
+            tax_deductible=False,
+            fee_covered_cents=0,
+        )
+        if template is not None:
+            gift.organization = template.organization
+            gift.anonymous = template.anonymous
+            gift.tribute_kind = template.tribute_kind
+            gift.tribute_name = template.tribute_name
+            gift.attribution = dict(template.attribution or {})
+            if template.amount_cents == payment.amount_cents:
+                gift.fee_covered_cents = template.fee_covered_cents
+        db.session.add(gift)
+    elif gift.fee_covered_cents >= payment.amount_cents:
+        gift.fee_covered_cents = 0
+    # Checkout lets the reader change the email: the money is the membership's donor's.
+    gift.donor = membership.donor
+    gift.frequency = INTERVAL_FREQUENCY[membership.interval]
+    gift.amount_cents = payment.amount_cents
+    gift.currency = payment.currency
+    gift.status = GiftStatus.PAID
+    gift.received_at = payment.paid_at
+    gift.stripe_invoice_id = payment.invoice_id
+    gift.stripe_subscription_id = membership.stripe_subscription_id
+    if intent:
+        gift.stripe_payment_intent_id = intent
+    db.session.flush()
+    receipts.queue(
+        "installment_receipt",
+        membership.donor.email,
+        {"gift_id": gift.id},
+        dedupe_key=f"installment_receipt:{gift.id}",
+        donor_id=membership.donor_id,
+    )
+    return gift, True
+
+
+def _pending_anchor(membership: Membership) -> Gift | None:
+    return db.session.scalar(
+        select(Gift)
+        .where(
+            Gift.membership_id == membership.id,
+            Gift.stripe_invoice_id.is_(None),
+            Gift.status.in_((GiftStatus.PENDING, GiftStatus.FAILED)),
+        )
+        .order_by(Gift.id)
+        .limit(1)
+        .with_for_update()
+    )
+
+
+def _first_gift(membership: Membership) -> Gift | None:
+    """The membership's earliest gift: the pending anchor, or else its first installment."""
+    return db.session.scalar(select(Gift).where(Gift.membership_id == membership.id).order_by(Gift.id).limit(1))
+
+
+def record_failed_payment(origin: MembershipOrigin, invoice_id: str) -> Membership:
+    """A renewal failed: past due, and the member is told once per invoice. A failure that an
+    invoice.paid for the same invoice has already overtaken changes nothing."""
+    membership, _ = ensure_membership(origin, MembershipStatus.PAST_DUE)
+    if db.session.scalar(select(Gift.id).where(Gift.stripe_invoice_id == invoice_id)) is not None:
+        return membership
+    _set_status(membership, MembershipStatus.PAST_DUE, origin.as_of)
+    if membership.status == MembershipStatus.PAST_DUE:
+        receipts.queue(
+            "payment_failed",
+            membership.donor.email,
+            {"membership_id": membership.id},
+            dedupe_key=f"payment_failed:{invoice_id}",
+            donor_id=membership.donor_id,
+        )
+    return membership
+
+
+def apply_subscription(state: SubscriptionState) -> Membership:
+    """A customer.subscription.created/updated/deleted: the amount (with its history), status,
+    cancel_at_period_end and period, each taken only from an event newer than the last."""
+    origin = state.origin
+    membership, _ = ensure_membership(origin, state.status or MembershipStatus.INCOMPLETE, state.ended_at)
+    new_amount = origin.amount_cents
+    if (
+        new_amount
+        and state.previous_amount_cents
+        and state.previous_amount_cents != new_amount
+        and db.session.scalar(select(MembershipChange.id).where(MembershipChange.stripe_event_id == state.event_id))
+        is None
+    ):
+        db.session.add(
+            MembershipChange(
+                membership=membership,
+                changed_at=origin.as_of,
+                old_amount_cents=state.previous_amount_cents,
+                new_amount_cents=new_amount,
+                stripe_event_id=state.event_id,
+            )
+        )
+    if new_amount and (membership.amount_as_of is None or origin.as_of >= membership.amount_as_of):
+        membership.amount_cents = new_amount
+        membership.amount_as_of = origin.as_of
+    if state.status == MembershipStatus.CANCELED:
+        _set_status(membership, MembershipStatus.CANCELED, state.ended_at or origin.as_of)
+    elif membership.status != MembershipStatus.CANCELED and (
+        membership.status_as_of is None or origin.as_of >= membership.status_as_of
+    ):
+        if state.status is not None:
+            _set_status(membership, state.status, origin.as_of)
+        membership.cancel_at_period_end = state.cancel_at_period_end
+    _advance_period(membership, state.current_period_end)
+    db.session.flush()
+    return membership
+
+
+def link_invoice_payment(invoice_id: str, payment_intent_id: str) -> None:
+    """invoice_payment.paid: which payment intent paid an invoice, whichever arrives first."""
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    db.session.execute(
+        insert(InvoicePaymentLink).on_conflict_do_nothing(index_elements=["stripe_invoice_id"]),
+        {"stripe_invoice_id": invoice_id, "stripe_payment_intent_id": payment_intent_id, "created_at": utcnow()},
+    )
+    gift = db.session.scalar(select(Gift).where(Gift.stripe_invoice_id == invoice_id).with_for_update())
+    if gift is not None and not gift.stripe_payment_intent_id:
+        gift.stripe_payment_intent_id = payment_intent_id
+
+
+def remember_local_card(subscription_id: str, last4: str) -> Membership | None:
+    """The local gateway's card on file for renewals ("4242" pays, "0002" declines)."""
+    membership = find_membership(subscription_id)
+    if membership is not None:
+        membership.local_card_last4 = last4
+    return membership
+
+
+# Reading ------------------------------------------------------------------------------------
+
+
+def amount_history(membership: Membership) -> list[MembershipChange]:
+    return list(
+        db.session.scalars(
+            select(MembershipChange)
+            .where(MembershipChange.membership_id == membership.id)
+            .order_by(MembershipChange.changed_at, MembershipChange.id)
+        )
+    )

@@ -1,0 +1,216 @@
+"""Subscription events: customer.subscription.created / .updated / .deleted, and the membership
+a subscription-mode checkout starts (its money comes from invoices, see invoices.py).
+
+A subscription we have not met and cannot place yet (no donor known for its customer) is
+deferred: the event is kept and retried once its invoice or checkout has arrived.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from donations.clock import from_timestamp
+from donations.ledger import memberships
+from donations.ledger.models import MembershipStatus
+from donations.payments.handlers import EventDeferred, StripeEventData, handles
+
+# Stripe's subscription statuses, as ours. Others (paused) leave the status alone.
+STATUSES = {
+    "active": MembershipStatus.ACTIVE,
+    "trialing": MembershipStatus.ACTIVE,
+    "past_due": MembershipStatus.PAST_DUE,
+    "unpaid": MembershipStatus.PAST_DUE,
+    "incomplete": MembershipStatus.INCOMPLETE,
+    "canceled": MembershipStatus.CANCELED,
+    "incomplete_expired": MembershipStatus.CANCELED,
+}
+FREQUENCY_INTERVAL = {"monthly": "month", "annual": "year"}
+
+
+MAX_CENTS = 10**12  # far above any gift, far below the BIGINT column's limit
+MAX_TIMESTAMP = 2**33  # seconds: the year 2242
+
+
+# Reading payloads: a field of the wrong shape reads as missing, a value no column can hold is
+# a ValueError (the event is kept with that reason), never a server error.
+
+
+def field(obj: Any, *path: str) -> Any:
+    """obj[path[0]][path[1]]..., or None where a step is missing or not an object."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def text(value: Any, limit: int) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) > limit or "\x00" in value:
+        raise ValueError(f"a text field is longer than {limit} characters or holds a NUL")
+    return value
+
+
+def object_id(value: Any) -> str | None:
+    """An id field that may also arrive expanded into its object."""
+    return text(field(value, "id") if isinstance(value, dict) else value, 255)
+
+
+def cents(value: Any) -> int | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    if not 0 <= value <= MAX_CENTS:
+        raise ValueError(f"amount {value} is out of range")
+    return value
+
+
+def timestamp(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < MAX_TIMESTAMP:
+        return from_timestamp(value)
+    return None
+
+
+def currency(value: Any) -> str:
+    code = text(value, 3)
+    return code.lower() if code and code.isascii() and code.isalpha() and len(code) == 3 else "usd"
+
+
+def metadata_of(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def gift_id_from(metadata: dict[str, Any]) -> int | None:
+    gift_id = metadata.get("gift_id")
+    return int(gift_id) if isinstance(gift_id, str) and gift_id.isdigit() and len(gift_id) < 16 else None
+
+
+def frequency_interval(metadata: dict[str, Any]) -> str | None:
+    frequency = metadata.get("frequency")
+    return FREQUENCY_INTERVAL.get(frequency) if isinstance(frequency, str) else None
+
+
+def supported_interval(interval: Any, count: Any = 1) -> str | None:
+    if not isinstance(interval, str):
+        return None
+    if interval not in ("month", "year") or (count or 1) != 1:
+        # Memberships are monthly or annual; anything else is kept, with this reason, for staff.
+        raise ValueError(f"unsupported billing interval: every {count or 1} {interval[:20]}")
+    return interval
+
+
+def _items(items: Any) -> list[dict[str, Any]]:
+    data = field(items, "data")
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def items_amount(items: Any) -> int | None:
+    """The subscription's amount per period: each item's unit amount times its quantity."""
+    total = 0
+    data = _items(items)
+    for item in data:
+        unit = cents(field(item, "price", "unit_amount"))
+        if unit is None:
+            unit = cents(field(item, "plan", "amount"))
+        quantity = field(item, "quantity")
+        if unit is None:
+            raise ValueError("a subscription item has no unit amount")
+        total += unit * (quantity if isinstance(quantity, int) and 0 < quantity < 1000 else 1)
+    return cents(total) if data else None
+
+
+def _items_interval(items: Any) -> str | None:
+    for item in _items(items):
+        interval = field(item, "price", "recurring", "interval") or field(item, "plan", "interval")
+        count = field(item, "price", "recurring", "interval_count") or field(item, "plan", "interval_count")
+        if interval:
+            return supported_interval(interval, count)
+    return None
+
+
+def _period_end(subscription: dict[str, Any]) -> datetime | None:
+    # Current API versions keep the period on each item; older ones on the subscription.
+    ends = [field(item, "current_period_end") for item in _items(subscription.get("items"))]
+    ends.append(subscription.get("current_period_end"))
+    moments = [moment for moment in (timestamp(end) for end in ends) if moment]
+    return max(moments) if moments else None
+
+
+def subscription_state(event: StripeEventData) -> memberships.SubscriptionState:
+    subscription = event.object
+    subscription_id = object_id(subscription.get("id"))
+    if subscription_id is None:
+        raise ValueError("subscription has no id")
+    metadata = metadata_of(subscription.get("metadata"))
+    items = subscription.get("items")
+    previous_items = event.previous_attributes.get("items") if isinstance(event.previous_attributes, dict) else None
+    status = subscription.get("status")
+    mapped = STATUSES.get(status) if isinstance(status, str) else None
+    if event.type == "customer.subscription.deleted":
+        mapped = MembershipStatus.CANCELED
+    fund = metadata.get("fund")
+    return memberships.SubscriptionState(
+        origin=memberships.MembershipOrigin(
+            subscription_id=subscription_id,
+            as_of=event.created,
+            customer_id=object_id(subscription.get("customer")),
+            amount_cents=items_amount(items) or None,
+            currency=currency(subscription.get("currency")),
+            interval=_items_interval(items) or frequency_interval(metadata),
+            gift_id=gift_id_from(metadata),
+            fund_slug=fund if isinstance(fund, str) else None,
+            started_at=timestamp(subscription.get("start_date")),
+        ),
+        event_id=event.id,
+        status=mapped,
+        # The Billing Portal may schedule the end with cancel_at instead of the flag.
+        cancel_at_period_end=subscription.get("cancel_at_period_end") is True
+        or bool(timestamp(subscription.get("cancel_at"))),
+        current_period_end=_period_end(subscription),
+        ended_at=timestamp(subscription.get("ended_at")) or timestamp(subscription.get("canceled_at")),
+        previous_amount_cents=(items_amount(previous_items) or None) if previous_items else None,
+    )
+
+
+@handles("customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted")
+def subscription_changed(event: StripeEventData) -> None:
+    try:
+        memberships.apply_subscription(subscription_state(event))
+    except memberships.MembershipNotKnown as exc:
+        raise EventDeferred(str(exc)) from None
+
+
+def start_membership_from_checkout(event: StripeEventData) -> None:
+    """checkout.session.completed in subscription mode: the membership only, never a gift."""
+    session = event.object
+    if session.get("payment_status") not in ("paid", "no_payment_required"):
+        return
+    subscription_id = object_id(session.get("subscription"))
+    if subscription_id is None:
+        raise ValueError("subscription checkout session names no subscription")
+    metadata = metadata_of(session.get("metadata"))
+    fund = metadata.get("fund")
+    origin = memberships.MembershipOrigin(
+        subscription_id=subscription_id,
+        as_of=event.created,
+        customer_id=object_id(session.get("customer")),
+        email=text(field(session, "customer_details", "email") or session.get("customer_email"), 254),
+        name=text(
+            field(session, "customer_details", "individual_name") or field(session, "customer_details", "name"), 200
+        ),
+        postal_code=text(field(session, "customer_details", "address", "postal_code"), 20),
+        business_name=text(field(session, "customer_details", "business_name"), 200),
+        amount_cents=cents(session.get("amount_total")) or None,
+        currency=currency(session.get("currency")),
+        interval=frequency_interval(metadata),
+        gift_id=gift_id_from(metadata),
+        fund_slug=fund if isinstance(fund, str) else None,
+        started_at=event.created,
+    )
+    try:
+        memberships.start_from_checkout(origin)
+    except memberships.MembershipNotKnown:
+        # A Payment Link we did not make, whose interval the session does not carry: its
+        # first invoice (which does) records the membership.
+        return

@@ -1,0 +1,114 @@
+"""A reader becomes a monthly member in headless Chromium, gets the emailed link, opens it and
+cancels; `payments bill-due` then bills nothing for that membership, and renews an active one."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from donations.clock import local_date
+from donations.extensions import db
+from donations.ledger.models import Donor, Gift, GiftStatus, Membership, MembershipStatus
+from donations.receipts.models import OutboxMessage
+from tests.factories import make_fund
+from tests.giving.memberships import start_local_membership
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def fund(app):
+    return make_fund(
+        "community-forums",
+        name="Community Forums Reporting",
+        is_default=True,
+        suggested_amounts={"one_time": [2500, 5000], "monthly": [700, 1500, 3000], "annual": [9000, 18000]},
+    )
+
+
+def memberships_of(email: str) -> list[Membership]:
+    return list(
+        db.session.scalars(
+            select(Membership)
+            .join(Membership.donor)
+            .where(Donor.email_key == email)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def installments_of(membership: Membership) -> list[Gift]:
+    return list(
+        db.session.scalars(
+            select(Gift)
+            .where(Gift.membership_id == membership.id, Gift.status == GiftStatus.PAID)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def test_a_reader_becomes_a_member_then_cancels_by_the_emailed_link(page: Page, app, client, fund, assert_accessible):
+    # The gift page: monthly, with the monthly suggestions.
+    page.goto("/give")
+    page.get_by_role("link", name="monthly").click()
+    expect(page.get_by_label("Monthly")).to_be_checked()
+    page.get_by_label("$15.00", exact=True).check()
+    page.get_by_label("Your name").fill("Rae Reader")
+    page.get_by_label("Email", exact=True).fill("rae@example.org")
+    assert_accessible(page)
+    page.get_by_role("button", name="Continue to payment").click()
+
+    # The local checkout, then the thank-you page with the level.
+    expect(page).to_have_url(re.compile(r"/pay/local/cs_local_"))
+    expect(page.locator("main")).to_contain_text("$15.00 every month")
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_role("button", name="Pay $15.00").click()
+    expect(page).to_have_url(re.compile(r"/give/thanks\?session_id=cs_local_"))
+    expect(page.get_by_test_id("membership-level")).to_have_text("Sustainer")  # $180 a year
+    assert_accessible(page)
+    (membership,) = memberships_of("rae@example.org")
+    assert (membership.status, membership.amount_cents, membership.local_card_last4) == ("active", 1500, "4242")
+    assert len(installments_of(membership)) == 1
+
+    # The reader asks for a link; the test reads it from the outbox, as the mailer would.
+    page.goto("/membership")
+    assert_accessible(page)
+    page.get_by_label("Your email address").fill("rae@example.org")
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    link = db.session.scalars(
+        select(OutboxMessage.context).where(
+            OutboxMessage.kind == "magic_link", OutboxMessage.to_address == "rae@example.org"
+        )
+    ).one()["url"]
+
+    page.goto(link)
+    expect(page).to_have_url(re.compile(r"/membership/account$"))  # the token has left the address bar
+    expect(page.get_by_test_id("membership-level")).to_have_text("Sustainer")
+    expect(page.get_by_test_id("membership-status")).to_have_text("active")
+    expect(page.locator("table.gifts tbody tr")).to_have_count(1)
+    assert_accessible(page)
+
+    page.get_by_role("button", name="Manage this membership").click()
+    expect(page.get_by_role("heading", name="Manage your membership")).to_be_visible()
+    assert_accessible(page)
+    page.get_by_role("button", name="Cancel membership").click()
+    expect(page).to_have_url(re.compile(r"/membership/account$"))
+    expect(page.get_by_role("status")).to_contain_text("Your membership is canceled")
+    expect(page.get_by_test_id("membership-status")).to_contain_text("canceled")
+    assert_accessible(page)
+    (membership,) = memberships_of("rae@example.org")
+    assert membership.status == MembershipStatus.CANCELED
+
+    # Renewals: nothing for the canceled membership; one installment for an active one.
+    active = start_local_membership(client, email="stays@example.org", amount="3000")
+    as_of = local_date(max(membership.current_period_end, active.current_period_end)) + timedelta(days=1)
+    result = app.test_cli_runner().invoke(args=["payments", "bill-due", "--as-of", as_of.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Billed 1, declined 0, ended 0."
+    assert len(installments_of(membership)) == 1
+    assert [g.amount_cents for g in installments_of(active)] == [3000, 3000]
