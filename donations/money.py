@@ -7,7 +7,8 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from babel.numbers import format_currency
 
-_AMOUNT = re.compile(r"^\$?\s*(\d{1,9})(?:\.(\d{1,2}))?$")
+# ASCII digits only (as give.js reads them): other scripts' digits are not an amount here.
+_AMOUNT = re.compile(r"\$?\s*(\d{1,9})(?:\.(\d{1,2}))?", re.ASCII)
 
 
 class AmountError(ValueError):
@@ -17,7 +18,7 @@ class AmountError(ValueError):
 def parse_dollars(text: str) -> int:
     """'25', '25.5', '$1,000.00' -> cents. Rejects negatives, fractions of a cent and junk."""
     cleaned = text.strip().replace(",", "")
-    match = _AMOUNT.match(cleaned)
+    match = _AMOUNT.fullmatch(cleaned)
     if not match:
         raise AmountError("Enter an amount in dollars, like 25 or 25.50.")
     whole, fraction = match.group(1), (match.group(2) or "").ljust(2, "0")

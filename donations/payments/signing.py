@@ -9,10 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any
 
 import stripe
+
+# The shapes of Stripe's event ids and type names: only these are stored and dispatched.
+EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}", re.ASCII)
+EVENT_TYPE = re.compile(r"[a-z0-9_.]{1,100}", re.ASCII)
+MAX_CREATED = 2**33  # seconds: the year 2242; a later `created` is no real event's
 
 
 class InvalidEvent(ValueError):
@@ -26,6 +32,11 @@ def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={digest}"
 
 
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity: Python reads them, JSON (and PostgreSQL's json type) does not."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> dict[str, Any]:
     if not header:
         raise InvalidEvent("missing Stripe-Signature header")
@@ -34,16 +45,17 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> d
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"bad signature: {exc}") from None
     try:
-        event = json.loads(payload)
-    except ValueError:
+        event = json.loads(payload, parse_constant=_not_json)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than any event's
         raise InvalidEvent("body is not JSON") from None
     if not (
         isinstance(event, dict)
         and isinstance(event.get("id"), str)
-        and 0 < len(event["id"]) <= 255
+        and EVENT_ID.fullmatch(event["id"])
         and isinstance(event.get("type"), str)
-        and 0 < len(event["type"]) <= 100
-        and isinstance(event.get("created"), int)
+        and EVENT_TYPE.fullmatch(event["type"])
+        and type(event.get("created")) is int  # not a bool
+        and 0 < event["created"] < MAX_CREATED
         and isinstance(event.get("data"), dict)
         and isinstance(event["data"].get("object"), dict)
     ):
