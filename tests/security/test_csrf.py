@@ -1,0 +1,57 @@
+"""CSRF: every POST route in `app.url_map` (but the signed webhook) refuses a form without a
+valid token, signed in or not, and writes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from donations.extensions import db
+from tests.forms import extract_csrf_token, page_text
+from tests.security.helpers import browser, signed_in
+from tests.security.world import build_world, routes, url_for_rule
+
+CSRF_REFUSAL = "This form expired or was sent from elsewhere"
+EXEMPT = {"payments.webhook"}  # Stripe signs it instead; tests/payments cover the signature
+
+
+def row_counts() -> dict[str, int]:
+    return {t.name: db.session.scalar(select(func.count()).select_from(t)) for t in db.metadata.sorted_tables}
+
+
+@pytest.fixture
+def world(app):  # type: ignore[no-untyped-def]
+    return build_world()
+
+
+@pytest.mark.parametrize("token", [None, "", "forged.token.value"])
+def test_every_post_without_a_valid_token_is_refused(app, world, token):
+    admin, _user = signed_in(app, "admin")
+    before = row_counts()
+    accepted = []
+    for rule in routes(app, "POST"):
+        if rule.endpoint in EXEMPT:
+            continue
+        url = url_for_rule(rule, world.url_values)
+        data = {"confirm": "ERASE", "amount_choice": "5000", "email": "x@example.org", "name": "X"}
+        if token is not None:
+            data["csrf_token"] = token
+        for client in (browser(app), admin):
+            response = client.post(url, data=data)
+            if response.status_code != 400 or CSRF_REFUSAL not in page_text(response.get_data(as_text=True)):
+                accepted.append(f"{url}: {response.status_code}")
+    assert accepted == []
+    assert row_counts() == before
+
+
+def test_a_token_from_another_session_is_refused_everywhere(app, world):
+    admin, _user = signed_in(app, "admin")
+    other, _other_user = signed_in(app, "admin")
+    page = other.get("/staff/users").get_data(as_text=True)
+    stolen = extract_csrf_token(page)
+    refused = []
+    for rule in routes(app, "POST", "/staff"):
+        response = admin.post(url_for_rule(rule, world.url_values), data={"csrf_token": stolen})
+        if response.status_code != 400 or CSRF_REFUSAL not in page_text(response.get_data(as_text=True)):
+            refused.append(f"{rule.rule}: {response.status_code}")
+    assert refused == []
