@@ -1,0 +1,202 @@
+"""Streamed CSV and XLSX files of a report, hashed (SHA-256) as they are written.
+
+Both formats hold one chunk of rows at a time: CSV is produced as a stream of byte chunks, XLSX
+through xlsxwriter's constant-memory mode (each row goes to disk as soon as it is written).
+Amounts are dollars with cents, dates are local, and any text that a spreadsheet would read as a
+formula is neutralized.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import BinaryIO
+
+import xlsxwriter
+
+from donations.grants.reports import Cell, Money, Percent, Report
+from donations.money import cents_to_decimal
+
+# A cell starting with one of these is a formula (or becomes one) in Excel, LibreOffice and
+# Google Sheets; OWASP's advice is to prefix it with a single quote.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+ROWS_PER_CHUNK = 500
+XLSX_MAX_ROWS = 1_048_576  # per sheet, header included
+CSV_MIMETYPE = "text/csv; charset=utf-8"
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+Progress = Callable[[int], None]  # called with the number of rows written since the last call
+
+
+def neutralize(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _money_text(value: Money) -> str:
+    return str(cents_to_decimal(value.cents))
+
+
+def _percent_text(value: Percent) -> str:
+    return f"{value.fraction * 100:.2f}%"
+
+
+# By exact type: a report writes millions of cells.
+_CSV_TEXT: dict[type, Callable[[object], str]] = {
+    type(None): lambda value: "",
+    bool: lambda value: "yes" if value else "no",
+    int: str,
+    str: neutralize,  # type: ignore[dict-item]
+    date: date.isoformat,  # type: ignore[dict-item]
+    Money: _money_text,  # type: ignore[dict-item]
+    Percent: _percent_text,  # type: ignore[dict-item]
+}
+
+
+def csv_text(value: Cell) -> str:
+    return _CSV_TEXT[type(value)](value)
+
+
+class Digest:
+    """The SHA-256 and size of the bytes that went out."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.rows = 0
+
+    def update(self, chunk: bytes) -> bytes:
+        self._hash.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+    @property
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    row_count: int
+    byte_size: int
+    sha256: str
+
+
+def csv_chunks(report: Report, digest: Digest, progress: Progress | None = None) -> Iterator[bytes]:
+    """The CSV file in chunks of rows, each hashed as it leaves. A BOM makes Excel read UTF-8."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write("\ufeff")
+    writer.writerow([neutralize(header) for header in report.columns])
+    pending = 0
+    for row in report.rows:
+        writer.writerow([csv_text(value) for value in row])
+        digest.rows += 1
+        pending += 1
+        if pending == ROWS_PER_CHUNK:
+            yield digest.update(buffer.getvalue().encode())
+            buffer.seek(0)
+            buffer.truncate()
+            if progress:
+                progress(pending)
+            pending = 0
+    yield digest.update(buffer.getvalue().encode())
+    if progress and pending:
+        progress(pending)
+
+
+def write_csv(report: Report, out: BinaryIO, progress: Progress | None = None) -> ExportResult:
+    digest = Digest()
+    for chunk in csv_chunks(report, digest, progress):
+        out.write(chunk)
+        out.flush()  # the file grows as the rows are produced
+    return ExportResult(digest.rows, digest.size, digest.hexdigest)
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    digest = Digest()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 16):
+            digest.update(chunk)
+    return digest.size, digest.hexdigest
+
+
+class _Sheets:
+    """Rows into worksheets, starting a new one (with the header again) when one is full."""
+
+    def __init__(self, workbook: xlsxwriter.Workbook, report: Report) -> None:
+        self.workbook = workbook
+        self.report = report
+        self.bold = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top"})
+        self.money = workbook.add_format({"num_format": "#,##0.00"})
+        self.percent = workbook.add_format({"num_format": "0.00%"})
+        self.date = workbook.add_format({"num_format": "yyyy-mm-dd"})
+        self.sheets = 0
+        self._new_sheet()
+
+    def _new_sheet(self) -> None:
+        self.sheets += 1
+        name = self.report.kind.capitalize() + ("" if self.sheets == 1 else f" ({self.sheets})")
+        self.sheet = self.workbook.add_worksheet(name)
+        self.sheet.freeze_panes(1, 0)
+        self.sheet.set_column(0, len(self.report.columns) - 1, 16)
+        for column, header in enumerate(self.report.columns):
+            self.sheet.write_string(0, column, neutralize(header), self.bold)
+        self.row = 1
+
+    def write(self, values: tuple[Cell, ...]) -> None:
+        if self.row == XLSX_MAX_ROWS:
+            self._new_sheet()
+        for column, value in enumerate(values):
+            self._cell(column, value)
+        self.row += 1
+
+    def _cell(self, column: int, value: Cell) -> None:
+        sheet, row = self.sheet, self.row
+        if value is None:
+            return
+        if isinstance(value, bool):
+            sheet.write_string(row, column, "yes" if value else "no")
+        elif isinstance(value, Money):
+            # A spreadsheet number is a double; cents divided by 100 round-trip exactly to 2 places.
+            sheet.write_number(row, column, float(cents_to_decimal(value.cents)), self.money)
+        elif isinstance(value, Percent):
+            sheet.write_number(row, column, float(value.fraction), self.percent)
+        elif isinstance(value, date):
+            sheet.write_datetime(row, column, datetime.combine(value, time.min), self.date)
+        elif isinstance(value, int):
+            sheet.write_number(row, column, value)
+        else:
+            # write_string, never write(): text is never read as a formula or a link.
+            sheet.write_string(row, column, neutralize(value))
+
+
+def write_xlsx(report: Report, path: Path, progress: Progress | None = None) -> ExportResult:
+    workbook = xlsxwriter.Workbook(
+        str(path),
+        {
+            "constant_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        },
+    )
+    workbook.set_properties({"title": report.title[:250], "comments": " ".join(report.notes)[:250]})
+    sheets = _Sheets(workbook, report)
+    rows = pending = 0
+    for values in report.rows:
+        sheets.write(values)
+        rows += 1
+        pending += 1
+        if progress and pending == ROWS_PER_CHUNK:
+            progress(pending)
+            pending = 0
+    workbook.close()
+    if progress and pending:
+        progress(pending)
+    size, sha256 = file_digest(path)
+    return ExportResult(rows, size, sha256)

@@ -1,0 +1,84 @@
+"""Grant program forms: dollars parsed to cents and dates to `date` here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from donations.grants.models import REPORT_FORMATS
+from donations.grants.rules import RecurringRule
+from donations.staff.forms import SOURCE_CHOICES, DollarsField, GetForm, choices, no_control_characters
+
+RULE_CHOICES = choices(
+    [
+        (RecurringRule.INSTALLMENTS.value, "Installments: each installment paid in the window counts"),
+        (
+            RecurringRule.NEW_RECURRING_X12.value,
+            "New recurring x 12 (NewsMatch): a donor's first membership started in the window counts 12 x its "
+            "monthly amount; a monthly membership raised in the window counts 12 x the increase",
+        ),
+    ]
+)
+
+
+class CheckboxesField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _positive(form: Any, field: DollarsField) -> None:
+    if field.cents is not None and field.cents <= 0:
+        raise ValidationError("The amount must be more than zero.")
+
+
+class ProgramForm(FlaskForm):
+    name = StringField("Name", validators=[InputRequired("Name the program."), Length(max=200), no_control_characters])
+    slug = StringField(
+        "Short name for addresses and the command line (letters, digits, dashes)",
+        validators=[InputRequired("Choose a short name."), Length(max=80)],
+    )
+    first_day = DateField("First day of the window", validators=[InputRequired("Enter the first day.")])
+    last_day = DateField("Last day of the window (inclusive)", validators=[InputRequired("Enter the last day.")])
+    cap = DollarsField("Per-donor cap in dollars (empty: no cap)", validators=[Optional(), _positive])
+    goal = DollarsField("Local-match goal in dollars (optional)", validators=[Optional(), _positive])
+    funds = CheckboxesField("Funds counted (none ticked: every fund)", coerce=int, validators=[Optional()])
+    sources = CheckboxesField(
+        "Sources counted", choices=choices(SOURCE_CHOICES), validators=[InputRequired("Count at least one source.")]
+    )
+    individuals_only = BooleanField("Individuals only (gifts given for organizations are excluded)", default=True)
+    recurring_rule = RadioField("Recurring gifts", choices=RULE_CHOICES, default=RecurringRule.INSTALLMENTS.value)
+    notes = TextAreaField("Notes", validators=[Optional(), Length(max=5000), no_control_characters])
+    public_fund = SelectField("Show the progress bar on this fund's gift page", coerce=int)
+
+    def validate_last_day(self, field: DateField) -> None:
+        if self.first_day.data and field.data and field.data < self.first_day.data:
+            raise ValidationError("The last day comes before the first day.")
+
+
+class ReportFilterForm(GetForm):
+    """A report's span, year and page, from the query string."""
+
+    first_day = DateField("From", validators=[Optional()])
+    last_day = DateField("To", validators=[Optional()])
+    year = IntegerField("Year", validators=[Optional(), NumberRange(1900, 9999)])
+    page = IntegerField("Page", validators=[Optional(), NumberRange(1, 1_000_000)])
+
+
+class ExportForm(FlaskForm):
+    format = RadioField("Format", choices=choices([(f, f.upper()) for f in REPORT_FORMATS]), default="csv")
+    first_day = DateField("From", validators=[Optional()])
+    last_day = DateField("To", validators=[Optional()])
+    year = IntegerField("Year", validators=[Optional(), NumberRange(1900, 9999)])

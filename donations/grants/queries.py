@@ -1,0 +1,428 @@
+"""SQL for the grant reports: the database aggregates, Python only applies the rules per donor.
+
+Every stream is ordered by donor (the surviving donor of a merge) and fetched in batches through
+a server-side cursor (`yield_per`), so a report over a million gifts holds one donor at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, ColumnElement, Row, Select, and_, case, cast, func, or_, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.selectable import Subquery
+
+from donations.clock import local_day_bounds
+from donations.extensions import db
+from donations.grants.rules import Period
+from donations.ledger.models import (
+    RECEIVED_STATUSES,
+    Donor,
+    Fund,
+    Gift,
+    Membership,
+    MembershipChange,
+    Reversal,
+    ReversalKind,
+)
+from donations.payments.models import Payout
+
+BATCH = 2000
+RECEIVED = [status.value for status in RECEIVED_STATUSES]
+REFUND_KINDS = [ReversalKind.REFUND.value, ReversalKind.REFUND_FAILED.value]
+DISPUTE_KINDS = [ReversalKind.DISPUTE_LOST.value, ReversalKind.DISPUTE_WON.value]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Local dates first..last inclusive, and the UTC instants [start, end) that cover them."""
+
+    first_day: date
+    last_day: date
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of(cls, first_day: date, last_day: date, zone: ZoneInfo | None = None) -> Window:
+        start, end = local_day_bounds(first_day, last_day, zone)
+        return cls(first_day, last_day, start, end)
+
+
+def owner_id() -> ColumnElement[int]:
+    """A merged donor's gifts count as the survivor's."""
+    return func.coalesce(Donor.merged_into_id, Donor.id)
+
+
+def period_of(window: Window) -> ColumnElement[int]:
+    """-1 before the window, 0 in it, 1 after. A mailed gift is dated by its postmark (a local
+    date); any other by the instant the money moved, against the window's UTC bounds."""
+    postmark = Gift.postmarked_on
+    return case(
+        (
+            postmark.is_not(None),
+            case((postmark < window.first_day, -1), (postmark > window.last_day, 1), else_=0),
+        ),
+        (Gift.received_at < window.start, -1),
+        (Gift.received_at >= window.end, 1),
+        else_=0,
+    )
+
+
+def _reversal_sums() -> Subquery:
+    """Each gift's net reversal (refunds and lost disputes, less what was restored)."""
+    return (
+        select(Reversal.gift_id.label("gift_id"), cast(func.sum(Reversal.amount_cents), BigInteger).label("total"))
+        .group_by(Reversal.gift_id)
+        .subquery("reversal_sums")
+    )
+
+
+def _clamped(total: ColumnElement[Any]) -> ColumnElement[int]:
+    """A reversal never raises a gift above what was paid, nor takes more than it."""
+    clamped = case(
+        (total.is_(None), 0),
+        (total <= 0, 0),
+        (total >= Gift.amount_cents, Gift.amount_cents),
+        else_=total,
+    )
+    return cast(clamped, BigInteger)
+
+
+def _is_organization() -> ColumnElement[int]:
+    return case((func.coalesce(Gift.organization, "") != "", 1), else_=0)
+
+
+def _money_gift() -> ColumnElement[bool]:
+    return and_(Gift.status.in_(RECEIVED), Gift.received_at.is_not(None))
+
+
+def _bigsum(column: ColumnElement[Any]) -> ColumnElement[int]:
+    # PostgreSQL's sum(bigint) is numeric; cents stay integers.
+    return cast(func.coalesce(func.sum(column), 0), BigInteger)
+
+
+def donor_groups(window: Window, periods: Sequence[Period] = (Period.BEFORE, Period.IN)) -> Subquery:
+    """Per donor, the gifts the rules cannot tell apart, summed (see rules.GiftFacts).
+
+    Before the window only what the rules need is kept apart: memberships (their first paid
+    installment) and whether anything was given at all.
+    """
+    sums = _reversal_sums()
+    reversed_ = _clamped(sums.c.total)
+    period = period_of(window)
+    in_window = period == 0
+    installment_in_window = and_(in_window, Gift.membership_id.is_not(None))
+    rows = (
+        select(
+            owner_id().label("owner"),
+            period.label("period"),
+            Gift.membership_id.label("membership_id"),
+            Membership.interval.label("membership_interval"),
+            case((in_window, Gift.fund_id)).label("fund_id"),
+            case((in_window, Gift.source)).label("source"),
+            case((in_window, _is_organization())).label("organization"),
+            case((in_window, case((reversed_ >= Gift.amount_cents, 1), else_=0))).label("fully_reversed"),
+            case((installment_in_window, Gift.amount_cents)).label("unit_amount"),
+            case((installment_in_window, reversed_)).label("unit_reversed"),
+            Gift.amount_cents.label("amount"),
+            reversed_.label("reversed"),
+            Gift.received_at.label("received_at"),
+            case((Gift.anonymous, 1), else_=0).label("anonymous"),
+        )
+        .join(Donor, Donor.id == Gift.donor_id)
+        .outerjoin(sums, sums.c.gift_id == Gift.id)
+        .outerjoin(Membership, Membership.id == Gift.membership_id)
+        .where(_money_gift(), period.in_([int(p) for p in periods]))
+        .subquery("gift_keys")
+    )
+    keys = [
+        rows.c.owner,
+        rows.c.period,
+        rows.c.membership_id,
+        rows.c.membership_interval,
+        rows.c.fund_id,
+        rows.c.source,
+        rows.c.organization,
+        rows.c.fully_reversed,
+        rows.c.unit_amount,
+        rows.c.unit_reversed,
+    ]
+    return (
+        select(
+            *keys,
+            func.count().label("n"),
+            _bigsum(rows.c.amount).label("amount"),
+            _bigsum(rows.c.reversed).label("reversed"),
+            func.min(rows.c.received_at).label("first_at"),
+            func.max(rows.c.anonymous).label("anonymous"),
+        )
+        .group_by(*keys)
+        .subquery("donor_groups")
+    )
+
+
+def donor_groups_stmt(window: Window, periods: Sequence[Period] = (Period.BEFORE, Period.IN)) -> Select[Any]:
+    """The groups with the surviving donor's name, email and organization, in donor order."""
+    groups = donor_groups(window, periods)
+    person = aliased(Donor, name="person")
+    return (
+        select(
+            groups,
+            person.name.label("donor_name"),
+            person.email.label("donor_email"),
+            person.organization.label("donor_organization"),
+        )
+        .join(person, person.id == groups.c.owner)
+        .order_by(groups.c.owner, groups.c.period, groups.c.first_at)
+    )
+
+
+def increases_stmt(window: Window) -> Select[Any]:
+    """Membership amount changes made in the window, in donor order."""
+    return (
+        select(
+            owner_id().label("owner"),
+            MembershipChange.membership_id,
+            MembershipChange.old_amount_cents,
+            MembershipChange.new_amount_cents,
+        )
+        .join(Membership, Membership.id == MembershipChange.membership_id)
+        .join(Donor, Donor.id == Membership.donor_id)
+        .where(MembershipChange.changed_at >= window.start, MembershipChange.changed_at < window.end)
+        .order_by(owner_id(), MembershipChange.membership_id, MembershipChange.changed_at, MembershipChange.id)
+    )
+
+
+def _in_ledger(window: Window, span: Window) -> ColumnElement[bool]:
+    return or_(period_of(window) == 0, period_of(span) == 0)
+
+
+def gifts_stmt(window: Window, span: Window) -> Select[Any]:
+    """One row per paid gift counted in the window or dated in `span`, in donor order."""
+    sums = _reversal_sums()
+    reversed_ = _clamped(sums.c.total)
+    person = aliased(Donor, name="person")
+    return (
+        select(
+            owner_id().label("owner"),
+            period_of(window).label("period"),
+            case((period_of(span) == 0, 1), else_=0).label("in_span"),
+            Gift.id,
+            Gift.donor_id,
+            Gift.fund_id,
+            Gift.membership_id,
+            Gift.amount_cents,
+            Gift.fee_covered_cents,
+            Gift.stripe_fee_cents,
+            Gift.net_cents,
+            Gift.frequency,
+            Gift.source,
+            Gift.status,
+            Gift.received_at,
+            Gift.postmarked_on,
+            Gift.check_number,
+            Gift.anonymous,
+            Gift.organization,
+            Gift.tax_deductible,
+            Gift.currency,
+            _is_organization().label("is_organization"),
+            reversed_.label("reversed"),
+            Membership.interval.label("membership_interval"),
+            Fund.name.label("fund_name"),
+            person.name.label("donor_name"),
+        )
+        .join(Donor, Donor.id == Gift.donor_id)
+        .join(person, person.id == owner_id())
+        .join(Fund, Fund.id == Gift.fund_id)
+        .outerjoin(sums, sums.c.gift_id == Gift.id)
+        .outerjoin(Membership, Membership.id == Gift.membership_id)
+        .where(_money_gift(), _in_ledger(window, span))
+        .order_by(owner_id(), Gift.received_at, Gift.id)
+    )
+
+
+def ledger_reversals_stmt(window: Window, span: Window) -> Select[Any]:
+    """The reversals of the gifts `gifts_stmt` lists, in donor order."""
+    return (
+        select(owner_id().label("owner"), Reversal)
+        .join(Gift, Gift.id == Reversal.gift_id)
+        .join(Donor, Donor.id == Gift.donor_id)
+        .where(_money_gift(), _in_ledger(window, span))
+        .order_by(owner_id(), Reversal.gift_id, Reversal.reversed_at, Reversal.id)
+    )
+
+
+def reversals_stmt(window: Window) -> Select[Any]:
+    """Every reversal of a gift paid in the window, whatever its own date, in date order."""
+    person = aliased(Donor, name="person")
+    return (
+        select(
+            Reversal.id,
+            Reversal.kind,
+            Reversal.amount_cents,
+            Reversal.reversed_at,
+            Reversal.created_at,
+            Reversal.stripe_key,
+            Gift.id.label("gift_id"),
+            Gift.amount_cents.label("gift_amount_cents"),
+            Gift.received_at.label("gift_received_at"),
+            Gift.postmarked_on.label("gift_postmarked_on"),
+            Gift.created_at.label("gift_created_at"),
+            Gift.fund_id,
+            Gift.source,
+            Gift.anonymous,
+            _is_organization().label("is_organization"),
+            Fund.name.label("fund_name"),
+            owner_id().label("owner"),
+            person.name.label("donor_name"),
+        )
+        .join(Gift, Gift.id == Reversal.gift_id)
+        .join(Donor, Donor.id == Gift.donor_id)
+        .join(person, person.id == owner_id())
+        .join(Fund, Fund.id == Gift.fund_id)
+        .where(_money_gift(), period_of(window) == 0)
+        .order_by(Reversal.reversed_at, Reversal.id)
+    )
+
+
+def _net_in(span: Window) -> tuple[Subquery, ColumnElement[int]]:
+    sums = _reversal_sums()
+    net = Gift.amount_cents - _clamped(sums.c.total)
+    rows = (
+        select(owner_id().label("owner"), net.label("net"), case((Gift.anonymous, 1), else_=0).label("anonymous"))
+        .join(Donor, Donor.id == Gift.donor_id)
+        .outerjoin(sums, sums.c.gift_id == Gift.id)
+        .where(_money_gift(), period_of(span) == 0)
+        .subquery("year_gifts")
+    )
+    return rows, rows.c.net
+
+
+def disclosure_stmt(year: Window, threshold_cents: int) -> Select[Any]:
+    """Donors whose net gifts in the year reach `threshold_cents`, largest first."""
+    rows, net = _net_in(year)
+    per_donor = (
+        select(
+            rows.c.owner,
+            _bigsum(net).label("total"),
+            func.max(rows.c.anonymous).label("anonymous"),
+        )
+        .group_by(rows.c.owner)
+        .having(func.sum(net) >= threshold_cents)
+        .subquery("donor_years")
+    )
+    person = aliased(Donor, name="person")
+    return (
+        select(per_donor, person.name.label("donor_name"), person.organization.label("donor_organization"))
+        .join(person, person.id == per_donor.c.owner)
+        .order_by(per_donor.c.total.desc(), per_donor.c.owner)
+    )
+
+
+def disclosure_totals_stmt(year: Window) -> Select[Any]:
+    rows, net = _net_in(year)
+    anonymous_net = case((rows.c.anonymous == 1, net), else_=0)
+    return select(
+        _bigsum(net).label("total"),
+        _bigsum(anonymous_net).label("anonymous_total"),
+        func.count(func.distinct(rows.c.owner)).label("donors"),
+    )
+
+
+def payouts_stmt(span: Window) -> Select[Any]:
+    """Per Stripe payout arriving in `span`: the gifts and reversals it settled."""
+    gifts = (
+        select(
+            Gift.stripe_payout_id.label("payout_id"),
+            func.count().label("gifts"),
+            _bigsum(Gift.amount_cents).label("gross"),
+            _bigsum(Gift.stripe_fee_cents).label("fees"),
+        )
+        .where(Gift.stripe_payout_id.is_not(None))
+        .group_by(Gift.stripe_payout_id)
+        .subquery("payout_gifts")
+    )
+    reversals = (
+        select(
+            Reversal.stripe_payout_id.label("payout_id"),
+            _bigsum(case((Reversal.kind.in_(REFUND_KINDS), Reversal.amount_cents), else_=0)).label("refunds"),
+            _bigsum(case((Reversal.kind.in_(DISPUTE_KINDS), Reversal.amount_cents), else_=0)).label("disputes"),
+        )
+        .where(Reversal.stripe_payout_id.is_not(None))
+        .group_by(Reversal.stripe_payout_id)
+        .subquery("payout_reversals")
+    )
+    arrived = func.coalesce(Payout.arrival_date, Payout.created_at)
+    return (
+        select(
+            Payout.id,
+            Payout.status,
+            Payout.amount_cents,
+            Payout.currency,
+            Payout.arrival_date,
+            Payout.created_at,
+            func.coalesce(gifts.c.gifts, 0).label("gifts"),
+            func.coalesce(gifts.c.gross, 0).label("gross"),
+            func.coalesce(gifts.c.fees, 0).label("fees"),
+            func.coalesce(reversals.c.refunds, 0).label("refunds"),
+            func.coalesce(reversals.c.disputes, 0).label("disputes"),
+        )
+        .outerjoin(gifts, gifts.c.payout_id == Payout.id)
+        .outerjoin(reversals, reversals.c.payout_id == Payout.id)
+        .where(arrived >= span.start, arrived < span.end)
+        .order_by(arrived, Payout.id)
+    )
+
+
+def stream(stmt: Select[Any]) -> Iterator[Row[Any]]:
+    """Rows in batches through a server-side cursor: memory holds one batch, whatever the total."""
+    yield from db.session.execute(stmt.execution_options(yield_per=BATCH))
+
+
+def by_owner(rows: Iterable[Row[Any]]) -> Iterator[tuple[int, list[Row[Any]]]]:
+    for owner, group in itertools.groupby(rows, key=lambda row: row.owner):
+        yield owner, list(group)
+
+
+def merge_by_owner(
+    main: Iterable[tuple[int, list[Row[Any]]]], *sides: Iterable[tuple[int, list[Row[Any]]]]
+) -> Iterator[tuple[int, list[Row[Any]], list[list[Row[Any]]]]]:
+    """Walk streams sorted by owner together: each of `main`'s donors with its rows from `sides`."""
+    side_iters = [iter(side) for side in sides]
+    heads: list[tuple[int, list[Row[Any]]] | None] = [next(it, None) for it in side_iters]
+    for owner, rows in main:
+        extra: list[list[Row[Any]]] = []
+        for index, it in enumerate(side_iters):
+            head = heads[index]
+            while head is not None and head[0] < owner:
+                head = next(it, None)
+            if head is not None and head[0] == owner:
+                extra.append(head[1])
+                head = next(it, None)
+            else:
+                extra.append([])
+            heads[index] = head
+        yield owner, rows, extra
+
+
+def count_donors_stmt(window: Window) -> Select[Any]:
+    """How many donors the donors report will list (for a progress bar)."""
+    return (
+        select(func.count(func.distinct(owner_id())))
+        .select_from(Gift)
+        .join(Donor, Donor.id == Gift.donor_id)
+        .where(_money_gift(), period_of(window) == 0)
+    )
+
+
+def count_ledger_stmt(span: Window) -> Select[Any]:
+    """How many gift and reversal rows the ledger will have (for a progress bar)."""
+    in_span = and_(_money_gift(), period_of(span) == 0)
+    gifts = select(func.count()).select_from(Gift).where(in_span).scalar_subquery()
+    reversals = select(func.count()).select_from(Reversal).join(Gift, Gift.id == Reversal.gift_id).where(in_span)
+    return select(gifts + reversals.scalar_subquery())

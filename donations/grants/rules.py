@@ -1,0 +1,358 @@
+"""Matching-grant rules: pure arithmetic from one donor's facts to counted and matchable cents.
+
+No I/O, no clock, no database: the caller (queries.py) tells which window period each gift is in
+and what was reversed; this module only decides what counts, and says why for every gift.
+
+A `GiftFacts` is one gift or a group of gifts that the rules cannot tell apart (same donor,
+period, fund, source, organization flag, fully-reversed flag; for membership installments also
+the same amount and reversal), so that the database can aggregate and Python evaluates a few
+groups per donor. A group of one and a single gift give the same numbers.
+
+Rules (design.md, "Matching-grant accounting"):
+- a gift counts when it was paid, its counting date is in the window, it was not given for an
+  organization (when the program counts individuals only), and its fund and source are counted;
+- reversals known at run time reduce it, whatever their date, and never raise it above what was
+  paid; a gift reversed in full counts nothing (`refunded`);
+- `installments`: every installment paid in the window counts like a one-time gift;
+- `new_recurring_x12`: the donor's first-ever membership, when its first installment is paid in
+  the window, is valued once at 12 x its monthly amount (an annual one: its annual amount) less
+  the reversals on its installments in the window, instead of those installments; a monthly
+  membership started before the window and raised during it counts each installment in the
+  window at the old amount, and the increase 12 times (carried by the first installment paid at
+  the new amount); every other membership counts its installments;
+- matchable = min(cap, counted); the cap is shared out over the donor's gifts in date order, the
+  rest of a gift being its `over_cap` share;
+- a new donor is one with no paid gift of any kind before the window.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+class Period(enum.IntEnum):
+    BEFORE = -1
+    IN = 0
+    AFTER = 1
+
+
+PERIODS = {int(period): period for period in Period}  # faster than calling Period(n)
+
+
+class RecurringRule(enum.StrEnum):
+    INSTALLMENTS = "installments"
+    NEW_RECURRING_X12 = "new_recurring_x12"
+
+
+class Reason(enum.StrEnum):
+    # Included
+    COUNTED = "counted"
+    NEW_RECURRING_X12 = "new_recurring_x12"
+    IN_RECURRING_VALUE = "in_recurring_value"
+    INCREASE_X12 = "recurring_increase_x12"
+    AT_OLD_AMOUNT = "installment_at_old_amount"
+    # Excluded
+    NOT_PAID = "not_paid"
+    OUTSIDE_WINDOW = "outside_window"
+    ORGANIZATION = "organization"
+    FUND_NOT_COUNTED = "fund_not_counted"
+    SOURCE_NOT_COUNTED = "source_not_counted"
+    REFUNDED = "refunded"
+
+    @property
+    def included(self) -> bool:
+        return self in _INCLUDED
+
+    @property
+    def explanation(self) -> str:
+        return _EXPLANATIONS[self]
+
+
+_INCLUDED = frozenset(
+    {Reason.COUNTED, Reason.NEW_RECURRING_X12, Reason.IN_RECURRING_VALUE, Reason.INCREASE_X12, Reason.AT_OLD_AMOUNT}
+)
+_EXPLANATIONS = {
+    Reason.COUNTED: "Counted: paid in the window, net of reversals.",
+    Reason.NEW_RECURRING_X12: "Counted: first installment of the donor's first membership, valued once at 12 x "
+    "the monthly amount (an annual membership: its annual amount), net of reversals.",
+    Reason.IN_RECURRING_VALUE: "Counted inside the membership's 12 x value (not added again).",
+    Reason.INCREASE_X12: "Counted at the old amount, plus 12 x the increase made during the window.",
+    Reason.AT_OLD_AMOUNT: "Counted at the membership's amount before its increase during the window.",
+    Reason.NOT_PAID: "Not counted: the payment did not complete.",
+    Reason.OUTSIDE_WINDOW: "Not counted: dated outside the program's window.",
+    Reason.ORGANIZATION: "Not counted: given for an organization; the program counts individuals only.",
+    Reason.FUND_NOT_COUNTED: "Not counted: the program does not count this fund.",
+    Reason.SOURCE_NOT_COUNTED: "Not counted: the program does not count this source.",
+    Reason.REFUNDED: "Not counted: refunded or lost to a dispute in full.",
+}
+# The order in which a donor's exclusion reasons are listed.
+EXCLUSION_ORDER = (
+    Reason.NOT_PAID,
+    Reason.OUTSIDE_WINDOW,
+    Reason.ORGANIZATION,
+    Reason.FUND_NOT_COUNTED,
+    Reason.SOURCE_NOT_COUNTED,
+    Reason.REFUNDED,
+)
+OVER_CAP = "over_cap"
+
+
+@dataclass(frozen=True)
+class ProgramRules:
+    first_day: date
+    last_day: date
+    cap_cents: int | None
+    fund_ids: frozenset[int] | None  # None: every fund counts
+    sources: frozenset[str]
+    individuals_only: bool
+    recurring_rule: RecurringRule
+
+
+@dataclass(slots=True)
+class GiftFacts:
+    """One gift (gift_id set, count 1) or a group of indistinguishable gifts (gift_id None).
+
+    Not frozen, but never changed once made: a large report makes half a million of them, and a
+    frozen dataclass is several times slower to create."""
+
+    gift_id: int | None
+    count: int
+    period: Period
+    paid: bool
+    amount_cents: int  # the group's total
+    reversed_cents: int  # the group's total; each gift's net reversal is within [0, its amount]
+    fully_reversed: bool  # every gift of the group was reversed in full
+    fund_id: int | None
+    source: str | None
+    organization: bool
+    membership_id: int | None = None
+    membership_interval: str | None = None  # "month" | "year"
+    first_at: datetime | None = None  # the (earliest) time the money moved: orders the gifts
+
+    @property
+    def unit_amount_cents(self) -> int:
+        """Each installment's amount (installment groups are grouped by amount)."""
+        return self.amount_cents // self.count
+
+    @property
+    def unit_reversed_cents(self) -> int:
+        return self.reversed_cents // self.count
+
+    @property
+    def net_cents(self) -> int:
+        return self.amount_cents - self.reversed_cents
+
+
+@dataclass(frozen=True)
+class Increase:
+    """A membership's amount at the start of the window and after its last change in it."""
+
+    old_cents: int
+    new_cents: int
+
+
+@dataclass(frozen=True)
+class DonorFacts:
+    gifts: Sequence[GiftFacts]
+    increases: Mapping[int, Increase] = field(default_factory=dict)  # by membership id
+
+
+@dataclass(slots=True)
+class GiftResult:
+    facts: GiftFacts
+    reason: Reason
+    counted_cents: int
+    matchable_cents: int
+    over_cap_cents: int
+    # How many of the group's gifts have each reason, with their gross: a group carrying a
+    # membership's 12 x value has one gift with that reason and the rest "in recurring value".
+    breakdown: tuple[tuple[Reason, int, int], ...]
+
+
+@dataclass(frozen=True)
+class DonorResult:
+    gifts: tuple[GiftResult, ...]  # in date order
+    gifts_in_window: int
+    gross_cents: int  # paid in the window, before reversals
+    reversed_cents: int  # reversed from gifts paid in the window
+    counted_cents: int
+    matchable_cents: int
+    new_donor: bool
+    new_recurring: bool
+    exclusion_reasons: tuple[str, ...]
+
+    @property
+    def over_cap_cents(self) -> int:
+        return self.counted_cents - self.matchable_cents
+
+
+def _sort_key(facts: GiftFacts) -> tuple[object, ...]:
+    """Date order. Gifts paid at the same instant are ordered by what a group shares with each of
+    its gifts (every attribute the database groups by), so that a group sorts exactly where its
+    earliest gift would, whatever order the rows came in: groups and gifts give the same numbers."""
+    return (
+        0 if facts.first_at is None else 1,  # a time is only ever compared with a time
+        facts.first_at or datetime.min,
+        facts.unit_amount_cents,
+        facts.unit_reversed_cents,
+        facts.membership_id or 0,
+        facts.membership_interval or "",
+        facts.period,
+        facts.organization,
+        facts.fully_reversed,
+        facts.fund_id or 0,
+        facts.source or "",
+        facts.gift_id or 0,
+    )
+
+
+def exclusion(rules: ProgramRules, facts: GiftFacts) -> Reason | None:
+    """Why a gift does not count whatever else the donor gave; None when it may count."""
+    if not facts.paid:
+        return Reason.NOT_PAID
+    if facts.period is not Period.IN:
+        return Reason.OUTSIDE_WINDOW
+    if rules.individuals_only and facts.organization:
+        return Reason.ORGANIZATION
+    if rules.fund_ids is not None and facts.fund_id not in rules.fund_ids:
+        return Reason.FUND_NOT_COUNTED
+    if facts.source not in rules.sources:
+        return Reason.SOURCE_NOT_COUNTED
+    return None
+
+
+@dataclass
+class _Valued:
+    reason: Reason
+    counted: int
+    breakdown: list[tuple[Reason, int, int]]
+
+
+def _plain(facts: GiftFacts) -> _Valued:
+    if facts.fully_reversed:
+        return _Valued(Reason.REFUNDED, 0, [(Reason.REFUNDED, facts.count, facts.amount_cents)])
+    return _Valued(Reason.COUNTED, facts.net_cents, [(Reason.COUNTED, facts.count, facts.amount_cents)])
+
+
+def _split(facts: GiftFacts, first: Reason, rest: Reason) -> list[tuple[Reason, int, int]]:
+    """One gift of the group carries `first`, the others `rest` (installment groups share one amount)."""
+    unit = facts.unit_amount_cents
+    parts = [(first, 1, unit)]
+    if facts.count > 1:
+        parts.append((rest, facts.count - 1, facts.amount_cents - unit))
+    return parts
+
+
+def _value_new_recurring(eligible: list[GiftFacts], out: dict[int, _Valued]) -> None:
+    """The first-ever membership started in the window: valued once at 12 x (annual: 1 x)."""
+    first = eligible[0]
+    unit = first.unit_amount_cents
+    value = unit * 12 if first.membership_interval == "month" else unit
+    reversed_total = sum(f.reversed_cents for f in eligible)
+    live = [f for f in eligible if not f.fully_reversed]
+    # Reversed in full everywhere: nothing was given, whatever was promised.
+    total = max(0, value - reversed_total) if live else 0
+    carrier = live[0] if live else None
+    for facts in eligible:
+        if facts.fully_reversed:
+            out[id(facts)] = _Valued(Reason.REFUNDED, 0, [(Reason.REFUNDED, facts.count, facts.amount_cents)])
+        elif facts is carrier:
+            parts = _split(facts, Reason.NEW_RECURRING_X12, Reason.IN_RECURRING_VALUE)
+            out[id(facts)] = _Valued(Reason.NEW_RECURRING_X12, total, parts)
+        else:
+            parts = [(Reason.IN_RECURRING_VALUE, facts.count, facts.amount_cents)]
+            out[id(facts)] = _Valued(Reason.IN_RECURRING_VALUE, 0, parts)
+
+
+def _value_increase(eligible: list[GiftFacts], increase: Increase, out: dict[int, _Valued]) -> None:
+    """A monthly membership started earlier and raised in the window: old amount, plus 12 x the increase."""
+    old, raise_by = increase.old_cents, increase.new_cents - increase.old_cents
+    # Chosen whatever was reversed, so that a reversal can only lower the total.
+    carrier = next((f for f in eligible if f.unit_amount_cents >= increase.new_cents), None)
+    for facts in eligible:
+        if facts.fully_reversed:
+            out[id(facts)] = _Valued(Reason.REFUNDED, 0, [(Reason.REFUNDED, facts.count, facts.amount_cents)])
+            continue
+        each = max(0, min(old, facts.unit_amount_cents) - facts.unit_reversed_cents)
+        if facts is carrier:
+            carried = max(0, min(old, facts.unit_amount_cents) + 12 * raise_by - facts.unit_reversed_cents)
+            parts = _split(facts, Reason.INCREASE_X12, Reason.AT_OLD_AMOUNT)
+            out[id(facts)] = _Valued(Reason.INCREASE_X12, carried + each * (facts.count - 1), parts)
+        else:
+            parts = [(Reason.AT_OLD_AMOUNT, facts.count, facts.amount_cents)]
+            out[id(facts)] = _Valued(Reason.AT_OLD_AMOUNT, each * facts.count, parts)
+
+
+def evaluate(rules: ProgramRules, donor: DonorFacts) -> DonorResult:
+    """Counted and matchable cents for one donor, and every gift's reason."""
+    facts = sorted(donor.gifts, key=_sort_key)
+    excluded = {id(f): exclusion(rules, f) for f in facts}
+
+    # Memberships, each by its first paid installment (whatever the window).
+    first_installment: dict[int, GiftFacts] = {}
+    for f in facts:
+        if f.paid and f.membership_id is not None and f.membership_id not in first_installment:
+            first_installment[f.membership_id] = f
+    first_membership = min(first_installment, key=lambda m: _sort_key(first_installment[m]), default=None)
+    new_recurring_id = None
+    if first_membership is not None:
+        opening = first_installment[first_membership]
+        if opening.period is Period.IN and excluded[id(opening)] is None:
+            new_recurring_id = first_membership
+
+    valued: dict[int, _Valued] = {}
+    if rules.recurring_rule is RecurringRule.NEW_RECURRING_X12:
+        for membership_id, opening in first_installment.items():
+            eligible = [f for f in facts if f.membership_id == membership_id and excluded[id(f)] is None]
+            if not eligible:
+                continue
+            if membership_id == new_recurring_id:
+                _value_new_recurring(eligible, valued)
+                continue
+            increase = donor.increases.get(membership_id)
+            started_earlier = opening.period is Period.BEFORE
+            if (
+                increase is not None
+                and increase.new_cents > increase.old_cents
+                and started_earlier
+                and opening.membership_interval == "month"
+            ):
+                _value_increase(eligible, increase, valued)
+
+    results: list[GiftResult] = []
+    cap_left = rules.cap_cents
+    counted_total = 0
+    for f in facts:
+        reason = excluded[id(f)]
+        if reason is not None:
+            results.append(GiftResult(f, reason, 0, 0, 0, ((reason, f.count, f.amount_cents),)))
+            continue
+        value = valued.get(id(f)) or _plain(f)
+        matchable = value.counted if cap_left is None else min(value.counted, cap_left)
+        if cap_left is not None:
+            cap_left -= matchable
+        counted_total += value.counted
+        results.append(
+            GiftResult(f, value.reason, value.counted, matchable, value.counted - matchable, tuple(value.breakdown))
+        )
+
+    in_window = [f for f in facts if f.paid and f.period is Period.IN]
+    matchable_total = counted_total if rules.cap_cents is None else min(rules.cap_cents, counted_total)
+    reasons = {r.reason for r in results if r.facts.paid and r.facts.period is Period.IN and not r.reason.included}
+    exclusion_reasons = [str(r) for r in EXCLUSION_ORDER if r in reasons]
+    if matchable_total < counted_total:
+        exclusion_reasons.append(OVER_CAP)
+    return DonorResult(
+        gifts=tuple(results),
+        gifts_in_window=sum(f.count for f in in_window),
+        gross_cents=sum(f.amount_cents for f in in_window),
+        reversed_cents=sum(f.reversed_cents for f in in_window),
+        counted_cents=counted_total,
+        matchable_cents=matchable_total,
+        new_donor=not any(f.paid and f.period is Period.BEFORE for f in facts),
+        new_recurring=new_recurring_id is not None,
+        exclusion_reasons=tuple(exclusion_reasons),
+    )

@@ -1,0 +1,252 @@
+"""Grant programs in the staff console, under /staff/grants. Thin: validate, call the service.
+
+Anyone on the staff may read programs and their reports on screen; admins and finance create and
+edit programs and download the files (each download is saved as a report run and audited).
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from babel.dates import format_date
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from donations.extensions import db
+from donations.grants import service
+from donations.grants.forms import ExportForm, ProgramForm, ReportFilterForm
+from donations.grants.models import ALL_SOURCES, REPORT_KINDS, GrantProgram
+from donations.grants.reports import REPORT_TITLES, Cell, Money, Percent, ReportParams
+from donations.ledger.models import Fund
+from donations.money import format_money
+from donations.staff.auth import MONEY, READ, role_required
+from donations.staff.forms import choices
+from donations.staff.models import StaffUser
+
+bp = Blueprint("grants", __name__, url_prefix="/staff/grants")
+PAGE_SIZE = 100
+
+bp.add_app_template_global(service.public_progress, "grant_progress")  # giving/_progress.html
+
+
+@bp.app_template_filter("grant_cell")
+def grant_cell(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Money):
+        return format_money(value.cents)
+    if isinstance(value, Percent):
+        return f"{value.fraction * 100:.2f}%"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+@bp.app_template_filter("grant_day")
+def grant_day(value: date) -> str:
+    """ "Dec 31": how the gift page names the window's last day."""
+    return format_date(value, "MMM d", locale="en_US")
+
+
+@bp.app_template_test("grant_number")
+def grant_number(value: Cell) -> bool:
+    return isinstance(value, Money | Percent | Decimal) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _actor() -> StaffUser:
+    return current_user._get_current_object()  # type: ignore[attr-defined]
+
+
+def _program_or_404(slug: str) -> GrantProgram:
+    program = service.program_by_slug(slug)
+    if program is None:
+        abort(404, "There is no such grant program.")
+    return program
+
+
+def _program_form(program: GrantProgram | None = None) -> ProgramForm:
+    funds = db.session.execute(select(Fund.id, Fund.name).order_by(Fund.name)).all()
+    if request.method == "GET" and program is not None:
+        form = ProgramForm(
+            data={
+                "name": program.name,
+                "slug": program.slug,
+                "first_day": program.first_day,
+                "last_day": program.last_day,
+                "cap": "" if program.cap_cents is None else f"{program.cap_cents / 100:.2f}",
+                "goal": "" if program.goal_cents is None else f"{program.goal_cents / 100:.2f}",
+                "funds": program.fund_ids or [],
+                "sources": program.sources,
+                "individuals_only": program.individuals_only,
+                "recurring_rule": program.recurring_rule,
+                "notes": program.notes,
+                "public_fund": program.public_fund_id or 0,
+            }
+        )
+    elif request.method == "GET":
+        form = ProgramForm(data={"sources": list(ALL_SOURCES), "individuals_only": True, "public_fund": 0})
+    else:
+        form = ProgramForm()
+    form.funds.choices = choices([(fund_id, name) for fund_id, name in funds])
+    form.public_fund.choices = choices([(0, "None"), *((fund_id, name) for fund_id, name in funds)])
+    return form
+
+
+def _program_input(form: ProgramForm) -> service.ProgramInput:
+    return service.ProgramInput(
+        name=form.name.data or "",
+        slug=(form.slug.data or "").strip(),
+        first_day=form.first_day.data,
+        last_day=form.last_day.data,
+        cap_cents=form.cap.cents,
+        goal_cents=form.goal.cents,
+        fund_ids=tuple(form.funds.data) or None,
+        sources=tuple(form.sources.data or ()),
+        individuals_only=bool(form.individuals_only.data),
+        recurring_rule=form.recurring_rule.data,
+        notes=form.notes.data or "",
+        public_fund_id=form.public_fund.data or None,
+    )
+
+
+@bp.get("/")
+@role_required(*READ)
+def programs():  # type: ignore[no-untyped-def]
+    return render_template("grants/programs.html", programs=service.list_programs())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required(*MONEY)
+def program_new():  # type: ignore[no-untyped-def]
+    form = _program_form()
+    error = None
+    if form.validate_on_submit():
+        try:
+            program = service.create_program(_program_input(form), actor=_actor(), remote_addr=request.remote_addr)
+        except service.GrantError as exc:
+            error = str(exc)
+        else:
+            db.session.commit()
+            flash(f"Grant program {program.name} created.", "success")
+            return redirect(url_for("grants.program", slug=program.slug), 303)
+    status = 400 if request.method == "POST" else 200
+    return render_template("grants/program_form.html", form=form, program=None, error=error), status
+
+
+@bp.route("/<slug>/edit", methods=["GET", "POST"])
+@role_required(*MONEY)
+def program_edit(slug: str):  # type: ignore[no-untyped-def]
+    program = _program_or_404(slug)
+    form = _program_form(program)
+    error = None
+    if form.validate_on_submit():
+        try:
+            service.update_program(program, _program_input(form), actor=_actor(), remote_addr=request.remote_addr)
+        except service.GrantError as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            db.session.commit()
+            flash("Grant program saved.", "success")
+            return redirect(url_for("grants.program", slug=program.slug), 303)
+    status = 400 if request.method == "POST" else 200
+    return render_template("grants/program_form.html", form=form, program=program, error=error), status
+
+
+@bp.get("/<slug>/")
+@role_required(*READ)
+def program(slug: str):  # type: ignore[no-untyped-def]
+    program = _program_or_404(slug)
+    return render_template(
+        "grants/program.html",
+        program=program,
+        funds=db.session.scalars(select(Fund).order_by(Fund.name)).all(),
+        kinds=REPORT_KINDS,
+        titles=REPORT_TITLES,
+        runs=service.runs_of(program)[:10],
+    )
+
+
+def _params(form: ReportFilterForm | ExportForm) -> ReportParams:
+    return ReportParams(first_day=form.first_day.data, last_day=form.last_day.data, year=form.year.data)
+
+
+@bp.get("/<slug>/reports/<kind>")
+@role_required(*READ)
+def report(slug: str, kind: str):  # type: ignore[no-untyped-def]
+    program = _program_or_404(slug)
+    if kind not in REPORT_KINDS:
+        abort(404, "There is no such report.")
+    form = ReportFilterForm(request.args)
+    if not form.validate():
+        return render_template("grants/report.html", program=program, kind=kind, form=form, report=None), 400
+    page = form.page.data or 1
+    try:
+        built = service.build_report(program, kind, _params(form))
+    except service.GrantError as exc:
+        abort(400, str(exc))
+    rows = list(itertools.islice(built.rows, (page - 1) * PAGE_SIZE, page * PAGE_SIZE + 1))
+    built.rows.close()  # the rest is never read: release the cursor now
+    export_form = ExportForm(
+        data={"first_day": form.first_day.data, "last_day": form.last_day.data, "year": form.year.data}
+    )
+    args = {key: value for key, value in request.args.items() if key != "page"}
+    return render_template(
+        "grants/report.html",
+        program=program,
+        kind=kind,
+        title=REPORT_TITLES[kind],
+        form=form,
+        export_form=export_form,
+        report=built,
+        rows=rows[:PAGE_SIZE],
+        page=page,
+        first_row=(page - 1) * PAGE_SIZE + 1,
+        has_next=len(rows) > PAGE_SIZE,
+        args=args,
+    )
+
+
+@bp.post("/<slug>/reports/<kind>/export")
+@role_required(*MONEY)
+def export(slug: str, kind: str):  # type: ignore[no-untyped-def]
+    program = _program_or_404(slug)
+    if kind not in REPORT_KINDS:
+        abort(404, "There is no such report.")
+    form = ExportForm()
+    if not form.validate_on_submit():
+        abort(400, " ".join(error for errors in form.errors.values() for error in errors))
+    try:
+        download = service.download(
+            program, kind, form.format.data, actor=_actor(), params=_params(form), remote_addr=request.remote_addr
+        )
+    except service.GrantError as exc:
+        abort(400, str(exc))
+    return Response(
+        stream_with_context(download.chunks),
+        mimetype=download.mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{download.filename}"', "Cache-Control": "no-store"},
+    )
+
+
+@bp.get("/<slug>/runs")
+@role_required(*READ)
+def runs(slug: str):  # type: ignore[no-untyped-def]
+    program = _program_or_404(slug)
+    return render_template("grants/runs.html", program=program, runs=service.runs_of(program), titles=REPORT_TITLES)
+
+
+@bp.get("/runs/<int:run_id>")
+@role_required(*READ)
+def run(run_id: int):  # type: ignore[no-untyped-def]
+    found = service.run_by_id(run_id)
+    if found is None:
+        abort(404, "There is no such report run.")
+    comparison: Any = service.compare_with_now(found) if request.args.get("compare") else None
+    return render_template("grants/run.html", run=found, comparison=comparison, titles=REPORT_TITLES)
