@@ -36,15 +36,50 @@ class Config:
     GIFT_MAXIMUM_CENTS = 2_500_000
     FEE_PERCENT = "2.9"  # a string: money arithmetic is done in Decimal, never float
     FEE_FIXED_CENTS = 30
+    GIFT_FREQUENCIES = ["one_time", "monthly", "annual"]
+
+    # Memberships: levels by annualized amount, (cents per year from which it applies, name)
+    MEMBERSHIP_LEVELS = [(0, "Supporter"), (12_000, "Sustainer"), (60_000, "Champion")]
+    MAGIC_LINK_MAX_AGE = 24 * 3600  # seconds an emailed self-service link stays valid
+    MAGIC_LINK_RATE_LIMIT = "5 per minute;30 per hour"  # link requests from one address
 
     # Mail
     SMTP_URL: str | None = None
     MAIL_FROM = "The Local Ledger <members@example.org>"
+    SMTP_TIMEOUT_SECONDS = 30
+    MAIL_DIR: str | None = None  # without SMTP_URL mail is written here; default instance/mail
+    PUBLIC_URL: str | None = None  # base of links in emails, e.g. https://give.example.org (production: required)
+    RECEIPTS_BACKOFF_SECONDS = 60  # wait before the first retry; doubles with each failure
+    RECEIPTS_MAX_ATTEMPTS = 10  # then the message is parked for staff to resend
+    RECEIPTS_POLL_SECONDS = 5
+    RECEIPTS_WORKER_IN_APP = False  # development: the web app sends mail itself, no worker needed
 
     # Rate limits
     REDIS_URL: str | None = None
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
+    # Card-testing defences (donations/giving/protection.py)
+    GIVE_RATE_LIMIT = "10 per minute"  # checkouts opened per client address, and per email
+    DECLINE_COOLDOWN = "3 per 30 minutes"  # this many declines from an address/email/card pause it
+    CAPTCHA_PROVIDER: str | None = None  # "turnstile" or "hcaptcha"; unset: no CAPTCHA
+    CAPTCHA_SITE_KEY: str | None = None
+    CAPTCHA_SECRET: str | None = None
+    CAPTCHA_VERIFY_URL: str | None = None  # default: the provider's siteverify address
+    CAPTCHA_TIMEOUT_SECONDS = 5
+
+    # Headers and proxies (donations/security.py)
+    HSTS_MAX_AGE = 63_072_000  # two years; production only
+    # How many proxies in front of the app set each X-Forwarded-* header (0: trust none).
+    PROXY_FIX_X_FOR = 0
+    PROXY_FIX_X_PROTO = 0
+    PROXY_FIX_X_HOST = 0
+    PROXY_FIX_X_PORT = 0
+    PROXY_FIX_X_PREFIX = 0
+    # Host names the app answers to (others get a 400); None: any. Set it in production, from
+    # the environment as "give.example.org,www.give.example.org".
+    TRUSTED_HOSTS: list[str] | None = None
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
 
     WTF_CSRF_TIME_LIMIT = None  # the session bounds a token's life
     SESSION_COOKIE_HTTPONLY = True
@@ -52,12 +87,23 @@ class Config:
     SESSION_COOKIE_SECURE = False
     PERMANENT_SESSION_LIFETIME = 8 * 3600
 
+    # Staff console
+    STAFF_REQUIRE_2FA = False  # admins must enrol an authenticator app (TOTP) before anything else
+    STAFF_SIGNIN_LIMIT = "10 per minute;100 per day"  # sign-in attempts from one address
+    STAFF_MAX_FAILED_SIGNINS = 5  # consecutive failures that lock an account ...
+    STAFF_LOCKOUT_MINUTES = 15  # ... for this long
+    FISCAL_YEAR_START_MONTH = 1  # the dashboard's fiscal year starts on the 1st of this month
+    FUND_PROGRESS_CACHE_SECONDS = 60  # a fund's public progress bar is recomputed at most this often
+    GRANT_PROGRESS_CACHE_SECONDS = 60  # a grant program's progress (gift page, dashboard), likewise
+    GIFT_PAGE_CACHE_SECONDS = 60  # a gift page's HTML is re-rendered at most this often (giving/page_cache.py)
+
     DEMO_DATA = False
     TESTING = False
 
 
 class DevelopmentConfig(Config):
     DEMO_DATA = True
+    RECEIPTS_WORKER_IN_APP = True
 
 
 class TestingConfig(Config):
@@ -66,10 +112,14 @@ class TestingConfig(Config):
     STRIPE_WEBHOOK_SECRET = "whsec_testing"
     PAYMENTS_GATEWAY = "local"
     RATELIMIT_ENABLED = True
+    FUND_PROGRESS_CACHE_SECONDS = 0
+    GRANT_PROGRESS_CACHE_SECONDS = 0
+    GIFT_PAGE_CACHE_SECONDS = 0
 
 
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
 
 
@@ -89,10 +139,25 @@ ENVIRONMENT = {
     "PAYMENTS_GATEWAY": "PAYMENTS_GATEWAY",
     "SMTP_URL": "SMTP_URL",
     "MAIL_FROM": "MAIL_FROM",
+    "PUBLIC_URL": "PUBLIC_URL",
+    "TRUSTED_HOSTS": "TRUSTED_HOSTS",
     "REDIS_URL": "REDIS_URL",
+    "GIVE_RATE_LIMIT": "GIVE_RATE_LIMIT",
+    "DECLINE_COOLDOWN": "DECLINE_COOLDOWN",
+    "CAPTCHA_PROVIDER": "CAPTCHA_PROVIDER",
+    "CAPTCHA_SITE_KEY": "CAPTCHA_SITE_KEY",
+    "CAPTCHA_SECRET": "CAPTCHA_SECRET",
+    "PROXY_FIX_X_FOR": "PROXY_FIX_X_FOR",
+    "PROXY_FIX_X_PROTO": "PROXY_FIX_X_PROTO",
+    "PROXY_FIX_X_HOST": "PROXY_FIX_X_HOST",
+    "PROXY_FIX_X_PORT": "PROXY_FIX_X_PORT",
+    "PROXY_FIX_X_PREFIX": "PROXY_FIX_X_PREFIX",
     "NEWSROOM_NAME": "NEWSROOM_NAME",
     "NEWSROOM_TIMEZONE": "NEWSROOM_TIMEZONE",
+    "STAFF_REQUIRE_2FA": "STAFF_REQUIRE_2FA",
+    "FISCAL_YEAR_START_MONTH": "FISCAL_YEAR_START_MONTH",
     "NEWSROOM_CONTACT": "NEWSROOM_CONTACT",
+    "GIFT_PAGE_CACHE_SECONDS": "GIFT_PAGE_CACHE_SECONDS",
 }
 
 

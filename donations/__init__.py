@@ -43,19 +43,38 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     _import_models()
 
     from donations import health
+    from donations.giving.membership_views import bp as membership_bp
     from donations.giving.views import bp as giving_bp
+    from donations.grants.views import bp as grants_bp
+    from donations.payments.staff_views import bp as payments_staff_bp
     from donations.payments.views import bp as payments_bp
+    from donations.receipts import worker as receipts_worker
+    from donations.receipts.staff_views import bp as receipts_staff_bp
+    from donations.receipts.views import bp as statements_bp
+    from donations.staff.privacy_views import bp as privacy_bp
     from donations.staff.views import bp as staff_bp
 
     app.register_blueprint(health.bp)
     app.register_blueprint(giving_bp)
+    app.register_blueprint(membership_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(payments_staff_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(grants_bp)
+    app.register_blueprint(receipts_staff_bp)
+    app.register_blueprint(statements_bp)
+    app.register_blueprint(privacy_bp)
+    receipts_worker.init_app(app)
 
     from donations import cli, errors
 
     cli.register(app)
     errors.register(app)
+    from donations import security
+    from donations.giving import protection
+
+    security.init_app(app)
+    protection.init_app(app)  # after the blueprints: it wraps the checkout views in rate limits
     _register_template_helpers(app)
     return app
 
@@ -87,16 +106,23 @@ def _finish_config(app: Flask) -> None:
         config["STRIPE_WEBHOOK_SECRET"] = config["LOCAL_WEBHOOK_SECRET"]
     if config.get("REDIS_URL"):
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
+    if isinstance(config.get("TRUSTED_HOSTS"), str):  # from the environment: "a.example,b.example"
+        config["TRUSTED_HOSTS"] = [host.strip() for host in config["TRUSTED_HOSTS"].split(",") if host.strip()]
 
     if config["CONFIG_NAME"] == "production":
         if config["SECRET_KEY"] in (None, "", DEFAULT_SECRET_KEY):
             raise ConfigurationError("production needs SECRET_KEY set in the environment")
         if config["PAYMENTS_GATEWAY"] == "local":
             raise ConfigurationError("the local payment gateway is not allowed in production")
+        # Links in donor mail are built on it, never on a request's Host header.
+        if not str(config.get("PUBLIC_URL") or "").startswith(("https://", "http://")):
+            raise ConfigurationError("production needs PUBLIC_URL (e.g. https://give.example.org) in the environment")
 
 
 def _import_models() -> None:
     """Import every area's models so the metadata (and Alembic) sees all tables."""
+    from donations.giving import protection as _protection  # noqa: F401
+    from donations.grants import models as _grants  # noqa: F401
     from donations.ledger import models as _ledger  # noqa: F401
     from donations.payments import models as _payments  # noqa: F401
     from donations.receipts import models as _receipts  # noqa: F401
@@ -104,11 +130,14 @@ def _import_models() -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from donations.clock import local_date
+    from donations.clock import local_date, local_time_text
+    from donations.ledger.funds import fund_progress
     from donations.money import format_money
 
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["local_date"] = local_date
+    app.jinja_env.filters["staff_time"] = local_time_text
+    app.jinja_env.globals["fund_progress"] = fund_progress  # giving/_progress.html
 
     @app.context_processor
     def newsroom() -> dict[str, Any]:

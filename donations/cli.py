@@ -33,7 +33,8 @@ def staff_create(email: str, role: str, name: str | None, ask: bool) -> None:
         click.prompt("Password", hide_input=True, confirmation_prompt=True) if ask else staff_service.new_password()
     )
     try:
-        user = staff_service.create_staff_user(email, role, password, name=name)
+        # A printed password is one-time: the first sign-in asks for the user's own.
+        user = staff_service.create_staff_user(email, role, password, name=name, must_change_password=not ask)
     except staff_service.StaffError as exc:
         raise click.ClickException(str(exc)) from None
     staff_service.audit(
@@ -132,3 +133,12 @@ def register(app: Flask) -> None:
     from donations.payments.cli import payments_cli
 
     app.cli.add_command(payments_cli)
+    from donations.receipts.cli import receipts_cli
+
+    app.cli.add_command(receipts_cli)
+    from donations.grants.cli import grants_cli
+
+    app.cli.add_command(grants_cli)
+    from donations.ledger.privacy import privacy_cli
+
+    app.cli.add_command(privacy_cli)

@@ -25,6 +25,13 @@ def local_date(moment: datetime, zone: ZoneInfo | None = None) -> date:
     return moment.astimezone(zone or newsroom_zone()).date()
 
 
+def local_time_text(moment: datetime | None) -> str:
+    """A stored UTC time as the newsroom's local time, for people; a dash when there is none."""
+    if moment is None:
+        return "—"
+    return moment.astimezone(newsroom_zone()).strftime("%Y-%m-%d %H:%M %Z")
+
+
 def local_day_bounds(first: date, last: date, zone: ZoneInfo | None = None) -> tuple[datetime, datetime]:
     """UTC [start, end) covering local dates first..last inclusive, right across DST changes."""
     zone = zone or newsroom_zone()

@@ -8,7 +8,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from donations.extensions import db
 
@@ -39,6 +39,11 @@ def register(app: Flask) -> None:
     def csrf_failed(exc: CSRFError):  # type: ignore[no-untyped-def]
         message = "This form expired or was sent from elsewhere. Go back, reload the page and try again."
         return render_template("errors/error.html", code=400, message=message), 400
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(exc: SecurityError):  # type: ignore[no-untyped-def]
+        # A Host outside TRUSTED_HOSTS: no URL can be built for it, so no page template either.
+        return "Bad request: this site is not served at that host name.\n", 400, {"Content-Type": "text/plain"}
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

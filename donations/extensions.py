@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -11,7 +12,12 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, registry
+
+# The largest id an INTEGER primary key holds: a bigger number from a URL or a form is no row of
+# ours (and would overflow the database's integer), so it is refused before any query.
+MAX_ROW_ID = 2_147_483_647
 
 # Named constraints so that Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -57,3 +63,12 @@ migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def insert_ignoring(target: Any, *index_elements: str) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT (index_elements) DO NOTHING in the current session's dialect: two
+    transactions inserting the same row at once never fail each other. Add values, a SELECT or
+    RETURNING to it like to any insert."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(target).on_conflict_do_nothing(index_elements=list(index_elements))

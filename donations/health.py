@@ -1,4 +1,4 @@
-"""GET /healthz: is the database answering?"""
+"""GET /healthz: is the database answering? And is Stripe's event stream being kept up with?"""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from donations.extensions import db
+from donations.payments.sync import sync_health
 
 bp = Blueprint("health", __name__)
 
@@ -15,10 +16,17 @@ bp = Blueprint("health", __name__)
 def healthz():  # type: ignore[no-untyped-def]
     try:
         db.session.execute(text("SELECT 1"))
+        stripe = sync_health()
     except SQLAlchemyError:
         db.session.rollback()
         response = jsonify(status="unavailable", database="unreachable")
         response.status_code = 503
         response.headers["Retry-After"] = "30"
         return response
-    return jsonify(status="ok", database="ok")
+    # Reported, not failing the check: a stale sync or a stuck event needs staff, not a restart.
+    return jsonify(
+        status="ok",
+        database="ok",
+        last_successful_sync=stripe.last_success_at.isoformat() if stripe.last_success_at else None,
+        events_failing_to_apply=stripe.failing_events,
+    )

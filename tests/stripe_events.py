@@ -103,6 +103,152 @@ def checkout_session(
     )
 
 
+def subscription(
+    *,
+    subscription_id: str | None = None,
+    amount_cents: int = 1500,
+    interval: str = "month",
+    status: str = "active",
+    customer: str | None = None,
+    metadata: dict[str, str] | None = None,
+    start_date: int = 1_767_225_600,
+    current_period_start: int | None = None,
+    current_period_end: int | None = None,
+    cancel_at_period_end: bool = False,
+    canceled_at: int | None = None,
+    ended_at: int | None = None,
+) -> dict[str, Any]:
+    """A subscription with one item (current API: the period lives on the item)."""
+    subscription_id = subscription_id or unique("sub")
+    period_start = current_period_start or start_date
+    period_end = current_period_end or period_start + (31 if interval == "month" else 365) * 86_400
+    item = _merge(
+        copy.deepcopy(_resources()["subscription"]["items"]["data"][0]),
+        {
+            "id": unique("si"),
+            "subscription": subscription_id,
+            "quantity": 1,
+            "current_period_start": period_start,
+            "current_period_end": period_end,
+            "price": {
+                "id": unique("price"),
+                "unit_amount": amount_cents,
+                "unit_amount_decimal": str(amount_cents),
+                "recurring": {"interval": interval, "interval_count": 1},
+            },
+            "plan": {"amount": amount_cents, "currency": "usd", "interval": interval, "interval_count": 1},
+        },
+    )
+    return stripe_object(
+        "subscription",
+        id=subscription_id,
+        customer=customer or unique("cus"),
+        status=status,
+        metadata=metadata or {},
+        start_date=start_date,
+        created=start_date,
+        billing_cycle_anchor=start_date,
+        cancel_at_period_end=cancel_at_period_end,
+        cancel_at=None,
+        canceled_at=canceled_at,
+        ended_at=(ended_at or canceled_at) if status == "canceled" else None,
+        trial_start=None,
+        trial_end=None,
+        pending_update=None,
+        items={"object": "list", "data": [item], "has_more": False},
+    )
+
+
+def invoice(
+    *,
+    subscription: str,
+    invoice_id: str | None = None,
+    amount_cents: int = 1500,
+    paid_at: int | None = None,
+    period_start: int = 1_767_225_600,
+    period_end: int | None = None,
+    billing_reason: str = "subscription_cycle",
+    paid: bool = True,
+    customer: str | None = None,
+    email: str | None = "reader@example.org",
+    name: str | None = "Rae Reader",
+    metadata: dict[str, str] | None = None,
+    attempt_count: int = 1,
+) -> dict[str, Any]:
+    """A subscription's invoice (current API: the subscription under parent.subscription_details)."""
+    invoice_id = invoice_id or unique("in")
+    period_end = period_end or period_start + 31 * 86_400
+    line = stripe_object(
+        "line_item",
+        id=unique("il"),
+        invoice=invoice_id,
+        amount=amount_cents,
+        subtotal=amount_cents,
+        description="1 x Membership",
+        period={"start": period_start, "end": period_end},
+        subscription=subscription,
+        parent={
+            "type": "subscription_item_details",
+            "invoice_item_details": None,
+            "subscription_item_details": {
+                "subscription": subscription,
+                "subscription_item": unique("si"),
+                "proration": False,
+                "proration_details": {"credited_items": None},
+            },
+        },
+        pricing={"type": "price_details", "price_details": {"price": unique("price"), "product": unique("prod")}},
+    )
+    return stripe_object(
+        "invoice",
+        id=invoice_id,
+        amount_due=amount_cents,
+        amount_paid=amount_cents if paid else 0,
+        amount_remaining=0 if paid else amount_cents,
+        amount_overpaid=0,
+        attempt_count=attempt_count,
+        attempted=True,
+        billing_reason=billing_reason,
+        customer=customer or unique("cus"),
+        customer_email=email,
+        customer_name=name,
+        customer_address={"postal_code": "94110", "country": "US"},
+        lines={"object": "list", "data": [line], "has_more": False},
+        parent={
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {"subscription": subscription, "metadata": metadata or {}},
+        },
+        period_start=period_start,
+        period_end=period_start,
+        status="paid" if paid else "open",
+        status_transitions={"finalized_at": period_start, "paid_at": paid_at if paid else None},
+        subtotal=amount_cents,
+        total=amount_cents,
+        shipping_cost=None,
+        from_invoice=None,
+        last_finalization_error=None,
+    )
+
+
+def invoice_payment(
+    *, invoice_id: str, amount_cents: int = 1500, payment_intent: str | None = None, paid_at: int | None = None
+) -> dict[str, Any]:
+    return stripe_object(
+        "invoice_payment",
+        id=unique("inpay"),
+        invoice=invoice_id,
+        amount_paid=amount_cents,
+        amount_requested=amount_cents,
+        currency="usd",
+        is_default=True,
+        livemode=False,
+        payment={"type": "payment_intent", "payment_intent": payment_intent or unique("pi")},
+        status="paid",
+        status_transitions={"paid_at": paid_at, "canceled_at": None},
+    )
+
+
 def signed_headers(body: bytes, secret: str, timestamp: int | None = None) -> dict[str, str]:
     return {"Stripe-Signature": sign(body, secret, timestamp), "Content-Type": "application/json"}
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, StringField
-from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
+from donations.giving.service import AmountOutOfRange, check_amount
 from donations.money import AmountError, format_money, parse_dollars
 
 FREQUENCY_LABELS = {"one_time": "One time", "monthly": "Monthly", "annual": "Every year"}
@@ -16,13 +18,21 @@ def _no_control_characters(form: FlaskForm, field: StringField) -> None:
         raise ValidationError("Remove the special characters from this field.")
 
 
+def _within_limits(cents: int) -> None:
+    """Checked with the other fields, so that every error shows at once."""
+    try:
+        check_amount(cents)
+    except AmountOutOfRange as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class GiftForm(FlaskForm):
     frequency = RadioField("How often", default="one_time", validators=[InputRequired()])
     amount_choice = RadioField("Amount", validators=[InputRequired("Choose an amount.")])
     custom_amount = StringField("Other amount, in dollars", validators=[Length(max=20)])
     cover_fee = BooleanField("Cover the processing fee")
     name = StringField(
-        "Your name", validators=[InputRequired("Enter your name."), Length(max=200), _no_control_characters]
+        "Your name", validators=[DataRequired("Enter your name."), Length(max=200), _no_control_characters]
     )
     email = StringField(
         "Email",
@@ -30,15 +40,21 @@ class GiftForm(FlaskForm):
     )
     postal_code = StringField("ZIP or postal code", validators=[Optional(), Length(max=20), _no_control_characters])
     on_behalf_of_organization = BooleanField("I am giving on behalf of an organization")
-    organization = StringField("Organization name", validators=[Optional(), Length(max=200), _no_control_characters])
+    # No Optional() on the two fields below: it would stop the chain before the checks that
+    # require them when their box or dedication is chosen.
+    organization = StringField("Organization name", validators=[Length(max=200), _no_control_characters])
     anonymous = BooleanField("Don't publish my name")
     tribute_kind = RadioField(
         "Dedicate this gift",
-        choices=[("", "No dedication"), ("honor", "In honor of"), ("memory", "In memory of")],
+        choices=[
+            SelectChoice("", "No dedication"),
+            SelectChoice("honor", "In honor of"),
+            SelectChoice("memory", "In memory of"),
+        ],
         default="",
-        validators=[Optional()],
+        # No Optional(): it would let a blank-looking value past the check against the choices.
     )
-    tribute_name = StringField("Name of the person", validators=[Optional(), Length(max=200), _no_control_characters])
+    tribute_name = StringField("Name of the person", validators=[Length(max=200), _no_control_characters])
     # A honeypot: people never see it (hidden by CSS and aria-hidden); bots fill it in.
     website = StringField("Leave this empty", validators=[Optional(), Length(max=200)])
     resume = HiddenField()
@@ -51,9 +67,16 @@ class GiftForm(FlaskForm):
         self.amount_choice.choices = [(str(c), format_money(c)) for c in amounts] + [("other", "Other amount")]
         self.amount_cents: int | None = None
 
+    def suggested_cents(self) -> int | None:
+        """The chosen suggested amount; None for "other" or a value the form does not offer."""
+        offered = {value for value, _ in self.amount_choice.choices or [] if value != "other"}
+        return int(self.amount_choice.data) if self.amount_choice.data in offered else None
+
     def validate_amount_choice(self, field: RadioField) -> None:
-        if field.data != "other":
-            self.amount_cents = int(field.data)
+        # A value that is not offered has already been refused by the field's own check.
+        if (cents := self.suggested_cents()) is not None:
+            self.amount_cents = cents
+            _within_limits(cents)
 
     def validate_custom_amount(self, field: StringField) -> None:
         if self.amount_choice.data != "other":
@@ -64,6 +87,7 @@ class GiftForm(FlaskForm):
             self.amount_cents = parse_dollars(field.data)
         except AmountError as exc:
             raise ValidationError(str(exc)) from None
+        _within_limits(self.amount_cents)
 
     def validate_organization(self, field: StringField) -> None:
         if self.on_behalf_of_organization.data and not (field.data or "").strip():

@@ -1,14 +1,18 @@
 """Membership self-service without passwords.
 
 A member asks for a link at /membership; if the email is a donor's, a signed link is queued in
-the outbox. The link is single-purpose (its own signing salt), names the donor and the email it
-was sent to, and expires (MAGIC_LINK_MAX_AGE, 24 hours by default). Opening it signs the browser
-in to that donor's page until the link would have expired; the token then leaves the address
-bar, so it never reaches another site in a Referer.
+the outbox. The link is single-purpose (its own signing salt), names the donor and carries a
+keyed hash of the email it was sent to (never the address itself: links end up in logs and
+shared screens), and expires (MAGIC_LINK_MAX_AGE, 24 hours by default). It is built on the
+configured PUBLIC_URL, never on the request's Host header, which the requester chooses. Opening
+it signs the browser in to that donor's page until the link would have expired; the token then
+leaves the address bar, so it never reaches another site in a Referer.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +31,8 @@ from donations.money import format_money
 from donations.payments import local_billing
 from donations.payments.gateway import get_gateway
 from donations.receipts import service as receipts
+from donations.receipts import statements
+from donations.receipts.render import public_url
 
 LINK_SALT = "membership-self-service-link"
 SESSION_KEY = "membership_member"
@@ -71,9 +77,17 @@ def _current_donor(donor: Donor) -> Donor:
 # The link -----------------------------------------------------------------------------------
 
 
+def _email_check(email_key: str) -> str:
+    """Stands for the email in the link: the link dies when the donor's email changes (or is
+    erased). Keyed, so that a guessed address cannot be confirmed against a link."""
+    secret = current_app.config["SECRET_KEY"]
+    key = (secret if isinstance(secret, bytes) else str(secret).encode()) + LINK_SALT.encode()
+    return hmac.new(key, email_key.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def make_link_token(donor: Donor, issued_at: int | None = None) -> str:
     issued = int(time.time()) if issued_at is None else issued_at
-    return _serializer().dumps({"donor": donor.id, "email": donor.email_key, "issued": issued})
+    return _serializer().dumps({"donor": donor.id, "email": _email_check(donor.email_key), "issued": issued})
 
 
 def read_link_token(token: str) -> tuple[Donor, int]:
@@ -97,7 +111,7 @@ def read_link_token(token: str) -> tuple[Donor, int]:
         raise LinkExpired("this link has expired")
     donor = db.session.get(Donor, data["donor"])
     # The email is part of the link: once the donor's email changes (or is erased), it is dead.
-    if donor is None or donor.erased_at is not None or donor.email_key != data["email"]:
+    if donor is None or donor.erased_at is not None or _email_check(donor.email_key) != data["email"]:
         raise LinkInvalid("this link is no longer valid")
     return _current_donor(donor), until
 
@@ -109,7 +123,7 @@ def request_link(email: str) -> None:
     if donor is None or donor.erased_at is not None:
         return
     issued = int(time.time())
-    url = url_for("membership.open_link", token=make_link_token(donor, issued), _external=True)
+    url = public_url(url_for("membership.open_link", token=make_link_token(donor, issued)))
     expires = from_timestamp(issued + _max_age())
     receipts.queue("magic_link", donor.email, {"url": url, "expires_at_iso": expires.isoformat()}, donor_id=donor.id)
     db.session.commit()
@@ -153,6 +167,7 @@ class Account:
     memberships: list[MembershipRow]
     gifts: list[Gift]
     gateway: str
+    statement_url: str | None  # where the member asks for a year's statement by email
 
 
 def _describe(membership: Membership) -> MembershipRow:
@@ -186,6 +201,7 @@ def account(donor: Donor) -> Account:
         memberships=[_describe(m) for m in rows],
         gifts=list(gifts),
         gateway=current_app.config["PAYMENTS_GATEWAY"],
+        statement_url=statements.statement_link(donor.id) if gifts else None,
     )
 
 

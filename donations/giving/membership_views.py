@@ -91,7 +91,7 @@ def account():  # type: ignore[no-untyped-def]
     return render_template("giving/membership_account.html", account=service.account(_member()))
 
 
-@bp.post("/membership/account/<int:membership_id>/manage")
+@bp.post("/membership/account/<int(max=2147483647):membership_id>/manage")
 def manage(membership_id: int):  # type: ignore[no-untyped-def]
     donor = _member()
     try:
@@ -157,7 +157,7 @@ def _local_change(customer_id: str, membership_id: int, change, done: str, **for
     return redirect(url_for("membership.account"), code=303)
 
 
-@bp.post("/membership/local/<customer_id>/<int:membership_id>/amount")
+@bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/amount")
 def local_amount(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
     _local_only()
     form = AmountForm()
@@ -172,7 +172,7 @@ def local_amount(customer_id: str, membership_id: int):  # type: ignore[no-untyp
     )
 
 
-@bp.post("/membership/local/<customer_id>/<int:membership_id>/card")
+@bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/card")
 def local_card(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
     _local_only()
     form = CardForm()
@@ -187,7 +187,7 @@ def local_card(customer_id: str, membership_id: int):  # type: ignore[no-untyped
     )
 
 
-@bp.post("/membership/local/<customer_id>/<int:membership_id>/cancel")
+@bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/cancel")
 def local_cancel(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
     _local_only()
     return _local_change(

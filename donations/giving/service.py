@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select
 
 from donations.extensions import db
 from donations.ledger import service as ledger
-from donations.ledger.models import Fund, Gift, GiftStatus
+from donations.ledger.models import Fund, GiftStatus
 from donations.money import fee_to_cover, format_money
 from donations.payments.gateway import CheckoutRequest, GatewayError, get_gateway
 
@@ -91,7 +90,3 @@ def begin_checkout(intent: GiftIntent, success_url: str, cancel_url_for) -> str:
     gift.stripe_checkout_session_id = session.id
     db.session.commit()
     return session.url
-
-
-def gift_for_session(session_id: str) -> Gift | None:
-    return db.session.scalar(select(Gift).where(Gift.stripe_checkout_session_id == session_id))

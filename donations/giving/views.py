@@ -10,8 +10,10 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from donations.extensions import db
 from donations.giving import service
 from donations.giving.forms import GiftForm
+from donations.giving.page_cache import cached_gift_page
+from donations.ledger import memberships
 from donations.ledger import service as ledger
-from donations.ledger.models import Fund, Gift, GiftStatus
+from donations.ledger.models import Frequency, Fund, Gift, GiftStatus
 from donations.payments.gateway import GatewayError
 
 bp = Blueprint("giving", __name__)
@@ -72,13 +74,19 @@ def _prefill_from(token: str) -> dict[str, Any]:
 
 @bp.route("/give", methods=["GET", "POST"])
 @bp.route("/give/<fund_slug>", methods=["GET", "POST"])
+@cached_gift_page
 def give(fund_slug: str | None = None):  # type: ignore[no-untyped-def]
     fund = _fund_or_404(fund_slug)
     suggested = {**DEFAULT_SUGGESTED, **(fund.suggested_amounts or {})}
     prefill = _prefill_from(request.args["resume"]) if request.method == "GET" and "resume" in request.args else {}
-    form = GiftForm(suggested, enabled_frequencies(), data=prefill or None)
+    frequencies = enabled_frequencies()
+    form = GiftForm(suggested, frequencies, data=prefill or None)
+    # Suggestions follow the chosen frequency (?frequency=monthly, or what was posted).
+    selected = form.frequency.data if request.method == "POST" or prefill else request.args.get("frequency")
+    selected = selected if selected in frequencies else frequencies[0]
     if request.method == "GET" and not prefill:
-        first = suggested.get("one_time") or [2500]
+        form.frequency.data = selected
+        first = suggested.get(selected) or [2500]
         form.amount_choice.data = str(first[min(1, len(first) - 1)])
     status = 200
     if form.validate_on_submit():
@@ -87,7 +95,6 @@ def give(fund_slug: str | None = None):  # type: ignore[no-untyped-def]
             return redirect(url_for("giving.give", fund_slug=fund_slug))
         assert form.amount_cents is not None
         try:
-            service.check_amount(form.amount_cents)
             url = service.begin_checkout(_intent(form, fund), _success_url(), _cancel_url_for(fund_slug))
         except service.AmountOutOfRange as exc:
             form.custom_amount.errors = [*form.custom_amount.errors, str(exc)]
@@ -99,7 +106,7 @@ def give(fund_slug: str | None = None):  # type: ignore[no-untyped-def]
     elif request.method == "POST":
         status = 400
     chosen = form.amount_choice.data or ""
-    amount_for_fee = form.amount_cents or (int(chosen) if chosen.isdigit() else 2500)
+    amount_for_fee = form.amount_cents or form.suggested_cents() or 2500
     return render_template(
         "giving/give.html",
         form=form,
@@ -108,6 +115,8 @@ def give(fund_slug: str | None = None):  # type: ignore[no-untyped-def]
         amount_for_fee=amount_for_fee,
         minimum=current_app.config["GIFT_MINIMUM_CENTS"],
         maximum=current_app.config["GIFT_MAXIMUM_CENTS"],
+        selected_frequency=selected,
+        shown_amounts={str(cents) for cents in suggested.get(selected, [])} | {chosen},
     ), status
 
 
@@ -148,10 +157,14 @@ def _cancel_url_for(fund_slug: str | None):  # type: ignore[no-untyped-def]
 @bp.get("/give/thanks")
 def thanks():  # type: ignore[no-untyped-def]
     session_id = request.args.get("session_id", "")
-    gift = service.gift_for_session(session_id) if session_id else None
+    gift = ledger.gift_for_session(session_id) if session_id else None
     if gift is None:
         abort(404)
-    return render_template("giving/thanks.html", gift=gift, paid=gift.status != GiftStatus.PENDING)
+    paid = gift.status != GiftStatus.PENDING
+    if gift.frequency != Frequency.ONE_TIME:
+        level = memberships.level_for_gift(gift)
+        return render_template("giving/membership_thanks.html", gift=gift, paid=paid, level=level)
+    return render_template("giving/thanks.html", gift=gift, paid=paid)
 
 
 @bp.get("/")

@@ -357,7 +357,6 @@ def payouts_stmt(span: Window) -> Select[Any]:
         .group_by(Reversal.stripe_payout_id)
         .subquery("payout_reversals")
     )
-    arrived = func.coalesce(Payout.arrival_date, Payout.created_at)
     return (
         select(
             Payout.id,
@@ -374,8 +373,8 @@ def payouts_stmt(span: Window) -> Select[Any]:
         )
         .outerjoin(gifts, gifts.c.payout_id == Payout.id)
         .outerjoin(reversals, reversals.c.payout_id == Payout.id)
-        .where(arrived >= span.start, arrived < span.end)
-        .order_by(arrived, Payout.id)
+        .where(Payout.arrival_date.between(span.first_day, span.last_day))
+        .order_by(Payout.arrival_date, Payout.id)
     )
 
 

@@ -800,7 +800,7 @@ def payouts(ctx: Context) -> Report:
             )
             yield (
                 row.id,
-                local_date(row.arrival_date or row.created_at, ctx.zone),
+                row.arrival_date,
                 row.status,
                 row.gifts,
                 Money(row.gross),

@@ -102,6 +102,17 @@ class MergeResult:
     filled: dict[str, Any]
 
 
+def lock_pair(first_id: int, second_id: int) -> tuple[Donor | None, Donor | None]:
+    """The two donors, locked FOR UPDATE one at a time in id order (re-read, not from the
+    identity map): merges of the same pair in opposite directions (A into B, B into A) then wait
+    for each other instead of deadlocking."""
+    locked = {
+        donor_id: db.session.get(Donor, donor_id, with_for_update=True, populate_existing=True)
+        for donor_id in sorted({first_id, second_id})
+    }
+    return locked[first_id], locked[second_id]
+
+
 def merge(duplicate: Donor, kept: Donor) -> MergeResult:
     """Move every gift and membership of `duplicate` to `kept` and mark the duplicate merged."""
     if duplicate.id == kept.id:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from flask import current_app
+from sqlalchemy import func, select, update
 
 from donations.extensions import db
-from donations.ledger.models import Fund
+from donations.ledger.models import RECEIVED_STATUSES, Fund, Gift, Reversal
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 RESERVED_SLUGS = {"thanks", "resume"}
@@ -46,3 +51,108 @@ def create_fund(
     db.session.add(fund)
     db.session.flush()
     return fund
+
+
+def update_fund(
+    fund: Fund,
+    *,
+    slug: str,
+    name: str,
+    description: str,
+    goal_cents: int | None,
+    suggested_amounts: dict[str, list[int]],
+    active: bool,
+    is_default: bool,
+    show_progress: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Change a fund's settings; returns (before, after) for the audit log."""
+    if not SLUG.match(slug) or slug in RESERVED_SLUGS:
+        raise FundError("a slug is lowercase letters, digits and dashes, and not 'thanks' or 'resume'")
+    if slug != fund.slug and db.session.scalar(select(Fund).where(Fund.slug == slug)):
+        raise FundError(f"a fund {slug} already exists")
+    if goal_cents is not None and goal_cents <= 0:
+        raise FundError("a goal must be more than zero")
+    if is_default and not active:
+        raise FundError("the default fund must be active")
+    before = fund_settings(fund)
+    if is_default and not fund.is_default:
+        db.session.execute(update(Fund).where(Fund.id != fund.id).values(is_default=False))
+    fund.slug = slug
+    fund.name = name
+    fund.description = description
+    fund.goal_cents = goal_cents
+    fund.suggested_amounts = suggested_amounts
+    fund.active = active
+    fund.is_default = is_default
+    fund.show_progress = show_progress
+    db.session.flush()
+    return before, fund_settings(fund)
+
+
+def fund_settings(fund: Fund) -> dict[str, Any]:
+    return {
+        "slug": fund.slug,
+        "name": fund.name,
+        "description": fund.description,
+        "goal_cents": fund.goal_cents,
+        "suggested_amounts": dict(fund.suggested_amounts or {}),
+        "active": fund.active,
+        "is_default": fund.is_default,
+        "show_progress": fund.show_progress,
+    }
+
+
+def raised_by_fund(fund_ids: list[int] | None = None) -> dict[int, int]:
+    """Money received per fund, net of reversals (refunds, lost disputes), summed by the database."""
+    gifts = (
+        select(Gift.fund_id, func.sum(Gift.amount_cents).label("cents"))
+        .where(Gift.status.in_(RECEIVED_STATUSES))
+        .group_by(Gift.fund_id)
+    )
+    reversed_ = (
+        select(Gift.fund_id, func.sum(Reversal.amount_cents).label("cents"))
+        .join(Gift, Gift.id == Reversal.gift_id)
+        .where(Gift.status.in_(RECEIVED_STATUSES))
+        .group_by(Gift.fund_id)
+    )
+    if fund_ids is not None:
+        gifts = gifts.where(Gift.fund_id.in_(fund_ids))
+        reversed_ = reversed_.where(Gift.fund_id.in_(fund_ids))
+    raised = {fund_id: int(cents) for fund_id, cents in db.session.execute(gifts)}
+    for fund_id, cents in db.session.execute(reversed_):
+        raised[fund_id] = raised.get(fund_id, 0) - int(cents)
+    return raised
+
+
+@dataclass(frozen=True)
+class FundProgress:
+    raised_cents: int
+    goal_cents: int
+
+    @property
+    def percent(self) -> int:
+        """Whole percent of the goal reached, capped at 100 for the bar."""
+        return min(100, self.raised_cents * 100 // self.goal_cents) if self.goal_cents > 0 else 0
+
+
+_progress_cache: dict[int, tuple[float, int]] = {}
+_progress_lock = threading.Lock()
+
+
+def fund_progress(fund: Fund) -> FundProgress | None:
+    """The public progress bar's numbers, or None when the fund shows no bar. The sum is cached
+    for FUND_PROGRESS_CACHE_SECONDS: the gift page must stay fast with a million gifts."""
+    if not (fund.show_progress and fund.goal_cents):
+        return None
+    ttl = float(current_app.config.get("FUND_PROGRESS_CACHE_SECONDS", 60))
+    now = time.monotonic()
+    with _progress_lock:
+        cached = _progress_cache.get(fund.id)
+    if ttl > 0 and cached is not None and cached[0] > now:
+        raised = cached[1]
+    else:
+        raised = raised_by_fund([fund.id]).get(fund.id, 0)
+        if ttl > 0:
+            with _progress_lock:
+                _progress_cache[fund.id] = (now + ttl, raised)
+    return FundProgress(raised_cents=max(raised, 0), goal_cents=fund.goal_cents)

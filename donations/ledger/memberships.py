@@ -17,12 +17,13 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from donations.clock import utcnow
-from donations.extensions import db
+from donations.extensions import db, insert_ignoring
 from donations.ledger import service as ledger
 from donations.ledger.models import (
+    FREQUENCY_INTERVAL,
+    INTERVAL_FREQUENCY,
     Donor,
     Frequency,
     Gift,
@@ -35,8 +36,6 @@ from donations.ledger.models import (
 )
 from donations.receipts import service as receipts
 
-INTERVAL_FREQUENCY = {"month": Frequency.MONTHLY, "year": Frequency.ANNUAL}
-FREQUENCY_INTERVAL = {Frequency.MONTHLY: "month", Frequency.ANNUAL: "year"}
 DEFAULT_LEVELS: list[tuple[int, str]] = [(0, "Supporter"), (12_000, "Sustainer"), (60_000, "Champion")]
 
 
@@ -49,6 +48,7 @@ class MembershipNotKnown(Exception):
 
 
 def annualized_cents(amount_cents: int, interval: str) -> int:
+    """What an amount billed every `interval` ("month" or "year") comes to in a year."""
     return amount_cents * 12 if interval == "month" else amount_cents
 
 
@@ -63,7 +63,7 @@ def level_for(annual_cents: int) -> str:
 
 
 def level_of(membership: Membership) -> str:
-    return level_for(membership.annual_cents)
+    return level_for(annualized_cents(membership.amount_cents, membership.interval))
 
 
 def level_for_gift(gift: Gift) -> str | None:
@@ -405,9 +405,8 @@ def apply_subscription(state: SubscriptionState) -> Membership:
 
 def link_invoice_payment(invoice_id: str, payment_intent_id: str) -> None:
     """invoice_payment.paid: which payment intent paid an invoice, whichever arrives first."""
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     db.session.execute(
-        insert(InvoicePaymentLink).on_conflict_do_nothing(index_elements=["stripe_invoice_id"]),
+        insert_ignoring(InvoicePaymentLink, "stripe_invoice_id"),
         {"stripe_invoice_id": invoice_id, "stripe_payment_intent_id": payment_intent_id, "created_at": utcnow()},
     )
     gift = db.session.scalar(select(Gift).where(Gift.stripe_invoice_id == invoice_id).with_for_update())

@@ -23,6 +23,12 @@ class Frequency(enum.StrEnum):
     ANNUAL = "annual"
 
 
+# A recurring frequency's billing interval (Stripe's `recurring.interval`, Membership.interval)
+# and back; a one-time gift has none.
+FREQUENCY_INTERVAL: dict[str, str] = {Frequency.MONTHLY: "month", Frequency.ANNUAL: "year"}
+INTERVAL_FREQUENCY: dict[str, Frequency] = {"month": Frequency.MONTHLY, "year": Frequency.ANNUAL}
+
+
 class GiftSource(enum.StrEnum):
     STRIPE = "stripe"
     CHECK = "check"
@@ -82,7 +88,7 @@ class Donor(Base):
     postal_code: Mapped[str | None] = mapped_column(String(20), index=True)
     country: Mapped[str | None] = mapped_column(String(2))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("donors.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("donors.id"), index=True)
     erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -132,6 +138,10 @@ class Membership(Base):
     current_period_end: Mapped[datetime | None]
     # Local gateway only: the card that renews it ("4242" pays, "0002" declines).
     local_card_last4: Mapped[str | None] = mapped_column(String(4))
+    # Stripe times of the events that last set the amount and the status: events arrive in
+    # any order, and an older one must not undo a newer one.
+    amount_as_of: Mapped[datetime | None]
+    status_as_of: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     donor: Mapped[Donor] = relationship(back_populates="memberships")
@@ -139,10 +149,6 @@ class Membership(Base):
     changes: Mapped[list[MembershipChange]] = relationship(
         back_populates="membership", order_by="MembershipChange.changed_at"
     )
-
-    @property
-    def annual_cents(self) -> int:
-        return self.amount_cents * (12 if self.interval == "month" else 1)
 
 
 class MembershipChange(Base):

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from donations.clock import utcnow
-from donations.extensions import db
+from donations.extensions import db, insert_ignoring
 from donations.ledger.donors import resolve_merged
 from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
 
@@ -36,17 +35,24 @@ def find_or_create_donor(
 ) -> Donor:
     """The donor with this email (case-folded), created if new; blank details are filled in.
 
-    Safe against two requests creating the same donor at once (INSERT ... ON CONFLICT).
+    Safe against two requests creating the same donor at once (INSERT ... ON CONFLICT). The
+    donor row is then locked FOR KEY SHARE until the caller commits (PostgreSQL; SQLite
+    serialises writers): a merge locks both donors FOR UPDATE, so it waits for the gift being
+    recorded here and then moves it, and a merge under way is waited for and then seen, so the
+    gift goes to the donor kept. KEY SHARE, not SHARE: two transactions filling in the same
+    donor's blank details would deadlock upgrading a shared lock; KEY SHARE lets their UPDATEs
+    through and conflicts only with FOR UPDATE.
     """
     key = email_key(email)
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.session.execute(
-        insert(Donor).on_conflict_do_nothing(index_elements=["email_key"]),
+        insert_ignoring(Donor, "email_key"),
         {"email": email.strip(), "email_key": key, "created_at": utcnow()},
     )
     donor = db.session.execute(
-        select(Donor).where(Donor.email_key == key).execution_options(populate_existing=True)
+        select(Donor)
+        .where(Donor.email_key == key)
+        .with_for_update(read=True, key_share=True)
+        .execution_options(populate_existing=True)
     ).scalar_one()
     # A merged duplicate's email still arrives from Stripe: its gifts belong to the survivor.
     donor = resolve_merged(donor)
@@ -114,8 +120,10 @@ def start_gift(donor: Donor, fund: Fund, details: GiftDetails) -> Gift:
     return gift
 
 
-def pending_gift_for_session(session_id: str) -> Gift | None:
-    return db.session.scalar(select(Gift).where(Gift.stripe_checkout_session_id == session_id).with_for_update())
+def gift_for_session(session_id: str, *, lock: bool = False) -> Gift | None:
+    """The gift a checkout session was opened for (locked FOR UPDATE with `lock`)."""
+    query = select(Gift).where(Gift.stripe_checkout_session_id == session_id)
+    return db.session.scalar(query.with_for_update() if lock else query)
 
 
 @dataclass(frozen=True)
@@ -139,7 +147,7 @@ class CheckoutPayment:
 def record_checkout_payment(payment: CheckoutPayment) -> tuple[Gift, bool]:
     """Mark the session's pending gift paid, or record a new gift for a session we did not
     create (a Payment Link). Returns (gift, newly_paid); a replay changes nothing."""
-    gift = pending_gift_for_session(payment.session_id)
+    gift = gift_for_session(payment.session_id, lock=True)
     if gift is None and payment.gift_id is not None:
         gift = db.session.scalar(
             select(Gift).where(Gift.id == payment.gift_id, Gift.stripe_checkout_session_id.is_(None)).with_for_update()
@@ -186,7 +194,7 @@ def record_checkout_payment(payment: CheckoutPayment) -> tuple[Gift, bool]:
 
 
 def fail_checkout(session_id: str) -> Gift | None:
-    gift = pending_gift_for_session(session_id)
+    gift = gift_for_session(session_id, lock=True)
     if gift is not None and gift.status == GiftStatus.PENDING:
         gift.status = GiftStatus.FAILED
     return gift

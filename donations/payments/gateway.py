@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import current_app
 
 
 class GatewayError(RuntimeError):
     """The gateway could not be reached or refused the request: nothing was charged; retry."""
+
+
+class GatewayRefused(GatewayError):
+    """The gateway answered and said no (already refunded, bad amount): retrying will not help."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,45 @@ class CheckoutSession:
     url: str
 
 
+@dataclass(frozen=True)
+class RefundParams:
+    gift_id: int
+    payment_intent_id: str | None  # one of these two names the payment to refund
+    charge_id: str | None
+    amount_cents: int
+    currency: str
+    reason: str  # the staff member's words; sent as metadata
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of Stripe's Events list, newest first."""
+
+    events: list[dict[str, Any]]
+    has_more: bool
+
+
 class PaymentGateway(Protocol):
     name: str
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession: ...
+
+    def refund(self, request: RefundParams) -> str:
+        """Ask for a refund; returns Stripe's refund id. The ledger learns of it from events."""
+        ...
+
+    def list_events(self, *, created_gte: int, starting_after: str | None = None, limit: int = 100) -> EventPage: ...
+
+    def retrieve_balance_transaction(self, balance_transaction_id: str) -> dict[str, Any]: ...
+
+    def list_payout_balance_transactions(self, payout_id: str) -> Iterator[dict[str, Any]]:
+        """Every balance transaction the payout settles, its `source` expanded."""
+        ...
+
+    def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
+        """Where a member manages their subscriptions (amount, card, cancel): its address."""
+        ...
 
 
 def get_gateway() -> PaymentGateway:

@@ -7,15 +7,19 @@ paying builds a Stripe-shaped event, signs it with the webhook secret and posts 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import current_app, url_for
 
+from donations.extensions import db
+from donations.ledger.models import Gift
 from donations.payments import signing
-from donations.payments.gateway import CheckoutRequest, CheckoutSession
+from donations.payments.gateway import CheckoutRequest, CheckoutSession, EventPage, GatewayError, RefundParams
 
 PAYING_CARD = "4242424242424242"
 DECLINING_CARD = "4000000000000002"
@@ -28,6 +32,58 @@ class LocalGateway:
         session_id = f"cs_local_{secrets.token_urlsafe(24)}"
         url = url_for("payments.local_checkout", session_id=session_id, cancel=request.cancel_url)
         return CheckoutSession(id=session_id, url=url)
+
+    def refund(self, request: RefundParams) -> str:
+        """Refund as Stripe would tell us: refund.created, then charge.refunded, both signed and
+        delivered to the webhook. The refund id derives from the idempotency key, so a retried
+        request names the same refund and the ledger records it once."""
+        gift = db.session.get(Gift, request.gift_id)
+        if gift is None or not request.payment_intent_id:
+            raise GatewayError("the local gateway refunds only its own gifts")
+        refund_id = "re_local_" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:24]
+        charge_id = gift.stripe_charge_id or request.payment_intent_id.replace("pi_", "ch_", 1)
+        refund = {
+            "id": refund_id,
+            "object": "refund",
+            "amount": request.amount_cents,
+            "balance_transaction": None,
+            "charge": charge_id,
+            "created": int(time.time()),
+            "currency": request.currency,
+            "metadata": {"gift_id": str(request.gift_id), "reason": request.reason[:500]},
+            "payment_intent": request.payment_intent_id,
+            "reason": "requested_by_customer",
+            "status": "succeeded",
+        }
+        charge = {
+            "id": charge_id,
+            "object": "charge",
+            "amount": gift.amount_cents,
+            "currency": gift.currency,
+            "paid": True,
+            "payment_intent": request.payment_intent_id,
+            "refunds": {"object": "list", "data": [refund], "has_more": False},
+            "status": "succeeded",
+        }
+        for payload in (event("refund.created", refund), event("charge.refunded", charge)):
+            status = deliver(payload)
+            if status != 200:
+                raise GatewayError(f"the local webhook answered {status}")
+        return refund_id
+
+    def list_events(self, *, created_gte: int, starting_after: str | None = None, limit: int = 100) -> EventPage:
+        # Every local event is delivered as it happens: there is nothing to recover.
+        return EventPage(events=[], has_more=False)
+
+    def retrieve_balance_transaction(self, balance_transaction_id: str) -> dict[str, Any]:
+        raise GatewayError("the local gateway keeps no balance transactions")
+
+    def list_payout_balance_transactions(self, payout_id: str) -> Iterator[dict[str, Any]]:
+        return iter(())
+
+    def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
+        # The local stand-in for Stripe's Billing Portal (see donations/giving/membership_views.py).
+        return url_for("membership.local_portal", customer_id=customer_id)
 
 
 def new_id(prefix: str) -> str:

@@ -20,14 +20,12 @@ from sqlalchemy import select
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger import memberships as ledger_memberships
-from donations.ledger.models import Frequency, Gift, Membership, MembershipStatus
+from donations.ledger.models import FREQUENCY_INTERVAL, INTERVAL_FREQUENCY, Gift, Membership, MembershipStatus
 from donations.payments import local
 
 log = logging.getLogger(__name__)
 
 LOCAL_SUBSCRIPTION_PREFIX = "sub_local_"
-INTERVALS = {Frequency.MONTHLY: "month", Frequency.ANNUAL: "year"}
-FREQUENCIES = {"month": Frequency.MONTHLY, "year": Frequency.ANNUAL}
 # Cards the local gateway keeps on file: the paying one, and the one that declines renewals.
 CARD_LAST4 = {local.PAYING_CARD: "4242", local.DECLINING_CARD: "0002"}
 DECLINING_LAST4 = "0002"
@@ -82,7 +80,7 @@ class _Subscription:
             currency=membership.currency,
             interval=membership.interval,
             started_at=membership.started_at or membership.created_at,
-            metadata={"fund": membership.fund.slug, "frequency": FREQUENCIES[membership.interval]},
+            metadata={"fund": membership.fund.slug, "frequency": INTERVAL_FREQUENCY[membership.interval]},
         )
 
     def period_before(self, end: datetime) -> datetime:
@@ -247,7 +245,7 @@ def start_subscription(gift: Gift, card_number: str) -> None:
         name=gift.donor.name,
         amount_cents=gift.amount_cents,
         currency=gift.currency,
-        interval=INTERVALS[Frequency(gift.frequency)],
+        interval=FREQUENCY_INTERVAL[gift.frequency],
         started_at=now,
         metadata={"gift_id": str(gift.id), "fund": gift.fund.slug, "frequency": gift.frequency},
     )

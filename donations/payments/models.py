@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from donations.clock import utcnow
@@ -36,7 +36,8 @@ class Payout(Base):
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(20))
-    arrival_date: Mapped[datetime | None]
+    # Stripe sends the bank's arrival day as midnight UTC: a calendar date, not an instant.
+    arrival_date: Mapped[date | None]
     created_at: Mapped[datetime]
     reconciled_at: Mapped[datetime | None]
 
@@ -54,3 +55,43 @@ class SyncRun(Base):
     events_applied: Mapped[int] = mapped_column(default=0)
     succeeded: Mapped[bool] = mapped_column(default=False)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class RefundRequest(Base):
+    """A staff member asked Stripe for a refund. The reversal itself comes only from Stripe's
+    events; this row holds the idempotency key, so that a retried request is never a second refund."""
+
+    __tablename__ = "refund_requests"
+    __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gift_id: Mapped[int] = mapped_column(ForeignKey("gifts.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(320))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    refused_at: Mapped[datetime | None]  # Stripe said no: the key is spent, nothing was refunded
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class PayoutTransaction(Base):
+    """One balance transaction settled by a payout (Stripe's own numbers), linked to the ledger."""
+
+    __tablename__ = "payout_transactions"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # txn_...
+    payout_id: Mapped[str] = mapped_column(ForeignKey("payouts.id"), index=True)
+    type: Mapped[str] = mapped_column(String(50))  # charge, payment, refund, adjustment, ...
+    reporting_category: Mapped[str] = mapped_column(String(50))
+    source_id: Mapped[str | None] = mapped_column(String(255))  # ch_..., re_..., du_...
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    fee_cents: Mapped[int] = mapped_column(BigInteger)
+    net_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime]
+    gift_id: Mapped[int | None] = mapped_column(ForeignKey("gifts.id"), index=True)
+    reversal_id: Mapped[int | None] = mapped_column(ForeignKey("reversals.id"))
+    dispute_id: Mapped[str | None] = mapped_column(ForeignKey("disputes.id"))

@@ -16,11 +16,12 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, select
 
-from donations.clock import from_timestamp, local_day_bounds, utcnow
+from donations.clock import from_timestamp, utcnow
 from donations.extensions import db
 from donations.ledger import reversals
 from donations.ledger.models import Dispute, Gift, Reversal
 from donations.payments.gateway import GatewayRefused, PaymentGateway, get_gateway
+from donations.payments.handlers.payload import object_id
 from donations.payments.models import Payout, PayoutTransaction
 
 CHARGE_TYPES = ("charge", "payment")
@@ -30,12 +31,6 @@ DISPUTE_CATEGORIES = ("dispute", "dispute_reversal")
 FINAL_PAYOUT_STATUSES = ("failed", "canceled")
 
 log = logging.getLogger(__name__)
-
-
-def _id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return value.get("id")
-    return value or None
 
 
 def record_payout(payout: dict[str, Any]) -> Payout:
@@ -49,7 +44,8 @@ def record_payout(payout: dict[str, Any]) -> Payout:
     # A payout can fail after it was paid, never the other way: a late `paid` changes nothing.
     if row.status not in FINAL_PAYOUT_STATUSES:
         row.status = payout["status"]
-    row.arrival_date = from_timestamp(payout["arrival_date"]) if payout.get("arrival_date") else None
+    arrival = payout.get("arrival_date")
+    row.arrival_date = from_timestamp(arrival).date() if arrival else None
     db.session.flush()
     return row
 
@@ -95,8 +91,8 @@ def _record_transaction(payout: Payout, transaction: dict[str, Any]) -> PayoutTr
     line.payout_id = payout.id
     line.type = transaction["type"]
     line.reporting_category = transaction.get("reporting_category") or transaction["type"]
-    line.source_id = _id(source)
-    line.payment_intent_id = _id(source.get("payment_intent")) if isinstance(source, dict) else None
+    line.source_id = object_id(source)
+    line.payment_intent_id = object_id(source.get("payment_intent")) if isinstance(source, dict) else None
     line.amount_cents = int(transaction["amount"])
     line.fee_cents = int(transaction["fee"])
     line.net_cents = int(transaction["net"])
@@ -178,7 +174,7 @@ class PayoutRow:
     withdrawals are negative; `net_cents` equals `amount_cents` when every line was fetched."""
 
     payout_id: str
-    arrival_date: datetime | None
+    arrival_date: date | None
     currency: str
     status: str
     amount_cents: int
@@ -233,19 +229,8 @@ def payout_reconciliation_rows(first: date | None = None, last: date | None = No
         .order_by(Payout.arrival_date, Payout.id)
     )
     if first is not None:
-        query = query.where(Payout.arrival_date >= local_day_bounds(first, first)[0])
+        query = query.where(Payout.arrival_date >= first)
     if last is not None:
-        query = query.where(Payout.arrival_date < local_day_bounds(last, last)[1])
+        query = query.where(Payout.arrival_date <= last)
     for row in db.session.execute(query):
         yield PayoutRow(*row)
-
-
-def payout_lines(payout_id: str) -> list[PayoutTransaction]:
-    """The balance transactions of one payout, with their gift, reversal or dispute ids."""
-    return list(
-        db.session.scalars(
-            select(PayoutTransaction)
-            .where(PayoutTransaction.payout_id == payout_id)
-            .order_by(PayoutTransaction.created_at, PayoutTransaction.id)
-        )
-    )

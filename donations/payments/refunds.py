@@ -34,17 +34,37 @@ def _actor_name(actor: StaffUser | str) -> str:
     return actor.email if isinstance(actor, StaffUser) else actor
 
 
+def refundable_cents(gift: Gift) -> int:
+    """The most a refund of the gift may take now: what it holds after its reversals."""
+    return reversals.net_cents(gift)
+
+
+def refusal(gift: Gift) -> str | None:
+    """Why the gift cannot be refunded now; None when it can. The staff page shows the refund
+    form exactly when this is None, and `request_refund` refuses with this reason."""
+    if gift.source != GiftSource.STRIPE or not (gift.stripe_payment_intent_id or gift.stripe_charge_id):
+        return f"gift {gift.id} was not paid through Stripe; refund it where it was paid"
+    open_dispute = db.session.scalar(select(Dispute.id).where(Dispute.gift_id == gift.id, Dispute.closed_at.is_(None)))
+    if open_dispute:
+        return f"gift {gift.id} is disputed ({open_dispute}); Stripe refuses refunds until it closes"
+    if gift.status not in REFUNDABLE_STATUSES:
+        return f"gift {gift.id} is {gift.status.replace('_', ' ')}; only paid gifts can be refunded"
+    if refundable_cents(gift) <= 0:
+        return f"gift {gift.id} is already refunded in full"
+    return None
+
+
+def refundable(gift: Gift) -> bool:
+    return refusal(gift) is None
+
+
 def _refundable_gift(gift_id: int) -> Gift:
     gift = db.session.get(Gift, gift_id, with_for_update=True)
     if gift is None:
         raise RefundError(f"there is no gift {gift_id}")
-    if gift.source != GiftSource.STRIPE or not (gift.stripe_payment_intent_id or gift.stripe_charge_id):
-        raise RefundError(f"gift {gift_id} was not paid through Stripe; refund it where it was paid")
-    open_dispute = db.session.scalar(select(Dispute.id).where(Dispute.gift_id == gift_id, Dispute.closed_at.is_(None)))
-    if open_dispute:
-        raise RefundError(f"gift {gift_id} is disputed ({open_dispute}); Stripe refuses refunds until it closes")
-    if gift.status not in REFUNDABLE_STATUSES:
-        raise RefundError(f"gift {gift_id} is {gift.status}; only paid gifts can be refunded")
+    reason = refusal(gift)
+    if reason is not None:
+        raise RefundError(reason)
     return gift
 
 
@@ -78,7 +98,7 @@ def request_refund(
         if not reason:
             raise RefundError("give a reason for the refund")
         gift = _refundable_gift(gift_id)
-        remaining = reversals.net_cents(gift)
+        remaining = refundable_cents(gift)
         amount = remaining if amount_cents is None else amount_cents
         if amount <= 0 or amount > remaining:
             left = format_money(remaining, gift.currency)

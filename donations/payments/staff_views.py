@@ -3,14 +3,11 @@ button for finance and admins) and open disputes with their evidence deadlines."
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 
-from donations.clock import newsroom_zone
 from donations.extensions import db
 from donations.ledger.reversals import open_disputes
 from donations.payments import sync
@@ -24,12 +21,6 @@ class RetryForm(FlaskForm):
     """No fields: the CSRF token is the form."""
 
 
-def local_time(moment: datetime | None) -> str:
-    if moment is None:
-        return "—"
-    return moment.astimezone(newsroom_zone()).strftime("%Y-%m-%d %H:%M %Z")
-
-
 @bp.get("/events")
 @role_required(*READ)
 def failed_events():  # type: ignore[no-untyped-def]
@@ -39,7 +30,6 @@ def failed_events():  # type: ignore[no-untyped-def]
         health=sync.sync_health(),
         can_retry=current_user.role in MONEY,
         form=RetryForm(),
-        local_time=local_time,
     )
 
 
@@ -66,4 +56,4 @@ def retry_event(event_id: str):  # type: ignore[no-untyped-def]
 @bp.get("/disputes")
 @role_required(*READ)
 def disputes():  # type: ignore[no-untyped-def]
-    return render_template("payments/disputes.html", disputes=open_disputes(), local_time=local_time)
+    return render_template("payments/disputes.html", disputes=open_disputes())

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import stripe
 
-from donations.payments.gateway import CheckoutRequest, CheckoutSession, GatewayError
+from donations.ledger.models import FREQUENCY_INTERVAL
+from donations.payments.gateway import (
+    CheckoutRequest,
+    CheckoutSession,
+    EventPage,
+    GatewayError,
+    GatewayRefused,
+    RefundParams,
+)
 
-RECURRING_INTERVAL = {"monthly": "month", "annual": "year"}
+# Stripe's own refund reasons; any other words go in the refund's metadata only.
+STRIPE_REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+# Stripe answered, and the same request would get the same answer.
+_REFUSALS = (
+    stripe.InvalidRequestError,
+    stripe.CardError,
+    stripe.IdempotencyError,
+    stripe.AuthenticationError,
+    stripe.PermissionError,
+)
 
 
 @dataclass
@@ -50,8 +67,8 @@ class StripeGateway:
             "cancel_url": request.cancel_url,
             "metadata": metadata,
         }
-        if request.frequency in RECURRING_INTERVAL:
-            price_data["recurring"] = {"interval": RECURRING_INTERVAL[request.frequency]}
+        if request.frequency in FREQUENCY_INTERVAL:
+            price_data["recurring"] = {"interval": FREQUENCY_INTERVAL[request.frequency]}
             params["mode"] = "subscription"
             params["subscription_data"] = {"metadata": metadata, "description": request.description}
         else:
@@ -71,3 +88,61 @@ class StripeGateway:
         if not session.url:
             raise GatewayError("Stripe returned a session without a URL")
         return CheckoutSession(id=session.id, url=session.url)
+
+    def refund(self, request: RefundParams) -> str:
+        words = request.reason.strip()
+        params: dict[str, Any] = {
+            "amount": request.amount_cents,
+            "reason": words.lower() if words.lower() in STRIPE_REFUND_REASONS else "requested_by_customer",
+            "metadata": {"gift_id": str(request.gift_id), "reason": words[:500]},
+        }
+        if request.payment_intent_id:
+            params["payment_intent"] = request.payment_intent_id
+        else:
+            params["charge"] = request.charge_id
+        try:
+            refund = self.client.v1.refunds.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": request.idempotency_key},
+            )
+        except _REFUSALS as exc:
+            raise GatewayRefused(f"Stripe refused the refund: {exc.user_message or type(exc).__name__}") from exc
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe did not answer: {type(exc).__name__}") from exc
+        return refund.id
+
+    def list_events(self, *, created_gte: int, starting_after: str | None = None, limit: int = 100) -> EventPage:
+        params: dict[str, Any] = {"created": {"gte": created_gte}, "limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        try:
+            page = self.client.v1.events.list(params=params)  # type: ignore[arg-type]
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe's Events list failed: {type(exc).__name__}") from exc
+        return EventPage(events=[event.to_dict(for_json=True) for event in page.data], has_more=bool(page.has_more))
+
+    def retrieve_balance_transaction(self, balance_transaction_id: str) -> dict[str, Any]:
+        try:
+            return self.client.v1.balance_transactions.retrieve(balance_transaction_id).to_dict(for_json=True)
+        except _REFUSALS as exc:
+            raise GatewayRefused(f"Stripe refused: {exc.user_message or type(exc).__name__}") from exc
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe's balance transaction failed: {type(exc).__name__}") from exc
+
+    def list_payout_balance_transactions(self, payout_id: str) -> Iterator[dict[str, Any]]:
+        params = {"payout": payout_id, "limit": 100, "expand": ["data.source"]}
+        try:
+            page = self.client.v1.balance_transactions.list(params=params)  # type: ignore[arg-type]
+            for transaction in page.auto_paging_iter():
+                yield transaction.to_dict(for_json=True)
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe's payout transactions failed: {type(exc).__name__}") from exc
+
+    def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
+        try:
+            session = self.client.v1.billing_portal.sessions.create(
+                params={"customer": customer_id, "return_url": return_url}
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe's Billing Portal did not answer: {type(exc).__name__}") from exc
+        return session.url

@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import select
 
-from donations.extensions import csrf, db, limiter
-from donations.ledger.models import Gift, GiftStatus
-from donations.payments import events, local, signing
+from donations.extensions import csrf, limiter
+from donations.giving import protection
+from donations.ledger import service as ledger
+from donations.ledger.models import Frequency, Gift, GiftStatus
+from donations.payments import events, local, local_billing, signing
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ def _local_gateway_only() -> None:
 
 
 def _pending_local_gift(session_id: str) -> Gift:
-    gift = db.session.scalar(select(Gift).where(Gift.stripe_checkout_session_id == session_id))
-    if gift is None or not session_id.startswith("cs_local_"):
+    gift = ledger.gift_for_session(session_id) if session_id.startswith("cs_local_") else None
+    if gift is None:
         abort(404)
     return gift
 
@@ -60,12 +61,22 @@ def local_checkout(session_id: str):  # type: ignore[no-untyped-def]
     error = None
     if request.method == "POST":
         card = "".join(ch for ch in request.form.get("card_number", "") if ch.isdigit())
+        if card == local.PAYING_CARD and gift.frequency != Frequency.ONE_TIME:
+            try:
+                local_billing.start_subscription(gift, card)
+            except local_billing.LocalBillingError:
+                return render_template("giving/retry.html"), 503
+            return redirect(thanks)
         if card == local.PAYING_CARD:
             status = local.deliver(local.event("checkout.session.completed", _session_object(gift)))
             if status != 200:
                 log.error("local webhook delivery answered %s", status)
                 return render_template("giving/retry.html"), 503
             return redirect(thanks)
+        if card == local.DECLINING_CARD:  # card testing shows as declines: count them for the cool-down
+            protection.record_decline(
+                address=request.remote_addr, email=gift.donor.email, card=protection.local_card_fingerprint(card)
+            )
         error = (
             "Your card was declined. No money was taken; try another card."
             if card == local.DECLINING_CARD

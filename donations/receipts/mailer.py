@@ -152,11 +152,12 @@ class FileTransport:
         path = self.directory / name
         path.write_bytes(bytes(mail))
         text = mail.get_body(("plain",))
+        # Development only (production refuses to run the worker without SMTP_URL): the body is
+        # shown for its links; the recipient is not (it is in the file, named by the Message-ID).
         log.info(
-            "mail to %s: %s (written to %s)\n%s",
-            mail["To"],
-            mail["Subject"],
+            "mail written to %s: %s\n%s",
             path,
+            mail["Subject"],
             text.get_content() if text is not None else "",
         )
 

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from donations.clock import local_date, newsroom_zone, utcnow
 from donations.extensions import db
-from donations.ledger.memberships import level_for
+from donations.ledger.memberships import annualized_cents, level_of
 from donations.ledger.models import Frequency, Gift, GiftSource, Membership, Reversal, ReversalKind
 from donations.money import format_money
 from donations.receipts.models import OutboxMessage
@@ -160,8 +160,10 @@ def membership_facts(membership: Membership) -> dict[str, Any]:
     return {
         "membership_id": membership.id,
         "amount": format_money(membership.amount_cents, membership.currency),
-        "annual_amount": format_money(membership.annual_cents, membership.currency),
-        "level": level_for(membership.annual_cents),
+        "annual_amount": format_money(
+            annualized_cents(membership.amount_cents, membership.interval), membership.currency
+        ),
+        "level": level_of(membership),
         "interval_word": _interval_word(membership.interval),
         "per": "month" if membership.interval == "month" else "year",
         "fund": membership.fund.name,

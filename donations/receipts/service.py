@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-
-from donations.extensions import db
+from donations.extensions import db, insert_ignoring
 from donations.receipts.models import OutboxMessage
 
 
@@ -24,11 +22,9 @@ def queue(
     Returns None when a message with that key exists (INSERT ... ON CONFLICT DO NOTHING, so two
     transactions queueing the same cause at once never fail each other).
     """
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     message_id = db.session.execute(
-        insert(OutboxMessage)
+        insert_ignoring(OutboxMessage, "dedupe_key")
         .values(kind=kind, to_address=to_address, context=context, dedupe_key=dedupe_key, donor_id=donor_id)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxMessage.id)
     ).scalar_one_or_none()
     return None if message_id is None else db.session.get(OutboxMessage, message_id)

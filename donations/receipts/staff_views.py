@@ -3,12 +3,9 @@ and a donor's printable annual statement."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from donations.clock import newsroom_zone
 from donations.extensions import db
 from donations.ledger.models import Donor
 from donations.receipts import outbox as outbox_service
@@ -18,12 +15,6 @@ from donations.receipts.render import statement_values
 from donations.staff.auth import MONEY, READ, role_required
 
 bp = Blueprint("receipts_staff", __name__, url_prefix="/staff")
-
-
-def local_time(moment: datetime | None) -> str:
-    if moment is None:
-        return "—"
-    return moment.astimezone(newsroom_zone()).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _check_form() -> None:
@@ -40,11 +31,10 @@ def outbox():  # type: ignore[no-untyped-def]
         parked=outbox_service.parked_messages(),
         retrying=outbox_service.retrying_messages(),
         form=ActionForm(),
-        local_time=local_time,
     )
 
 
-@bp.post("/outbox/<int:message_id>/resend")
+@bp.post("/outbox/<int(max=2147483647):message_id>/resend")
 @role_required(*MONEY)
 def resend(message_id: int):  # type: ignore[no-untyped-def]
     _check_form()
@@ -61,7 +51,7 @@ def resend(message_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for(".outbox"), 303)
 
 
-@bp.get("/donors/<int:donor_id>/statement")
+@bp.get("/donors/<int(max=2147483647):donor_id>/statement")
 @role_required(*READ)
 def statement_years(donor_id: int):  # type: ignore[no-untyped-def]
     donor = db.session.get(Donor, donor_id)
@@ -70,7 +60,7 @@ def statement_years(donor_id: int):  # type: ignore[no-untyped-def]
     return render_template("receipts/statement_years.html", donor=donor, years=statements.statement_years(donor_id))
 
 
-@bp.get("/donors/<int:donor_id>/statement/<int:year>")
+@bp.get("/donors/<int(max=2147483647):donor_id>/statement/<int(max=2147483647):year>")
 @role_required(*READ)
 def statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
     try:
@@ -85,7 +75,7 @@ def statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
     )
 
 
-@bp.post("/donors/<int:donor_id>/statement/<int:year>/email")
+@bp.post("/donors/<int(max=2147483647):donor_id>/statement/<int(max=2147483647):year>/email")
 @role_required(*MONEY)
 def email_statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
     _check_form()

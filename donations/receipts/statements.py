@@ -13,10 +13,9 @@ from datetime import MAXYEAR, date, datetime
 from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import String, and_, cast, exists, func, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from donations.clock import local_date, local_day_bounds, utcnow
-from donations.extensions import UTCDateTime, db
+from donations.extensions import UTCDateTime, db, insert_ignoring
 from donations.ledger.models import RECEIVED_STATUSES, Donor, Fund, Gift, Reversal
 from donations.receipts.models import OutboxMessage, OutboxStatus
 from donations.receipts.service import queue
@@ -269,9 +268,8 @@ def queue_annual_statements(year: int) -> int:
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
     ).where(gave, Donor.merged_into_id.is_(None), Donor.erased_at.is_(None))
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(OutboxMessage)
+        insert_ignoring(OutboxMessage, "dedupe_key")
         .from_select(
             [
                 "kind",
@@ -286,7 +284,6 @@ def queue_annual_statements(year: int) -> int:
             ],
             rows,
         )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .execution_options(preserve_rowcount=True)  # an INSERT's row count is not kept by default
     )
     return db.session.execute(statement).rowcount

@@ -150,7 +150,8 @@ class OutboxWorker:
         message.status = OutboxStatus.SENT
         message.sent_at = utcnow()
         message.last_error = None
-        log.info("sent outbox message %s (%s) to %s", message.id, message.kind, message.to_address)
+        # The row's id and kind find the message; the address stays out of the logs.
+        log.info("sent outbox message %s (%s)", message.id, message.kind)
         return Outcome.SENT
 
     def _retry_or_park(self, message: OutboxMessage, error: str) -> Outcome:

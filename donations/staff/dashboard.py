@@ -91,7 +91,8 @@ def members() -> Members:
             Membership.status == MembershipStatus.ACTIVE
         )
     ).one()
-    return Members(int(count), round(int(annualized) / 12))
+    # Integer cents, half a cent rounded up: never through a float.
+    return Members(int(count), (int(annualized) + 6) // 12)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ validate is answered with its messages and a 400, and nothing is written."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -22,6 +23,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, ValidationError
 
+from donations.extensions import MAX_ROW_ID
 from donations.ledger.models import GiftSource, GiftStatus
 from donations.money import AmountError, parse_dollars
 from donations.staff.models import Role
@@ -41,6 +43,17 @@ ROLE_CHOICES = [
     (Role.FINANCE.value, "Finance: gifts, refunds, offline gifts, exports"),
     (Role.VIEWER.value, "Viewer: read only"),
 ]
+
+
+# Dates staff may search by: a newsroom's records start after 2000, and far-off years would
+# overflow the time-zone arithmetic (9999-12-31 has no next day). Offline gifts need no bound:
+# the ledger refuses a future date with its own message.
+FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2100, 12, 31)
+
+
+def supported_date(form: Any, field: Field) -> None:
+    if field.data is not None and not FIRST_DATE <= field.data <= LAST_DATE:
+        raise ValidationError(f"Enter a date from {FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()}.")
 
 
 def no_control_characters(form: Any, field: Field) -> None:
@@ -115,8 +128,8 @@ class ButtonForm(FlaskForm):
 
 
 class GiftFilterForm(GetForm):
-    first = DateField("Received from", validators=[Optional()])
-    last = DateField("Received to", validators=[Optional()])
+    first = DateField("Received from", validators=[Optional(), supported_date])
+    last = DateField("Received to", validators=[Optional(), supported_date])
     fund = SelectField("Fund", coerce=str, validators=[Optional()])
     source = SelectField("Source", choices=choices([("", "Any source"), *SOURCE_CHOICES]), validators=[Optional()])
     frequency = SelectField(
@@ -171,7 +184,7 @@ class DonorSearchForm(GetForm):
 class MergeForm(FlaskForm):
     duplicate = IntegerField(
         "Donor number of the duplicate to merge into this donor",
-        validators=[InputRequired("Enter the duplicate's donor number."), NumberRange(min=1)],
+        validators=[InputRequired("Enter the duplicate's donor number."), NumberRange(min=1, max=MAX_ROW_ID)],
     )
     confirm = BooleanField(
         "I understand: every gift and membership of the duplicate moves to this donor",
@@ -191,7 +204,7 @@ class _DonorFields:
 
 
 class OfflineGiftForm(FlaskForm):
-    donor_id = IntegerField("Existing donor number", validators=[Optional(), NumberRange(min=1)])
+    donor_id = IntegerField("Existing donor number", validators=[Optional(), NumberRange(min=1, max=MAX_ROW_ID)])
     email = _DonorFields.email
     name = _DonorFields.name
     organization = StringField(
@@ -299,7 +312,7 @@ class FundForm(FlaskForm):
 class AuditFilterForm(GetForm):
     user = SelectField("Staff member", coerce=str, validators=[Optional()])
     action = SelectField("Action", coerce=str, validators=[Optional()])
-    before = IntegerField(validators=[Optional(), NumberRange(min=1)])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=MAX_ROW_ID)])
 
 
 class StaffUserForm(FlaskForm):

@@ -38,7 +38,7 @@ def _donor_or_404(donor_id: int) -> Donor:
     return donor
 
 
-@bp.get("/<int:donor_id>/privacy")
+@bp.get("/<int(max=2147483647):donor_id>/privacy")
 @role_required(*ADMIN)
 def privacy_page(donor_id: int):  # type: ignore[no-untyped-def]
     return render_template(
@@ -46,7 +46,7 @@ def privacy_page(donor_id: int):  # type: ignore[no-untyped-def]
     )
 
 
-@bp.post("/<int:donor_id>/privacy/export")
+@bp.post("/<int(max=2147483647):donor_id>/privacy/export")
 @role_required(*ADMIN)
 def export(donor_id: int):  # type: ignore[no-untyped-def]
     _donor_or_404(donor_id)
@@ -69,7 +69,7 @@ def export(donor_id: int):  # type: ignore[no-untyped-def]
     )
 
 
-@bp.post("/<int:donor_id>/privacy/erase")
+@bp.post("/<int(max=2147483647):donor_id>/privacy/erase")
 @role_required(*ADMIN)
 def erase(donor_id: int):  # type: ignore[no-untyped-def]
     donor = _donor_or_404(donor_id)

@@ -7,6 +7,7 @@ gifts costs what page 1 does: one index range scan.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import joinedload, selectinload
 
 from donations.clock import local_day_bounds
-from donations.extensions import db
+from donations.extensions import MAX_ROW_ID, db
 from donations.ledger.models import RECEIVED_STATUSES, Dispute, Donor, Fund, Gift, Membership, Reversal
 from donations.ledger.service import email_key
 from donations.staff.localtime import local_year
@@ -23,6 +24,9 @@ from donations.staff.models import AuditEntry, StaffUser
 
 PAGE_SIZE = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# "<microseconds since the epoch>.<gift id>", ASCII digits only (str.isdigit also takes "²" and
+# other digits int() refuses), short enough that int() and the database take them.
+_CURSOR = re.compile(r"(-?\d{1,18})\.(\d{1,10})", re.ASCII)
 
 
 class BadCursor(ValueError):
@@ -41,10 +45,15 @@ class GiftCursor:
 
     @classmethod
     def decode(cls, text: str) -> GiftCursor:
-        micros, _, gift_id = text.partition(".")
-        if not (micros.lstrip("-").isdigit() and gift_id.isdigit()) or len(text) > 40:
-            raise BadCursor("That page link is broken: start again from the first page.")
-        return cls(_EPOCH + timedelta(microseconds=int(micros)), int(gift_id))
+        broken = BadCursor("That page link is broken: start again from the first page.")
+        match = _CURSOR.fullmatch(text)
+        if match is None or int(match[2]) > MAX_ROW_ID:
+            raise broken
+        try:
+            received_at = _EPOCH + timedelta(microseconds=int(match[1]))
+        except OverflowError:  # beyond the years datetime holds
+            raise broken from None
+        return cls(received_at, int(match[2]))
 
 
 @dataclass(frozen=True)

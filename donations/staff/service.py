@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger import donors, edits, funds, offline
-from donations.ledger.models import Donor, Fund, Gift
+from donations.ledger.models import Fund, Gift
 from donations.staff.models import AuditEntry, Role, StaffUser
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
@@ -472,8 +472,7 @@ def record_offline_batch(entries: list[offline.OfflineGift], actor: StaffUser, r
 
 def merge_donors(duplicate_id: int, kept_id: int, actor: StaffUser, remote_addr: str | None) -> donors.MergeResult:
     with _transaction():
-        duplicate = db.session.get(Donor, duplicate_id, with_for_update=True)
-        kept = db.session.get(Donor, kept_id, with_for_update=True)
+        duplicate, kept = donors.lock_pair(duplicate_id, kept_id)
         if duplicate is None or kept is None:
             raise StaffError("No such donor.")
         result = donors.merge(duplicate, kept)

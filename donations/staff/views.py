@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,15 +26,16 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from donations.clock import newsroom_zone, utcnow
+from donations.clock import utcnow
 from donations.extensions import db, limiter, login_manager
 from donations.ledger import donors as donor_ledger
 from donations.ledger import funds as fund_ledger
-from donations.ledger import offline
+from donations.ledger import offline, reversals
 from donations.ledger.edits import Designation
-from donations.ledger.models import RECEIVED_STATUSES, Donor, Fund, Gift, GiftSource
+from donations.ledger.models import Donor, Fund, Gift, GiftSource
 from donations.ledger.service import LedgerError
 from donations.money import format_money
+from donations.payments import refunds
 from donations.payments.gateway import GatewayError
 from donations.staff import dashboard as dashboard_queries
 from donations.staff import forms, queries, service
@@ -121,14 +121,6 @@ def staff_gates() -> Response | None:
 @bp.app_context_processor
 def staff_helpers() -> dict[str, Any]:
     return {"staff_can": _can, "now_utc": utcnow}
-
-
-@bp.app_template_filter("staff_time")
-def staff_time(moment: datetime | None) -> str:
-    """A stored UTC time as the newsroom's local time."""
-    if moment is None:
-        return "—"
-    return moment.astimezone(newsroom_zone()).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @bp.app_template_filter("pretty_json")
@@ -403,13 +395,6 @@ def _render_gift(
     designation_form: forms.DesignationForm | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    reversed_cents = sum(reversal.amount_cents for reversal in gift.reversals)
-    refundable = (
-        gift.source == GiftSource.STRIPE
-        and gift.status in RECEIVED_STATUSES
-        and bool(gift.stripe_payment_intent_id or gift.stripe_charge_id)
-        and gift.amount_cents - reversed_cents > 0
-    )
     if designation_form is None:
         designation_form = forms.DesignationForm(
             data={"fund": gift.fund_id, "tribute_kind": gift.tribute_kind or "", "tribute_name": gift.tribute_name}
@@ -418,8 +403,9 @@ def _render_gift(
     return render_template(
         "staff/gift.html",
         gift=gift,
-        reversed_cents=reversed_cents,
-        refundable=refundable,
+        reversed_cents=reversals.reversed_cents(gift.id),
+        refundable=refunds.refundable(gift),
+        refundable_cents=refunds.refundable_cents(gift),
         disputes=queries.disputes_of(gift.id),
         history=queries.history_of("gift", gift.id),
         refund_form=refund_form or forms.RefundForm(),
@@ -427,30 +413,24 @@ def _render_gift(
     ), status
 
 
-@bp.get("/gifts/<int:gift_id>")
+@bp.get("/gifts/<int(max=2147483647):gift_id>")
 @role_required(*READ)
 def gift(gift_id: int):  # type: ignore[no-untyped-def]
     return _render_gift(_gift_or_404(gift_id))
 
 
-def _refund_service() -> Any:
-    """The payments area's refund service (imported when used: payments owns the gateway)."""
-    from donations.payments.refunds import RefundError, request_refund
-
-    return request_refund, RefundError
-
-
-@bp.post("/gifts/<int:gift_id>/refund")
+@bp.post("/gifts/<int(max=2147483647):gift_id>/refund")
 @role_required(*MONEY)
 def gift_refund(gift_id: int):  # type: ignore[no-untyped-def]
     gift = _gift_or_404(gift_id)
     form = forms.RefundForm()
     if not form.validate_on_submit():
         return _render_gift(gift, refund_form=form, status=400)
-    request_refund, refund_error = _refund_service()
     try:
-        refund_id = request_refund(gift.id, form.amount.cents, form.reason.data, actor=_actor(), remote_addr=_addr())
-    except (refund_error, GatewayError) as exc:
+        refund_id = refunds.request_refund(
+            gift.id, form.amount.cents, form.reason.data, actor=_actor(), remote_addr=_addr()
+        )
+    except (refunds.RefundError, GatewayError) as exc:
         db.session.rollback()
         form.amount.errors = [*form.amount.errors, f"The refund was not made: {exc}."]
         return _render_gift(_gift_or_404(gift_id), refund_form=form, status=400)
@@ -458,7 +438,7 @@ def gift_refund(gift_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("staff.gift", gift_id=gift_id), 303)
 
 
-@bp.post("/gifts/<int:gift_id>/designation")
+@bp.post("/gifts/<int(max=2147483647):gift_id>/designation")
 @role_required(*MONEY)
 def gift_designation(gift_id: int):  # type: ignore[no-untyped-def]
     gift = _gift_or_404(gift_id)
@@ -524,13 +504,13 @@ def _render_donor(donor: Donor, merge_form: forms.MergeForm | None = None, statu
     ), status
 
 
-@bp.get("/donors/<int:donor_id>")
+@bp.get("/donors/<int(max=2147483647):donor_id>")
 @role_required(*READ)
 def donor(donor_id: int):  # type: ignore[no-untyped-def]
     return _render_donor(_donor_or_404(donor_id))
 
 
-@bp.post("/donors/<int:donor_id>/merge")
+@bp.post("/donors/<int(max=2147483647):donor_id>/merge")
 @role_required(*MONEY)
 def donor_merge(donor_id: int):  # type: ignore[no-untyped-def]
     kept = _donor_or_404(donor_id)
@@ -670,7 +650,7 @@ def fund_new():  # type: ignore[no-untyped-def]
     return render_template("staff/fund_form.html", form=form, fund=None, error=error), status
 
 
-@bp.route("/funds/<int:fund_id>", methods=["GET", "POST"])
+@bp.route("/funds/<int(max=2147483647):fund_id>", methods=["GET", "POST"])
 @role_required(*ADMIN)
 def fund_edit(fund_id: int):  # type: ignore[no-untyped-def]
     fund = db.session.get(Fund, fund_id)
@@ -802,31 +782,31 @@ def _user_action(user_id: int, action: str) -> Response:
     return redirect(url_for("staff.users"), 303)
 
 
-@bp.post("/users/<int:user_id>/role")
+@bp.post("/users/<int(max=2147483647):user_id>/role")
 @role_required(*ADMIN)
 def user_role(user_id: int):  # type: ignore[no-untyped-def]
     return _user_action(user_id, "role")
 
 
-@bp.post("/users/<int:user_id>/deactivate")
+@bp.post("/users/<int(max=2147483647):user_id>/deactivate")
 @role_required(*ADMIN)
 def user_deactivate(user_id: int):  # type: ignore[no-untyped-def]
     return _user_action(user_id, "deactivate")
 
 
-@bp.post("/users/<int:user_id>/activate")
+@bp.post("/users/<int(max=2147483647):user_id>/activate")
 @role_required(*ADMIN)
 def user_activate(user_id: int):  # type: ignore[no-untyped-def]
     return _user_action(user_id, "activate")
 
 
-@bp.post("/users/<int:user_id>/reset-two-factor")
+@bp.post("/users/<int(max=2147483647):user_id>/reset-two-factor")
 @role_required(*ADMIN)
 def user_reset_two_factor(user_id: int):  # type: ignore[no-untyped-def]
     return _user_action(user_id, "reset-two-factor")
 
 
-@bp.post("/users/<int:user_id>/reset-password")
+@bp.post("/users/<int(max=2147483647):user_id>/reset-password")
 @role_required(*ADMIN)
 def user_reset_password(user_id: int):  # type: ignore[no-untyped-def]
     user = _staff_user_or_404(user_id)

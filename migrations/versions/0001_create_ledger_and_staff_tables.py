@@ -70,7 +70,7 @@ def upgrade():
     sa.Column('amount_cents', sa.BigInteger(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('arrival_date', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('arrival_date', sa.Date(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('reconciled_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payouts'))

@@ -1,7 +1,7 @@
 """blocked_attempts: card-testing defences' count of refused attempts, per reason and minute
 
 Revision ID: 0007
-Revises: 0001
+Revises: 0006
 Create Date: 2026-11-26
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = "0007"
-down_revision = "0001"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

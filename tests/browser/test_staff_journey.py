@@ -6,6 +6,7 @@ follow. axe-core finds nothing serious or critical on the dashboard and the gift
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -15,26 +16,31 @@ from donations.clock import local_date, utcnow
 from donations.extensions import db
 from donations.ledger.models import Gift, GiftStatus, Reversal
 from tests.factories import make_donor, make_fund, make_gift
-from tests.staff.support import PASSWORD, make_staff
+from tests.staff.support import PASSWORD, freeze_dashboard_day, make_staff
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def world(app):
+def world(app, monkeypatch):
+    # One local date for the whole journey: the dashboard's clock stops at its noon and every
+    # gift is received on it, so a run across local midnight cannot split them.
+    day = local_date(utcnow())
+    noon = freeze_dashboard_day(monkeypatch, day)
     fund = make_fund("community-forums", name="Community Forums Reporting", is_default=True)
     donor = make_donor("reader.refund@example.org", name="Rae Reader")
     gift = make_gift(
         donor,
         fund,
         8000,
+        received_at=noon - timedelta(hours=3),
         stripe_payment_intent_id="pi_local_" + "b2" * 12,
         stripe_checkout_session_id="cs_local_staff_journey",
         card_last4="4242",
     )
-    make_gift(make_donor("someone.else@example.org"), fund, 2500)
+    make_gift(make_donor("someone.else@example.org"), fund, 2500, received_at=noon - timedelta(hours=2))
     finance = make_staff("finance", email="finance@newsroom.example")
-    return {"fund": fund, "gift": gift, "finance": finance}
+    return {"fund": fund, "gift": gift, "finance": finance, "day": day}
 
 
 def today_figures(page: Page) -> tuple[str, str]:
@@ -81,7 +87,7 @@ def test_finance_refunds_part_of_a_gift_and_enters_a_batch_of_checks(page: Page,
     # Two checks in one batch.
     page.get_by_role("link", name="Checks").click()
     page.get_by_label("Fund").select_option(label="Community Forums Reporting")
-    page.get_by_label("Date received").fill(local_date(utcnow()).isoformat())
+    page.get_by_label("Date received").fill(world["day"].isoformat())
     page.get_by_label("Name, row 1", exact=True).fill("Ada Check")
     page.get_by_label("Check number, row 1", exact=True).fill("1001")
     page.get_by_label("Amount ($), row 1", exact=True).fill("100")

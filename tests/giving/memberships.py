@@ -33,7 +33,9 @@ def start_local_membership(
 
 
 def magic_links() -> list[OutboxMessage]:
-    return list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "magic_link")))
+    return list(
+        db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "magic_link").order_by(OutboxMessage.id))
+    )
 
 
 def open_account(client: FlaskClient, email: str) -> str:

@@ -184,7 +184,7 @@ def _seed(fund) -> GrantProgram:  # type: ignore[no-untyped-def]
         amount_cents=240_000,
         currency="usd",
         status="paid",
-        arrival_date=local(2026, 11, 6),
+        arrival_date=date(2026, 11, 6),
         created_at=local(2026, 11, 5),
     )
     db.session.add(payout)

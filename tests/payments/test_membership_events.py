@@ -520,7 +520,9 @@ def test_a_declining_card_makes_the_membership_past_due_until_the_card_is_update
     assert len(installments()) == 1
     assert outbox_kinds()["payment_failed"] == 1  # one notice per failed invoice
     failed_invoice = db.session.scalars(
-        select(StripeEvent.payload).where(StripeEvent.type == "invoice.payment_failed")
+        select(StripeEvent.payload)
+        .where(StripeEvent.type == "invoice.payment_failed")
+        .order_by(StripeEvent.received_at, StripeEvent.id)
     ).first()["data"]["object"]["id"]
 
     local_billing.keep_card(membership.stripe_subscription_id, "4242")

@@ -19,7 +19,7 @@ from tests.http_recorder import Answer, HTTPRecorder, RecordedRequest
 from tests.payments import money_events as me
 
 TRANSACTIONS = "/v1/balance_transactions"
-ARRIVAL = 1_767_571_200  # 2026-01-05 00:00 UTC: 2026-01-04 in Los Angeles
+ARRIVAL = 1_767_571_200  # 2026-01-05: Stripe sends the arrival day as midnight UTC
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -109,11 +109,14 @@ def test_payout_records_gifts_refunds_and_disputes_it_settles(client, webhook_se
         (10_000, gift_a.id),
     ]
 
-    (row,) = payout_reconciliation_rows(date(2026, 1, 4), date(2026, 1, 4))
+    # The arrival day is Stripe's calendar date, not shifted into Los Angeles' previous evening.
+    assert list(payout_reconciliation_rows(date(2026, 1, 4), date(2026, 1, 4))) == []
+    (row,) = payout_reconciliation_rows(date(2026, 1, 5), date(2026, 1, 5))
+    assert row.arrival_date == date(2026, 1, 5)
     assert (row.payout_id, row.amount_cents, row.net_cents, row.balanced) == (payout["id"], net, net, True)
     assert (row.gross_cents, row.fee_cents, row.refunds_cents, row.disputes_cents) == (16_000, 2_054, -2_000, -5_000)
     assert (row.other_cents, row.gift_count, row.unmatched_count) == (0, 2, 1)
-    assert list(payout_reconciliation_rows(date(2026, 1, 5), None)) == []
+    assert list(payout_reconciliation_rows(date(2026, 1, 6), None)) == []
 
     # A second sync fetches nothing more and changes nothing.
     run_sync(SINCE)

@@ -12,7 +12,7 @@ import stripe
 from sqlalchemy import func, select
 
 from donations.extensions import db
-from donations.ledger.models import Donor, Gift, GiftStatus
+from donations.ledger.models import Donor, Gift, GiftStatus, Membership
 from donations.payments.models import StripeEvent
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund
@@ -29,6 +29,11 @@ def gift_count() -> int:
 
 def event_count() -> int:
     return db.session.scalar(select(func.count()).select_from(StripeEvent))
+
+
+def flip_last_hex(signature: str) -> str:
+    """The signature with its last hex digit changed to another, so it never verifies."""
+    return signature[:-1] + ("1" if signature[-1] == "0" else "0")
 
 
 def test_our_signature_is_what_stripe_verifies(webhook_secret):
@@ -150,8 +155,21 @@ def test_other_notices_of_the_same_money_never_make_a_second_gift(client, webhoo
 
 
 def test_subscription_checkout_records_no_money(client, webhook_secret, fund):
-    session = se.checkout_session(mode="subscription", subscription=se.unique("sub"))
-    se.post_event(client, se.event("checkout.session.completed", session), webhook_secret)
+    subscription_id = se.unique("sub")
+    # The metadata our gift page sets on a subscription checkout: it says how often it renews.
+    session = se.checkout_session(
+        mode="subscription",
+        subscription=subscription_id,
+        amount_cents=1_500,
+        email="member@example.org",
+        metadata={"fund": fund.slug, "frequency": "monthly"},
+    )
+    response = se.post_event(client, se.event("checkout.session.completed", session), webhook_secret)
+    assert response.status_code == 200 and response.json["outcome"] == "applied"
+    membership = db.session.scalars(select(Membership)).one()
+    assert membership.stripe_subscription_id == subscription_id
+    assert (membership.amount_cents, membership.interval, membership.status) == (1_500, "month", "active")
+    assert membership.donor.email_key == "member@example.org"
     assert gift_count() == 0
 
 
@@ -167,7 +185,7 @@ def test_unknown_event_type_is_stored_and_acknowledged(client, webhook_secret, f
     "tamper",
     [
         pytest.param(
-            lambda body, h: (body, {**h, "Stripe-Signature": h["Stripe-Signature"][:-2] + "00"}), id="bad-signature"
+            lambda body, h: (body, {**h, "Stripe-Signature": flip_last_hex(h["Stripe-Signature"])}), id="bad-signature"
         ),
         pytest.param(lambda body, h: (body + b" ", h), id="body-changed-after-signing"),
         pytest.param(lambda body, h: (body, {"Content-Type": "application/json"}), id="no-signature"),

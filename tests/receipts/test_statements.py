@@ -99,7 +99,9 @@ def test_cli_queues_one_statement_per_donor_who_gave_and_never_twice(app, giving
         ("annual_statement", "rae@example.org", 2025),
     ]
     assert queued[1].context["donor_id"] == giving_year.id and queued[1].donor_id == giving_year.id
-    audits = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "statements.queue")).all()
+    audits = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "statements.queue").order_by(AuditEntry.id)
+    ).all()
     assert [a.details["queued"] for a in audits] == [2, 0]
     bad = runner.invoke(args=["receipts", "statements", "--year", "1800"])
     assert bad.exit_code != 0 and "1800" in bad.output
@@ -135,7 +137,9 @@ def test_staff_statement_page_is_printable_and_finance_can_email_it(app, client,
     assert client.post(email_url, data={"csrf_token": token}).status_code == 303  # same day: not twice
     (message,) = db.session.scalars(select(OutboxMessage)).all()
     assert (message.kind, message.context) == ("annual_statement", {"donor_id": giving_year.id, "year": 2025})
-    audits = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "statement.email")).all()
+    audits = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "statement.email").order_by(AuditEntry.id)
+    ).all()
     assert [a.details for a in audits] == [{"year": 2025, "queued": True}, {"year": 2025, "queued": False}]
 
     years = page_text(client.get(url_for("receipts_staff.statement_years", donor_id=giving_year.id)).get_data(True))

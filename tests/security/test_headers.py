@@ -134,6 +134,7 @@ def test_hsts_and_secure_cookies_in_production_only(app, database_url, fund):
             "STRIPE_SECRET_KEY": "sk_test_headers",
             "STRIPE_WEBHOOK_SECRET": "whsec_headers",
             "SERVER_NAME": "localhost",
+            "PUBLIC_URL": "https://localhost",
         },
     )
     page = browser(production).get("/give", base_url="https://localhost")

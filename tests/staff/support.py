@@ -10,12 +10,16 @@ from __future__ import annotations
 import functools
 import itertools
 import time
+from datetime import UTC, date, datetime
+from datetime import time as clock_time
 
+import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from donations.clock import newsroom_zone
 from donations.extensions import db
-from donations.staff import service
+from donations.staff import dashboard, service
 from donations.staff.models import StaffUser
 from tests.forms import csrf_token
 
@@ -74,3 +78,16 @@ def sign_in_with_form(
 def post_form(client: FlaskClient, page: str, action: str, data: dict[str, object]) -> TestResponse:
     """Post `data` to `action` with the CSRF token of the form on `page`, as a browser would."""
     return client.post(action, data={"csrf_token": csrf_token(client, page), **data})
+
+
+def local_noon(day: date) -> datetime:
+    """Noon, the newsroom's time, on `day`, as the UTC moment the ledger stores."""
+    return datetime.combine(day, clock_time(12), newsroom_zone()).astimezone(UTC)
+
+
+def freeze_dashboard_day(monkeypatch: pytest.MonkeyPatch, day: date) -> datetime:
+    """Stop the dashboard's clock at noon on `day` (returned): its "Today" is `day` however long
+    the test runs, even across local midnight."""
+    noon = local_noon(day)
+    monkeypatch.setattr(dashboard, "utcnow", lambda: noon)
+    return noon

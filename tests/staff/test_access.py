@@ -6,12 +6,17 @@ roles are declared, and every POST under /staff (whichever area serves it) must 
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 from werkzeug.routing import Rule
 
 from donations.extensions import db
+from donations.grants import service as grants
+from donations.receipts.models import OutboxMessage, OutboxStatus
 from donations.staff.models import AuditEntry
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token
@@ -21,7 +26,8 @@ ALL = ("admin", "finance", "viewer")
 MONEY = ("admin", "finance")
 ADMIN = ("admin",)
 
-# The roles allowed on each staff view (any method it answers).
+# The roles allowed on each view under /staff, whichever area serves it (any method it answers),
+# as its `role_required` declares.
 ACCESS: dict[str, tuple[str, ...]] = {
     "staff.dashboard": ALL,
     "staff.gifts": ALL,
@@ -50,6 +56,25 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "staff.two_factor_start": ALL,
     "staff.two_factor_confirm": ALL,
     "staff.two_factor_off": ALL,
+    "payments_staff.failed_events": ALL,
+    "payments_staff.retry_event": MONEY,
+    "payments_staff.disputes": ALL,
+    "receipts_staff.outbox": MONEY,
+    "receipts_staff.resend": MONEY,
+    "receipts_staff.statement_years": ALL,
+    "receipts_staff.statement": ALL,
+    "receipts_staff.email_statement": MONEY,
+    "privacy.privacy_page": ADMIN,
+    "privacy.export": ADMIN,
+    "privacy.erase": ADMIN,
+    "grants.programs": ALL,
+    "grants.program": ALL,
+    "grants.program_new": MONEY,
+    "grants.program_edit": MONEY,
+    "grants.report": ALL,
+    "grants.export": MONEY,
+    "grants.runs": ALL,
+    "grants.run": ALL,
 }
 # Open without a session: signing in, and signing out.
 PUBLIC = {"staff.login", "staff.login_code", "staff.logout"}
@@ -64,9 +89,9 @@ def rule_for(app: Flask, endpoint: str) -> Rule:
     return rule
 
 
-def path_of(rule: Rule, ids: dict[str, int]) -> str:
-    """The rule's path with real ids for our own parameters, and any well-formed value for
-    other areas' (authentication and CSRF are decided before a view looks anything up)."""
+def path_of(rule: Rule, ids: dict[str, int | str]) -> str:
+    """The rule's path with the ids of real rows, and any well-formed value for a parameter
+    without one (authentication and CSRF are decided before a view looks anything up)."""
     values: dict[str, object] = {}
     for name in rule.arguments:
         converter = type(rule._converters[name]).__name__
@@ -75,17 +100,37 @@ def path_of(rule: Rule, ids: dict[str, int]) -> str:
 
 
 @pytest.fixture
-def ids(app: Flask) -> dict[str, int]:
+def ids(app: Flask, tmp_path: Path) -> dict[str, int | str]:
     fund = make_fund("general", is_default=True)
     donor = make_donor("donor@example.org", name="Dee Donor")
     gift = make_gift(donor, fund, 5000, stripe_payment_intent_id="pi_local_access")
     other = make_staff("viewer")
-    return {"gift_id": gift.id, "donor_id": donor.id, "fund_id": fund.id, "user_id": other.id, "year": 2026}
+    message = OutboxMessage(
+        kind="magic_link", to_address=donor.email, context={}, status=OutboxStatus.PARKED, attempts=4
+    )
+    db.session.add(message)
+    program = grants.create_program(
+        grants.ProgramInput(name="Access", slug="access", first_day=date(2026, 1, 1), last_day=date(2026, 12, 31)),
+        actor="test",
+    )
+    run = grants.export_to_file(program, "summary", "csv", tmp_path / "summary.csv", actor="test")
+    db.session.commit()
+    return {
+        "gift_id": gift.id,
+        "donor_id": donor.id,
+        "fund_id": fund.id,
+        "user_id": other.id,
+        "year": 2026,
+        "message_id": message.id,
+        "slug": program.slug,
+        "kind": "summary",
+        "run_id": run.id,
+    }
 
 
 def test_every_staff_view_has_declared_roles(app):
-    ours = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint.startswith("staff.")}
-    assert ours == set(ACCESS) | PUBLIC
+    """Every rule under /staff, of every area: a new one fails here until its roles are declared."""
+    assert {rule.endpoint for rule in staff_rules(app)} == set(ACCESS) | PUBLIC
 
 
 @pytest.mark.parametrize("role", ALL)

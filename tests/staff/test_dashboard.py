@@ -1,20 +1,18 @@
 """Dashboard numbers: local days, months and fiscal years; members and monthly recurring
-revenue; the 90-day chart; grant programs' progress when that area provides it."""
+revenue; the 90-day chart; open grant programs' progress."""
 
 from __future__ import annotations
 
-import sys
-import types
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from donations.clock import local_date, local_day_bounds, utcnow
 from donations.extensions import db
+from donations.grants import service as grants
 from donations.ledger.models import Gift, GiftStatus, Membership, Reversal
 from donations.staff import dashboard
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import page_text
-from tests.staff.support import make_staff, sign_in
+from tests.staff.support import freeze_dashboard_day, local_noon, make_staff, sign_in
 
 
 def at_local(day: date, hour: int, minute: int = 0) -> datetime:
@@ -95,51 +93,66 @@ def test_the_chart_scales_bars_to_the_busiest_day():
     assert [value for _, value in chart.ticks] == [0, 2, 5]
 
 
-def test_the_dashboard_page_draws_an_accessible_chart_and_totals(client):
+def test_the_dashboard_page_draws_an_accessible_chart_and_totals(client, monkeypatch):
     sign_in(client, make_staff("viewer"))
+    day = local_date(utcnow())
+    noon = freeze_dashboard_day(monkeypatch, day)
     fund, donor = make_fund(), make_donor()
-    make_gift(donor, fund, 4200)
+    make_gift(donor, fund, 4200, received_at=noon - timedelta(hours=3))
     page = client.get("/staff/").get_data(as_text=True)
     assert '<svg viewBox="0 0 900 240" width="100%" role="img" aria-labelledby="chart-title chart-desc"' in page
     assert '<title id="chart-title">Gifts per day for the last 90 days</title>' in page
     assert page.count("<rect ") == 1
     assert "style=" not in page  # nothing a strict CSP would block
     text = page_text(page)
-    assert "Gifts per day as a table" in text and f"{local_date(utcnow()).isoformat()} 1 $42.00" in text
+    assert "Gifts per day as a table" in text and f"{day.isoformat()} 1 $42.00" in text
     assert "Today $42.00 1 gift" in text
 
 
-def test_the_dashboard_totals_follow_new_gifts(client):
+def test_the_dashboard_totals_follow_new_gifts(client, monkeypatch):
     sign_in(client, make_staff("finance"))
+    noon = freeze_dashboard_day(monkeypatch, local_date(utcnow()))
     fund, donor = make_fund(), make_donor()
-    make_gift(donor, fund, 1000)
+    make_gift(donor, fund, 1000, received_at=noon - timedelta(hours=2))
     before = page_text(client.get("/staff/").get_data(as_text=True))
-    make_gift(donor, fund, 2500)
+    make_gift(donor, fund, 2500, received_at=noon - timedelta(hours=1))
     after = page_text(client.get("/staff/").get_data(as_text=True))
     assert "Today $10.00 1 gift" in before and "Today $35.00 2 gifts" in after
 
 
-@dataclass(frozen=True)
-class Progress:
-    name: str
-    raised_cents: int
-    goal_cents: int | None
+def add_program(name: str, slug: str, first_day: date, last_day: date, **limits: int) -> None:
+    grants.create_program(
+        grants.ProgramInput(name=name, slug=slug, first_day=first_day, last_day=last_day, **limits), actor="test"
+    )
 
 
-def test_grant_programs_show_as_progress_bars_when_the_grants_area_offers_them(client, monkeypatch):
+def test_open_grant_programs_show_their_progress(client):
     sign_in(client, make_staff("viewer"))
-    module = types.ModuleType("donations.grants.service")
-    module.dashboard_progress = lambda: [Progress("NewsMatch 2026", 1_250_000, 5_000_000), Progress("Local", 300, None)]
-    monkeypatch.setitem(sys.modules, "donations.grants.service", module)
+    day = local_date(utcnow())
+    # Windows a month either side of today: a run across local midnight stays inside them.
+    first, last = day - timedelta(days=30), day + timedelta(days=30)
+    add_program("NewsMatch 2026", "newsmatch-2026", first, last, cap_cents=10_000, goal_cents=50_000)
+    add_program("Local", "local", first, last)  # no cap, no goal
+    add_program("Spring drive", "spring-drive", day - timedelta(days=400), day - timedelta(days=40), goal_cents=9_900)
+    db.session.commit()
+    fund = make_fund()
+    yesterday = local_noon(day - timedelta(days=1))
+    make_gift(make_donor(), fund, 12_500, received_at=yesterday)  # NewsMatch counts $100 of it (its cap)
+    make_gift(make_donor(), fund, 5_000, received_at=yesterday)
+
     page = client.get("/staff/").get_data(as_text=True)
-    assert '<progress id="grant-progress-1" max="5000000" value="1250000">25%</progress>' in page
-    assert "NewsMatch 2026: $12,500.00 of $50,000.00 goal" in page_text(page)
-    assert "Local: $3.00 raised (no goal set)" in page_text(page)
+    assert '<progress id="grant-progress-1" max="50000" value="15000">30%</progress>' in page
+    text = page_text(page)
+    assert "NewsMatch 2026: $150.00 of $500.00 goal" in text
+    assert "Local: $175.00 raised (no goal set)" in text
+    assert "Spring drive" not in text  # its window has closed
 
 
-def test_no_grant_section_without_the_grants_service(client, monkeypatch):
+def test_no_grant_section_without_an_open_program(client):
     sign_in(client, make_staff("viewer"))
-    monkeypatch.setitem(sys.modules, "donations.grants.service", None)  # as if not written yet
+    day = local_date(utcnow())
+    add_program("Spring drive", "spring-drive", day - timedelta(days=400), day - timedelta(days=40))
+    db.session.commit()
     assert dashboard.grant_progress() == []
     assert "Grant programs</h2>" not in client.get("/staff/").get_data(as_text=True)
 

@@ -125,7 +125,9 @@ def test_first_and_deep_pages_are_index_scans_with_few_queries(client, many_gift
     assert "Index Cond" in plan  # the cursor is an index bound, not a filter over skipped rows
 
 
-def test_a_filtered_deep_page_is_still_an_index_scan(client, many_gifts, statements):
+def test_a_filtered_deep_page_lists_the_right_gifts_with_few_queries(client, many_gifts, statements):
+    # No plan assertion here: a quarter of the gifts are checks and no index covers the source,
+    # so whether the planner walks the received_at index or sorts is its choice, not ours.
     sign_in(client, make_staff("viewer"))
     deep = db.session.execute(
         select(Gift.received_at, Gift.id)
@@ -135,7 +137,8 @@ def test_a_filtered_deep_page_is_still_an_index_scan(client, many_gifts, stateme
         .limit(1)
     ).one()
     after = GiftCursor(deep.received_at, deep.id).encode()
-    ids, (sql, params), count = request_page(client, f"?source=check&after={after}", statements)
+    ids, (sql, _), count = request_page(client, f"?source=check&after={after}", statements)
     assert ids == expected_ids(30_001, source="check")
+    assert len(ids) == PAGE_SIZE
     assert count <= MAX_QUERIES
-    assert "Seq Scan on gifts" not in plan_of(sql, params)
+    assert "gifts.source = " in sql  # filtered by the list query itself, not after it

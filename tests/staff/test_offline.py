@@ -160,17 +160,18 @@ def test_bad_offline_gifts_are_refused_and_write_nothing(client, finance, fields
 
 def test_a_batch_of_two_checks_counts_in_the_ledger_and_the_fund(client, finance):
     fund = make_fund("forums", goal_cents=500_000)
+    day = today()  # once: a run across local midnight must not split the batch from the totals
     earlier = make_gift(make_donor(), fund, 10_000)
-    before = dashboard.period_totals(today())[0]
+    before = dashboard.period_totals(day)[0]
     response = post_batch(
         client,
         fund,
-        today(),
+        day,
         {
             "name": "Ada Check",
             "postal_code": "94110",
             "check_number": "101",
-            "postmarked_on": today().isoformat(),
+            "postmarked_on": day.isoformat(),
             "amount": "50",
         },
         {"email": "bo@example.org", "name": "Bo", "check_number": "7", "amount": "1,200.50"},
@@ -180,9 +181,9 @@ def test_a_batch_of_two_checks_counts_in_the_ledger_and_the_fund(client, finance
     assert response.location == "/staff/gifts?source=check"
     checks = db.session.scalars(select(Gift).where(Gift.source == "check").order_by(Gift.id)).all()
     assert [(g.check_number, g.amount_cents) for g in checks] == [("101", 5000), ("7", 120050)]
-    assert all(local_date(g.received_at) == today() and g.status == GiftStatus.PAID for g in checks)
+    assert all(local_date(g.received_at) == day and g.status == GiftStatus.PAID for g in checks)
     assert funds.raised_by_fund()[fund.id] == earlier.amount_cents + 5000 + 120050
-    after = dashboard.period_totals(today())[0]
+    after = dashboard.period_totals(day)[0]
     assert after.gifts == before.gifts + 2
     assert after.gross_cents == before.gross_cents + 125050
     listed = page_text(client.get("/staff/gifts?source=check").get_data(as_text=True))
@@ -223,12 +224,13 @@ def test_an_empty_batch_is_refused(client, finance):
 
 def test_the_same_check_is_never_recorded_twice(client, finance):
     fund = make_fund()
+    day = today()  # the same check on the same day, even across local midnight
     row = {"email": "twice@example.org", "name": "Twice", "check_number": "555", "amount": "75"}
-    assert post_batch(client, fund, today(), row).status_code == 303
-    again = post_batch(client, fund, today(), row)
+    assert post_batch(client, fund, day, row).status_code == 303
+    again = post_batch(client, fund, day, row)
     assert again.status_code == 400
     assert "already recorded" in page_text(again.get_data(as_text=True))
-    in_one_batch = post_batch(client, fund, today(), {**row, "check_number": "556"}, {**row, "check_number": "556"})
+    in_one_batch = post_batch(client, fund, day, {**row, "check_number": "556"}, {**row, "check_number": "556"})
     assert in_one_batch.status_code == 400
     assert count(Gift) == 1
 

@@ -285,6 +285,7 @@ def test_production_session_cookie_is_secure(app, database_url):
             "STRIPE_SECRET_KEY": "sk_test_cookie",
             "STRIPE_WEBHOOK_SECRET": "whsec_cookie",
             "SERVER_NAME": "localhost",
+            "PUBLIC_URL": "https://localhost",
         },
     )
     with production.app_context():

@@ -6,39 +6,79 @@ from typing import Any
 
 from donations.ledger import service as ledger
 from donations.payments.handlers import StripeEventData, handles
+from donations.payments.handlers.subscriptions import start_membership_from_checkout
 from donations.receipts import service as receipts
+
+MAX_AMOUNT_CENTS = 10**12  # far above any gift, far below the BIGINT column's limit
+
+
+def _text(value: Any, field: str, limit: int, *, required: bool = False) -> str | None:
+    """A string of the session, as the ledger's columns can hold it. Anything else is a payload
+    we cannot read (ValueError: the event is kept with the reason, never half-applied)."""
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"checkout session has no {field}")
+        return None
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise ValueError(f"checkout session {field} is not a text of at most {limit} characters")
+    return value
+
+
+def _label(value: Any, limit: int) -> str | None:
+    """Descriptive text (a name, a postal code), cut to what its column holds: a paid gift is
+    never refused for its payer's name."""
+    if not isinstance(value, str):
+        return None
+    return value.replace("\x00", "").strip()[:limit] or None
+
+
+def _dict(value: Any, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"checkout session {field} is not an object")
+    return value
 
 
 def _payment_from_session(session: dict[str, Any], event: StripeEventData) -> ledger.CheckoutPayment:
-    details = session.get("customer_details") or {}
-    address = details.get("address") or {}
-    metadata = session.get("metadata") or {}
-    email = details.get("email") or session.get("customer_email")
-    if not email:
-        raise ValueError("checkout session has no customer email")
+    details = _dict(session.get("customer_details"), "customer_details")
+    address = _dict(details.get("address"), "address")
+    metadata = _dict(session.get("metadata"), "metadata")
+    email = _text(details.get("email") or session.get("customer_email"), "customer email", 320, required=True)
+    amount = session.get("amount_total")
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_AMOUNT_CENTS:
+        raise ValueError(f"checkout session amount_total {amount!r} is not a positive number of cents")
+    currency = _text(session.get("currency"), "currency", 3, required=True)
+    if not (currency and currency.isascii() and currency.isalpha() and len(currency) == 3):
+        raise ValueError(f"checkout session currency {currency!r} is not an ISO code")
     gift_id = metadata.get("gift_id")
     return ledger.CheckoutPayment(
-        session_id=session["id"],
-        amount_cents=int(session["amount_total"]),
-        currency=session["currency"],
+        session_id=_text(session.get("id"), "id", 255, required=True) or "",
+        amount_cents=amount,
+        currency=currency.lower(),
         paid_at=event.created,
-        email=email,
-        name=details.get("individual_name") or details.get("name"),
-        postal_code=address.get("postal_code"),
-        business_name=details.get("business_name"),
-        payment_intent_id=session.get("payment_intent"),
-        customer_id=session.get("customer"),
-        gift_id=int(gift_id) if gift_id and str(gift_id).isdigit() else None,
-        fund_slug=metadata.get("fund"),
+        email=email or "",
+        name=_label(details.get("individual_name") or details.get("name"), 200),
+        postal_code=_label(address.get("postal_code"), 20),
+        business_name=_label(details.get("business_name"), 200),
+        payment_intent_id=_text(session.get("payment_intent"), "payment_intent", 255),
+        customer_id=_text(session.get("customer"), "customer", 255),
+        gift_id=int(gift_id)
+        if isinstance(gift_id, str) and gift_id.isascii() and gift_id.isdigit() and len(gift_id) < 19
+        else None,
+        fund_slug=_text(metadata.get("fund"), "fund", 80),
     )
 
 
 @handles("checkout.session.completed", "checkout.session.async_payment_succeeded")
 def checkout_paid(event: StripeEventData) -> None:
     session = event.object
+    if session.get("mode") == "subscription":
+        # The membership only: its money is recorded from its invoices, never from here.
+        start_membership_from_checkout(event)
+        return
     if session.get("mode") != "payment" or session.get("payment_status") != "paid":
-        # Subscriptions are recorded from their invoices; unpaid sessions (bank debits) wait
-        # for async_payment_succeeded.
+        # Unpaid sessions (bank debits) wait for async_payment_succeeded.
         return
     gift, newly_paid = ledger.record_checkout_payment(_payment_from_session(session, event))
     if newly_paid:

@@ -15,27 +15,21 @@ from donations.extensions import db
 from donations.giving import protection
 from donations.ledger.models import Gift
 from donations.payments.handlers import StripeEventData, handles
-
-
-def _field(obj: Any, *path: str) -> Any:
-    """obj[path[0]][path[1]]..., or None where the payload has something else."""
-    for key in path:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
+from donations.payments.handlers.payload import field
 
 
 def _email_of(charge: dict[str, Any]) -> str | None:
-    email = _field(charge, "billing_details", "email") or _field(charge, "receipt_email")
+    email = field(charge, "billing_details", "email") or field(charge, "receipt_email")
     if isinstance(email, str) and email:
         return email
-    gift_id = str(_field(charge, "metadata", "gift_id") or "")
-    gift = db.session.get(Gift, int(gift_id)) if gift_id.isdigit() and len(gift_id) < 19 else None
+    gift_id = str(field(charge, "metadata", "gift_id") or "")
+    gift = db.session.get(Gift, int(gift_id)) if gift_id.isascii() and gift_id.isdigit() and len(gift_id) < 19 else None
     return gift.donor.email if gift is not None else None
 
 
 @handles("charge.failed")
 def charge_failed(event: StripeEventData) -> None:
-    fingerprint = _field(event.object, "payment_method_details", "card", "fingerprint")
+    fingerprint = field(event.object, "payment_method_details", "card", "fingerprint")
     card = fingerprint if isinstance(fingerprint, str) and fingerprint else None
     email = _email_of(event.object)
     if card or email:

@@ -7,7 +7,7 @@ from typing import Any
 from donations.clock import from_timestamp
 from donations.ledger import reversals
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
-from donations.payments.handlers.refunds import object_id
+from donations.payments.handlers.payload import object_id
 
 
 def dispute_facts(dispute: dict[str, Any], event: StripeEventData) -> reversals.DisputeFacts:

@@ -13,18 +13,8 @@ from typing import Any
 
 from donations.ledger import memberships
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
-from donations.payments.handlers.subscriptions import (
-    cents,
-    currency,
-    field,
-    frequency_interval,
-    gift_id_from,
-    metadata_of,
-    object_id,
-    supported_interval,
-    text,
-    timestamp,
-)
+from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
+from donations.payments.handlers.subscriptions import frequency_interval, gift_id_from, supported_interval
 
 DAY = 86_400
 

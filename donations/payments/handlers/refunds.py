@@ -13,14 +13,8 @@ from donations.clock import from_timestamp
 from donations.ledger import reversals
 from donations.ledger.models import ReversalKind
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
+from donations.payments.handlers.payload import object_id
 from donations.receipts import service as receipts
-
-
-def object_id(value: Any) -> str | None:
-    """An id field, whether Stripe sent the id or the expanded object."""
-    if isinstance(value, dict):
-        return value.get("id")
-    return value or None
 
 
 def refund_facts(

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from donations.clock import from_timestamp
 from donations.ledger import memberships
-from donations.ledger.models import MembershipStatus
+from donations.ledger.models import FREQUENCY_INTERVAL, MembershipStatus
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
+from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
 
 # Stripe's subscription statuses, as ours. Others (paused) leave the status alone.
 STATUSES = {
@@ -25,65 +25,12 @@ STATUSES = {
     "canceled": MembershipStatus.CANCELED,
     "incomplete_expired": MembershipStatus.CANCELED,
 }
-FREQUENCY_INTERVAL = {"monthly": "month", "annual": "year"}
-
-
-MAX_CENTS = 10**12  # far above any gift, far below the BIGINT column's limit
-MAX_TIMESTAMP = 2**33  # seconds: the year 2242
-
-
-# Reading payloads: a field of the wrong shape reads as missing, a value no column can hold is
-# a ValueError (the event is kept with that reason), never a server error.
-
-
-def field(obj: Any, *path: str) -> Any:
-    """obj[path[0]][path[1]]..., or None where a step is missing or not an object."""
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def text(value: Any, limit: int) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    if len(value) > limit or "\x00" in value:
-        raise ValueError(f"a text field is longer than {limit} characters or holds a NUL")
-    return value
-
-
-def object_id(value: Any) -> str | None:
-    """An id field that may also arrive expanded into its object."""
-    return text(field(value, "id") if isinstance(value, dict) else value, 255)
-
-
-def cents(value: Any) -> int | None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        return None
-    if not 0 <= value <= MAX_CENTS:
-        raise ValueError(f"amount {value} is out of range")
-    return value
-
-
-def timestamp(value: Any) -> datetime | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < MAX_TIMESTAMP:
-        return from_timestamp(value)
-    return None
-
-
-def currency(value: Any) -> str:
-    code = text(value, 3)
-    return code.lower() if code and code.isascii() and code.isalpha() and len(code) == 3 else "usd"
-
-
-def metadata_of(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def gift_id_from(metadata: dict[str, Any]) -> int | None:
     gift_id = metadata.get("gift_id")
-    return int(gift_id) if isinstance(gift_id, str) and gift_id.isdigit() and len(gift_id) < 16 else None
+    ok = isinstance(gift_id, str) and gift_id.isascii() and gift_id.isdigit() and len(gift_id) < 16
+    return int(gift_id) if ok else None
 
 
 def frequency_interval(metadata: dict[str, Any]) -> str | None:
