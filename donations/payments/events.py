@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -45,9 +46,9 @@ class EventRaceError(RuntimeError):
     """Two workers wrote the same ledger row at once; the caller should retry (5xx)."""
 
 
-# Waiting events are re-tried after each applied webhook this many times; after that only
-# `payments sync` and the staff page retry them, so a hopeless one costs the webhook nothing.
-RETRY_ON_RECEIVE_MAX_ATTEMPTS = 20
+# After each applied webhook, events waiting at most this long are re-tried (Stripe itself
+# gives up retrying after three days); older ones are left to `payments sync` and the staff page.
+RETRY_ON_RECEIVE_WINDOW = timedelta(days=3)
 
 
 def receive(event: dict[str, Any], via: str = "webhook") -> Outcome:
@@ -70,7 +71,7 @@ def receive(event: dict[str, Any], via: str = "webhook") -> Outcome:
 
 def _retry_waiting() -> None:
     try:
-        while retry_deferred(limit=20, max_attempts=RETRY_ON_RECEIVE_MAX_ATTEMPTS):
+        while retry_deferred(limit=20, received_since=utcnow() - RETRY_ON_RECEIVE_WINDOW):
             pass
     except IntegrityError:
         # A concurrent worker is writing the same rows; the waiting event stays for the next try.
@@ -158,12 +159,17 @@ def _breaks_a_value_rule(exc: IntegrityError) -> bool:
     )
 
 
-def retry_deferred(limit: int = 100, max_attempts: int | None = None) -> int:
-    """Re-apply events kept with an error (their gift may exist now). Returns how many applied."""
+def retry_deferred(limit: int = 100, received_since: datetime | None = None) -> int:
+    """Re-apply events kept with an error (their gift may exist now). Returns how many applied.
+
+    The least-tried first: an event that just started waiting is not starved behind old ones
+    that keep failing (an unknown gift that will never come).
+    """
     query = select(StripeEvent.id).where(StripeEvent.applied_at.is_(None))
-    if max_attempts is not None:
-        query = query.where(StripeEvent.attempts < max_attempts)
-    ids = db.session.scalars(query.order_by(StripeEvent.created_at, StripeEvent.id).limit(limit)).all()
+    if received_since is not None:
+        query = query.where(StripeEvent.received_at >= received_since)
+    query = query.order_by(StripeEvent.attempts, StripeEvent.created_at, StripeEvent.id).limit(limit)
+    ids = db.session.scalars(query).all()
     applied = 0
     for event_id in ids:
         stored = db.session.execute(

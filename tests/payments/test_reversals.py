@@ -251,6 +251,25 @@ def test_refund_before_its_gift_waits_with_its_reason_then_applies(client, webho
     assert gift_by_intent(payment_intent).status == GiftStatus.REFUNDED
 
 
+def test_a_waiting_refund_is_not_starved_by_hopeless_older_events(client, webhook_secret, fund):
+    # 25 refunds of gifts that will never exist, each already tried many times over.
+    for _ in range(25):
+        hopeless = se.event("refund.created", me.refund(amount=100, payment_intent=se.unique("pi")))
+        assert post(client, webhook_secret, hopeless)["outcome"] == "deferred"
+    db.session.execute(StripeEvent.__table__.update().values(attempts=50))
+    db.session.commit()
+
+    story = Story()
+    payment_intent = one_time_gift(story, 3_000, "ivy@example.org")
+    refund_event = se.event("refund.created", me.refund(amount=1_000, payment_intent=payment_intent))
+    assert post(client, webhook_secret, refund_event)["outcome"] == "deferred"
+    assert post(client, webhook_secret, story.events[0])["outcome"] == "applied"
+
+    db.session.expire_all()
+    assert db.session.get(StripeEvent, refund_event["id"]).applied_at is not None
+    assert gift_by_intent(payment_intent).status == GiftStatus.PARTIALLY_REFUNDED
+
+
 def test_refund_of_an_installment_found_through_its_invoice_payment_link(client, webhook_secret, fund):
     invoice_id, payment_intent = se.unique("in"), se.unique("pi")
     gift = make_gift(make_donor(), fund, 2_000, frequency="monthly", stripe_invoice_id=invoice_id)
