@@ -33,8 +33,9 @@ lint: install
 
 # Security: bandit finds no medium or high issue in donations/ (an accepted one is marked
 # `# nosec` with its reason), and pip-audit finds no known vulnerability in requirements.lock.
-# Where pip-audit cannot reach a vulnerability service, `make audit` fails saying so; `make test`
-# prints the same warning and goes on (AUDIT_OFFLINE=warn): never a silent pass.
+# Where pip-audit cannot reach a vulnerability service, PyPI's latest-release data checks the pins
+# that are latest releases (a finding fails); with no service at all `make audit` fails saying
+# so, and `make test` prints the same warning and goes on (AUDIT_OFFLINE=warn): never a silent pass.
 audit: install
 	$(VENV)/bin/bandit -q -r donations -ll
 	$(PY) .ci/audit_dependencies.py
