@@ -51,7 +51,7 @@ bench-tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk time sqlite3; \
 	  else echo "Install wrk, time and sqlite3 (sudo apt-get install wrk time sqlite3) for the benchmarks"; exit 1; fi; }
 
-# Every benchmark, full size (about 15-20 minutes on 2 cores); writes bench/RESULTS.md.
+# Every benchmark, full size (about 20 minutes on 2 cores); writes bench/RESULTS.md.
 # BENCH_ARGS=--quick for a tiny run, or e.g. BENCH_ARGS="--parts webhooks --runs 5".
 bench: install bench-tools
 	$(PY) bench/run.py $(BENCH_ARGS)
