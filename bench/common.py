@@ -134,23 +134,79 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuShare:
+    """CPU-seconds spent during a run, by whom."""
+
+    available: float  # cores x wall time
+    busy: float  # by everything, from /proc/stat
+    ours: float  # this process and every child it waited for (servers, wrk, psql, the CLI)
+    postgresql: float  # the database server, for all of its clients
+
+    @property
+    def others(self) -> float:
+        return max(0.0, self.busy - self.ours - self.postgresql)
+
+    def sentence(self) -> str:
+        shared = self.others > 0.05 * self.available
+        return (
+            f"CPU used during the run: this benchmark's processes {self.ours:,.0f} s, "
+            f"PostgreSQL {self.postgresql:,.0f} s (for all its clients), everything else {self.others:,.0f} s, "
+            f"of {self.available:,.0f} s available. "
+            + (
+                "**The machine was shared with other work during the run**: the figures are noisier than on a "
+                "quiet machine, and ratios (measured side by side) hold better than absolute rates."
+                if shared
+                else "The machine was otherwise quiet."
+            )
+        )
+
+
 class CpuMeter:
-    """Busy share of all cores over an interval, from /proc/stat: what else was running shows
-    up here as time our own processes cannot account for."""
+    """Who used the CPU over an interval: all cores (/proc/stat), this process's tree (its own
+    and its reaped children's times) and PostgreSQL's processes (live ones, plus what the
+    postmaster reaped from backends that ended). What remains was other work."""
 
     def __init__(self) -> None:
         self._start = self._sample()
 
     @staticmethod
-    def _sample() -> tuple[int, int]:
+    def _machine() -> tuple[float, float]:
         fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields), idle
+        return sum(fields) / TICKS, (fields[3] + fields[4]) / TICKS
 
-    def busy(self) -> float:
-        total, idle = self._sample()
-        d_total, d_idle = total - self._start[0], idle - self._start[1]
-        return 0.0 if d_total == 0 else 1 - d_idle / d_total
+    @staticmethod
+    def _postgresql() -> float:
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:  # the process ended meanwhile
+                continue
+            name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+            if name.startswith("postgres"):
+                utime, stime, cutime, cstime = (int(x) for x in rest[11:15])
+                total += utime + stime + cutime + cstime
+        return total / TICKS
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        mine = os.times()
+        total, idle = self._machine()
+        ours = mine.user + mine.system + mine.children_user + mine.children_system
+        return total, idle, ours, self._postgresql()
+
+    def share(self) -> CpuShare:
+        total, idle, ours, postgresql = self._sample()
+        d_total = total - self._start[0]
+        return CpuShare(
+            available=d_total,
+            busy=d_total - (idle - self._start[1]),
+            ours=ours - self._start[2],
+            postgresql=postgresql - self._start[3],
+        )
 
 
 def require_tools(*names: str) -> None:

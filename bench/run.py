@@ -22,6 +22,7 @@ from common import (
     BENCH,
     DEFAULT_DATABASE_URL,
     CpuMeter,
+    CpuShare,
     Options,
     Section,
     ensure_database,
@@ -107,7 +108,7 @@ def main(argv: list[str]) -> int:
     elapsed = time.monotonic() - begin
     command = "make bench" if not argv else f".venv/bin/python bench/run.py {shlex.join(argv)}"
     output.write_text(
-        report(command, started, elapsed, load_before, load_average(), cpu.busy(), options, sections), encoding="utf-8"
+        report(command, started, elapsed, load_before, load_average(), cpu.share(), options, sections), encoding="utf-8"
     )
     log(f"wrote {output} in {elapsed:.0f} s")
     return 1 if failed else 0
@@ -119,7 +120,7 @@ def report(
     elapsed: float,
     load_before: str,
     load_after: str,
-    busy: float,
+    cpu: CpuShare,
     options: Options,
     sections: list[Section],
 ) -> str:
@@ -132,8 +133,7 @@ def report(
         f"- Command: `{command}`" + (" (quick mode: tiny sizes, not meaningful figures)" if options.quick else ""),
         f"- Started {started}; took {elapsed / 60:.1f} min; each figure is the median of {options.runs} run(s) "
         f"(exports at 1,000,000 gifts: {options.big_runs}).",
-        f"- Load average before / after: {load_before} / {load_after}; all cores {busy:.0%} busy on average "
-        "during the run (the benchmark's own servers, load generator and database included).",
+        f"- Load average before / after: {load_before} / {load_after}. {cpu.sentence()}",
         "",
         *markdown_table(["machine", ""], [[key, value] for key, value in info.items()]),
         "",
