@@ -151,16 +151,18 @@ class CpuShare:
         return max(0.0, self.busy - self.ours - self.postgresql)
 
     def sentence(self) -> str:
-        shared = self.others > 0.05 * self.available
+        share = self.others / self.available if self.available else 0.0
         return (
             f"CPU used during the run: this benchmark's processes {self.ours:,.0f} s, "
             f"PostgreSQL {self.postgresql:,.0f} s (for all its clients), everything else {self.others:,.0f} s, "
             f"of {self.available:,.0f} s available. "
             + (
-                "**The machine was shared with other work during the run**: the figures are noisier than on a "
-                "quiet machine, and ratios (measured side by side) hold better than absolute rates."
-                if shared
-                else "The machine was otherwise quiet."
+                f"**The machine was shared with other work during the run** ({share:.0%} of its CPU): the "
+                "figures are noisier than on a quiet machine; ratios measured side by side hold better than "
+                "absolute rates."
+                if share > 0.05
+                else f"Other processes took {share:.0%} of the CPU (other clients' queries, if any, count "
+                "under PostgreSQL)."
             )
         )
 

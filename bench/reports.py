@@ -446,7 +446,7 @@ def _scaling_section(scaling: dict[int, list[KindResult]], counts: dict[int, Cou
     headers = ["report (CSV)", *[f"{size:,} gifts s" for size in sizes]]
     growth = []
     for i in range(1, len(sizes)):
-        headers.append(f"x for {sizes[i] // sizes[i - 1]}x gifts")
+        headers.append(f"x, {sizes[i - 1]:,} -> {sizes[i]:,}")
     rows = []
     for index, result in enumerate(scaling[sizes[0]]):
         times = [median([m.seconds for m in scaling[size][index].app["csv"]]) for size in sizes]
