@@ -21,7 +21,20 @@ def _wants_json() -> bool:
     return request.path.startswith("/stripe/") or request.path == "/healthz" or request.is_json
 
 
+def _close_session(exc: BaseException | None) -> None:
+    # Registered after Flask-SQLAlchemy's own teardown, so it runs first. A connection that died
+    # after the answer was built would make the usual rollback fail and turn a finished request
+    # into an error: drop that connection instead; the pool opens a fresh one next time.
+    try:
+        db.session.close()
+    except DBAPIError as lost:
+        log.warning("database connection lost while closing the session: %s", type(lost.orig).__name__)
+        db.session().invalidate()  # the scoped proxy does not forward invalidate()
+
+
 def register(app: Flask) -> None:
+    app.teardown_appcontext(_close_session)
+
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
     def database_unavailable(exc: DBAPIError):  # type: ignore[no-untyped-def]

@@ -137,6 +137,27 @@ def test_database_refusing_connections_during_a_webhook_burst(app_via_proxy, pro
     assert db.session.scalar(receipts) == BURST
 
 
+@pytest.mark.postgresql_only
+def test_connection_lost_after_the_answer_is_ready_still_answers(app_via_proxy, proxy, fund):
+    # The page's reads are done and its answer built when the database goes away: closing the
+    # session must drop the dead connection, not fail the request rolling back over it.
+    cut_once = threading.Event()
+
+    @app_via_proxy.after_request
+    def cut_after_the_work(response):  # type: ignore[no-untyped-def]
+        if not cut_once.is_set():
+            cut_once.set()
+            proxy.cut()
+        return response
+
+    reader = app_via_proxy.test_client()
+    assert reader.get("/give").status_code == 200
+    assert cut_once.is_set()
+    proxy.restore()
+    health = reader.get("/healthz")
+    assert (health.status_code, health.json["database"]) == (200, "ok")  # the pool let the dead one go
+
+
 @pytest.fixture
 def stripe_api(app, monkeypatch) -> Iterator[HTTPRecorder]:  # type: ignore[no-untyped-def]
     with HTTPRecorder() as api:
