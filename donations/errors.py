@@ -25,6 +25,8 @@ def _close_session(exc: BaseException | None) -> None:
     # Registered after Flask-SQLAlchemy's own teardown, so it runs first. A connection that died
     # after the answer was built would make the usual rollback fail and turn a finished request
     # into an error: drop that connection instead; the pool opens a fresh one next time.
+    if not db.session.registry.has():
+        return  # this request never used the database (a cached gift page)
     try:
         db.session.close()
     except DBAPIError as lost:

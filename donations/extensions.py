@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -63,6 +64,13 @@ migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+@limiter.request_filter
+def _reads_are_never_limited() -> bool:
+    # Every limit here counts form posts (checkouts, membership links). Exempting reads up front
+    # spares each page view the limiter's per-request bookkeeping (bench/, part 1).
+    return request.method in ("GET", "HEAD", "OPTIONS")
 
 
 def insert_ignoring(target: Any, *index_elements: str) -> postgresql.Insert | sqlite.Insert:

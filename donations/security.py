@@ -10,8 +10,10 @@ the Stripe gateway is on; the CAPTCHA provider's hosts are allowed only when a C
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, request
@@ -45,22 +47,32 @@ def _install_proxy_fix(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{key}": n for key, n in counts.items()})  # type: ignore[method-assign]
 
 
-def content_security_policy(config: dict[str, Any], endpoint: str | None) -> str:
-    from donations.giving import protection
-
+def content_security_policy(config: Mapping[str, Any], endpoint: str | None) -> str:
     endpoint = endpoint or ""
+    captcha = (config.get("CAPTCHA_PROVIDER") or "").strip().lower()
+    return _policy(
+        stripe_form=config.get("PAYMENTS_GATEWAY") == "stripe" and endpoint.startswith(STRIPE_FORM_ENDPOINT_PREFIXES),
+        captcha=captcha if captcha and endpoint.startswith(CAPTCHA_ENDPOINT_PREFIXES) else "",
+    )
+
+
+@functools.cache
+def _policy(*, stripe_form: bool, captcha: str) -> str:
+    # A handful of distinct policies per process: built once each, not on every response.
+    from donations.giving.protection import CAPTCHA_PROVIDERS
+
     script_src = ["'self'"]
     style_src = ["'self'"]
     frame_src = ["'none'"]
     connect_src = ["'self'"]
     form_action = ["'self'"]
-    provider = protection.captcha_provider(config)
-    if provider is not None and endpoint.startswith(CAPTCHA_ENDPOINT_PREFIXES):
+    if captcha:
+        provider = CAPTCHA_PROVIDERS[captcha]
         script_src += provider.script_sources
         style_src += provider.style_sources
         frame_src = list(provider.frame_sources)
         connect_src += provider.connect_sources
-    if config.get("PAYMENTS_GATEWAY") == "stripe" and endpoint.startswith(STRIPE_FORM_ENDPOINT_PREFIXES):
+    if stripe_form:
         form_action.append(STRIPE_CHECKOUT_ORIGIN)
     directives = {
         "default-src": ["'self'"],
