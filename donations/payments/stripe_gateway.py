@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,15 +38,11 @@ class StripeGateway:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> StripeGateway:
-        base = config.get("STRIPE_API_BASE")
-        client = stripe.StripeClient(
-            config["STRIPE_SECRET_KEY"],
-            base_addresses={"api": base} if base else {},
-            # Bounded: a slow Stripe must not hold a reader (or a worker) hostage.
-            http_client=stripe.RequestsClient(timeout=config["STRIPE_TIMEOUT_SECONDS"]),
-            max_network_retries=1,
+        return cls(
+            client=_client(
+                config["STRIPE_SECRET_KEY"], config.get("STRIPE_API_BASE") or None, config["STRIPE_TIMEOUT_SECONDS"]
+            )
         )
-        return cls(client=client)
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         metadata = {
@@ -146,3 +143,16 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise GatewayError(f"Stripe's Billing Portal did not answer: {type(exc).__name__}") from exc
         return session.url
+
+
+@functools.lru_cache(maxsize=4)
+def _client(secret_key: str, api_base: str | None, timeout: float) -> stripe.StripeClient:
+    """One client per process and configuration: its HTTP connections are kept and reused
+    (a TLS handshake with Stripe per checkout otherwise). StripeClient is thread-safe."""
+    return stripe.StripeClient(
+        secret_key,
+        base_addresses={"api": api_base} if api_base else {},
+        # Bounded: a slow Stripe must not hold a reader (or a worker) hostage.
+        http_client=stripe.RequestsClient(timeout=timeout),
+        max_network_retries=1,
+    )

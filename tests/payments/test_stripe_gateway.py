@@ -9,6 +9,7 @@ import pytest
 import stripe
 
 from donations.ledger.models import GiftStatus
+from donations.payments.stripe_gateway import StripeGateway
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.forms import page_text
@@ -194,3 +195,12 @@ def test_stripe_unreachable_gives_the_retry_page(app, client, fund, stripe_api, 
     closed.stop()  # nothing listens there any more: the connection is refused
     monkeypatch.setitem(app.config, "STRIPE_API_BASE", address)
     assert_retry_page_and_failed_gift(post_gift(client))
+
+
+def test_checkouts_share_one_stripe_client_per_configuration(app, stripe_api, monkeypatch):
+    # Kept per process, so its HTTP connections to Stripe are reused across checkouts.
+    first = StripeGateway.from_config(app.config).client
+    assert StripeGateway.from_config(app.config).client is first
+    monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_rotated")
+    rotated = StripeGateway.from_config(app.config).client
+    assert rotated is not first  # a new key (or API base, or time-out) gets its own client

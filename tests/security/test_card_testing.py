@@ -68,6 +68,15 @@ def test_fifty_checkouts_from_one_address_in_a_minute_open_ten_at_stripe(app, fu
     assert [bot.get("/give").status_code for _ in range(20)] == [200] * 20
 
 
+def test_reading_the_gift_page_spends_none_of_the_limit(app, fund, strict_limits, stripe_api):
+    reader = browser(app, "203.0.113.52")
+    assert [reader.get("/give").status_code for _ in range(30)] == [200] * 30
+    assert reader.head("/give").status_code == 200
+    token = csrf_token(reader, "/give")
+    statuses = [reader.post("/give", data=gift_form(token, email=f"r{n}@example.org")).status_code for n in range(11)]
+    assert statuses == [303] * 10 + [429]  # the whole budget was still there for the forms
+
+
 def test_the_refusal_is_a_clear_page_with_retry_after(app, fund, strict_limits):
     bot = browser(app, "203.0.113.51")
     token = csrf_token(bot, "/give")
