@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
 from flask.wrappers import Response
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
@@ -33,9 +35,31 @@ PROXY_FIX_KEYS = ("for", "proto", "host", "port", "prefix")
 
 
 def init_app(app: Flask) -> None:
+    app.session_interface = SigningSessionInterface()
     _install_proxy_fix(app)
     install_log_redaction()
     app.after_request(_secure_headers)
+
+
+class SigningSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signer built once per set of keys: Flask builds
+    it twice a request, and itsdangerous test-serializes a value each time (bench/, part 1)."""
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        if not app.secret_key:
+            return None
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)  # the current key last
+        return _signing_serializer(self, keys)
+
+
+@functools.lru_cache(maxsize=8)
+def _signing_serializer(interface: SigningSessionInterface, keys: tuple[str | bytes, ...]) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        list(keys),
+        salt=interface.salt,
+        serializer=interface.serializer,
+        signer_kwargs={"key_derivation": interface.key_derivation, "digest_method": interface.digest_method},
+    )
 
 
 def _install_proxy_fix(app: Flask) -> None:
@@ -90,19 +114,30 @@ def _policy(*, stripe_form: bool, captcha: str) -> str:
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
+@functools.cache
+def _fixed_headers(hsts_max_age: int | None) -> tuple[tuple[str, str], ...]:
+    # The same on every response (no view sets them): added as they are, not checked one by one.
+    fixed = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),  # our URLs carry session ids and resume tokens
+        ("Permissions-Policy", PERMISSIONS_POLICY),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if hsts_max_age is not None:
+        fixed.append(("Strict-Transport-Security", f"max-age={hsts_max_age}; includeSubDomains"))
+    return tuple(fixed)
+
+
 def _secure_headers(response: Response) -> Response:
     from flask import current_app
 
     config = current_app.config
     headers = response.headers
+    # A view may set its own policy (the membership page's form posts elsewhere).
     headers.setdefault("Content-Security-Policy", content_security_policy(config, request.endpoint))
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")  # our URLs carry session ids and resume tokens
-    headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if config.get("CONFIG_NAME") == "production":
-        headers.setdefault("Strict-Transport-Security", f"max-age={int(config['HSTS_MAX_AGE'])}; includeSubDomains")
+    production = config.get("CONFIG_NAME") == "production"
+    headers.extend(_fixed_headers(int(config["HSTS_MAX_AGE"]) if production else None))
     if request.path.startswith("/staff"):
         # Donors' personal data: never kept in a shared or browser cache.
         headers.setdefault("Cache-Control", "no-store")

@@ -4,6 +4,7 @@ valid token, signed in or not, and writes nothing."""
 from __future__ import annotations
 
 import pytest
+from itsdangerous import BadSignature
 from sqlalchemy import func, select
 
 from donations.extensions import db
@@ -55,3 +56,18 @@ def test_a_token_from_another_session_is_refused_everywhere(app, world):
         if response.status_code != 400 or CSRF_REFUSAL not in page_text(response.get_data(as_text=True)):
             refused.append(f"{rule.rule}: {response.status_code}")
     assert refused == []
+
+
+def test_sessions_signed_with_a_rotated_key_are_read_only_through_the_fallbacks(app, monkeypatch):
+    # The session cookie carries the CSRF token; the app's signer is kept per set of keys.
+    cookie = app.session_interface.get_signing_serializer(app).dumps({"csrf_token": "abc"})
+    old_key = app.config["SECRET_KEY"]
+    monkeypatch.setattr(app, "secret_key", "a-new-secret-key-for-this-test")
+    with pytest.raises(BadSignature):
+        app.session_interface.get_signing_serializer(app).loads(cookie)
+    monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [old_key])
+    signer = app.session_interface.get_signing_serializer(app)
+    assert signer.loads(cookie) == {"csrf_token": "abc"}
+    assert signer.loads(signer.dumps({"n": 1})) == {"n": 1}  # new cookies: the new key
+    monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [])
+    assert app.session_interface.get_signing_serializer(app).loads(signer.dumps({"n": 1})) == {"n": 1}
