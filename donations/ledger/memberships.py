@@ -17,6 +17,7 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from donations.clock import utcnow
 from donations.extensions import db, insert_ignoring
@@ -126,11 +127,13 @@ class InstallmentPayment:
 
 
 def find_membership(subscription_id: str) -> Membership | None:
-    """The membership, locked until the transaction ends (so concurrent events queue up)."""
+    """The membership, locked until the transaction ends (so concurrent events queue up), with
+    its donor read in the same query (receipts go to the donor); the donor row is not locked."""
     return db.session.scalar(
         select(Membership)
+        .options(joinedload(Membership.donor, innerjoin=True))
         .where(Membership.stripe_subscription_id == subscription_id)
-        .with_for_update()
+        .with_for_update(of=Membership)
         .execution_options(populate_existing=True)
     )
 
@@ -149,7 +152,11 @@ def _anchor_gift(gift_id: int | None) -> Gift | None:
 def _donor_for(origin: MembershipOrigin, anchor: Gift | None) -> Donor | None:
     if origin.email:
         return ledger.find_or_create_donor(
-            origin.email, name=origin.name, postal_code=origin.postal_code, organization=origin.business_name
+            origin.email,
+            name=origin.name,
+            postal_code=origin.postal_code,
+            organization=origin.business_name,
+            stripe_customer_id=origin.customer_id,
         )
     if anchor is not None:
         return anchor.donor
@@ -161,16 +168,29 @@ def _donor_for(origin: MembershipOrigin, anchor: Gift | None) -> Donor | None:
 
 
 def ensure_membership(
-    origin: MembershipOrigin, status: str, ended_at: datetime | None = None
+    origin: MembershipOrigin,
+    status: str,
+    ended_at: datetime | None = None,
+    *,
+    period_end: datetime | None = None,
 ) -> tuple[Membership, bool]:
-    """The subscription's membership, created (with `status`) if new. Returns (membership, created).
+    """The subscription's membership, created (with `status`, and `period_end` as its current
+    period's end) if new. Returns (membership, created).
 
     Raises MembershipNotKnown when the event alone cannot say whose it is or how often it renews.
     """
+    membership, created, _ = _ensure_membership(origin, status, ended_at, period_end)
+    return membership, created
+
+
+def _ensure_membership(
+    origin: MembershipOrigin, status: str, ended_at: datetime | None, period_end: datetime | None
+) -> tuple[Membership, bool, Gift | None]:
+    """`ensure_membership`, and the pending gift a new membership took as its anchor."""
     membership = find_membership(origin.subscription_id)
     if membership is not None:
         _fill_in(membership, origin)
-        return membership, False
+        return membership, False, None
 
     anchor = _anchor_gift(origin.gift_id)
     donor = _donor_for(origin, anchor)
@@ -178,12 +198,12 @@ def ensure_membership(
     amount = origin.amount_cents or (anchor.amount_cents if anchor else None)
     if donor is None or interval is None or not amount:
         raise MembershipNotKnown(f"subscription {origin.subscription_id} is not known yet")
-    if origin.customer_id and not donor.stripe_customer_id:
+    if origin.customer_id and not donor.stripe_customer_id:  # a donor found by the anchor gift
         donor.stripe_customer_id = origin.customer_id
-    fund = ledger.fund_by_slug(origin.fund_slug) or (anchor.fund if anchor else None) or ledger.default_fund()
+    fund = ledger.fund_by_slug(origin.fund_slug)
     membership = Membership(
         donor=donor,
-        fund=fund,
+        fund_id=fund.id if fund else anchor.fund_id if anchor else ledger.default_fund_id(),
         stripe_subscription_id=origin.subscription_id,
         stripe_customer_id=origin.customer_id,
         amount_cents=amount,
@@ -195,6 +215,7 @@ def ensure_membership(
         canceled_at=(ended_at or origin.as_of) if status == MembershipStatus.CANCELED else None,
         amount_as_of=origin.as_of,
         status_as_of=origin.as_of,
+        current_period_end=period_end,
     )
     db.session.add(membership)
     db.session.flush()
@@ -205,18 +226,18 @@ def ensure_membership(
         # First heard of at its end (events arrive in any order): no welcome, only the goodbye.
         _queue_canceled(membership)
     else:
-        receipts.queue(
+        receipts.enqueue(
             "membership_welcome",
             donor.email,
             {"membership_id": membership.id},
             dedupe_key=f"membership_welcome:{membership.id}",
             donor_id=donor.id,
         )
-    return membership, True
+    return membership, True, anchor
 
 
 def _queue_canceled(membership: Membership) -> None:
-    receipts.queue(
+    receipts.enqueue(
         "membership_canceled",
         membership.donor.email,
         {"membership_id": membership.id},
@@ -268,28 +289,35 @@ def start_from_checkout(origin: MembershipOrigin) -> Membership:
 def record_installment(origin: MembershipOrigin, payment: InstallmentPayment) -> tuple[Gift | None, bool]:
     """One installment gift per paid invoice. Returns (gift, newly_recorded); a replay, or the
     same invoice met again, changes nothing. A zero-amount invoice (a trial) records no gift."""
-    membership, _ = ensure_membership(origin, MembershipStatus.ACTIVE)
+    # A new membership is written with this invoice's status and period: no UPDATE follows.
+    membership, created, anchor = _ensure_membership(origin, MembershipStatus.ACTIVE, None, payment.period_end)
     _set_status(membership, MembershipStatus.ACTIVE, origin.as_of)
     _advance_period(membership, payment.period_end)
-    existing = db.session.scalar(select(Gift).where(Gift.stripe_invoice_id == payment.invoice_id))
-    if existing is not None:
-        return existing, False
+    # Whether the invoice was recorded, and the payment intent invoice_payment.paid may have
+    # told before it: one query for both.
+    existing_id, linked_intent = db.session.execute(
+        select(
+            select(Gift.id).where(Gift.stripe_invoice_id == payment.invoice_id).scalar_subquery(),
+            select(InvoicePaymentLink.stripe_payment_intent_id)
+            .where(InvoicePaymentLink.stripe_invoice_id == payment.invoice_id)
+            .scalar_subquery(),
+        )
+    ).one()
+    if existing_id is not None:
+        return db.session.get(Gift, existing_id), False
     if payment.amount_cents <= 0:
         return None, False
 
-    intent = payment.payment_intent_id or db.session.scalar(
-        select(InvoicePaymentLink.stripe_payment_intent_id).where(
-            InvoicePaymentLink.stripe_invoice_id == payment.invoice_id
-        )
-    )
+    intent = payment.payment_intent_id or linked_intent
     # The pending gift the checkout began is the anchor only: the first invoice makes it
     # installment #1, so it is counted once, with the details the reader gave on the form.
-    gift = _pending_anchor(membership) if payment.first else None
-    template = gift or _first_gift(membership)
+    # A membership created just now without an anchor has no gift yet: nothing to look up.
+    has_gifts = not created or anchor is not None
+    gift = _pending_anchor(membership) if payment.first and has_gifts else None
+    template = gift or (_first_gift(membership) if has_gifts else None)
     if gift is None:
         gift = Gift(
-            donor=membership.donor,
-            fund=membership.fund,
+            fund_id=membership.fund_id,  # by id: the fund row itself is never needed here
             membership=membership,
             source=GiftSource.STRIPE,
             tax_deductible=False,
@@ -318,7 +346,7 @@ def record_installment(origin: MembershipOrigin, payment: InstallmentPayment) ->
     if intent:
         gift.stripe_payment_intent_id = intent
     db.session.flush()
-    receipts.queue(
+    receipts.enqueue(
         "installment_receipt",
         membership.donor.email,
         {"gift_id": gift.id},
@@ -355,7 +383,7 @@ def record_failed_payment(origin: MembershipOrigin, invoice_id: str) -> Membersh
         return membership
     _set_status(membership, MembershipStatus.PAST_DUE, origin.as_of)
     if membership.status == MembershipStatus.PAST_DUE:
-        receipts.queue(
+        receipts.enqueue(
             "payment_failed",
             membership.donor.email,
             {"membership_id": membership.id},

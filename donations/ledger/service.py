@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from donations.clock import utcnow
 from donations.extensions import db, insert_ignoring
@@ -32,6 +32,7 @@ def find_or_create_donor(
     name: str | None = None,
     postal_code: str | None = None,
     organization: str | None = None,
+    stripe_customer_id: str | None = None,
 ) -> Donor:
     """The donor with this email (case-folded), created if new; blank details are filled in.
 
@@ -44,9 +45,18 @@ def find_or_create_donor(
     through and conflicts only with FOR UPDATE.
     """
     key = email_key(email)
+    # A new donor is written whole by its INSERT (no UPDATE after it to fill in the details).
     db.session.execute(
-        insert_ignoring(Donor, "email_key"),
-        {"email": email.strip(), "email_key": key, "created_at": utcnow()},
+        insert_ignoring(Donor.__table__, "email_key"),  # Core: no ORM bulk-insert machinery
+        {
+            "email": email.strip(),
+            "email_key": key,
+            "name": name or None,
+            "postal_code": postal_code or None,
+            "organization": organization or None,
+            "stripe_customer_id": stripe_customer_id or None,
+            "created_at": utcnow(),
+        },
     )
     donor = db.session.execute(
         select(Donor)
@@ -63,6 +73,8 @@ def find_or_create_donor(
         donor.postal_code = postal_code
     if organization and not donor.organization:
         donor.organization = organization
+    if stripe_customer_id and not donor.stripe_customer_id:
+        donor.stripe_customer_id = stripe_customer_id
     return donor
 
 
@@ -73,6 +85,16 @@ def default_fund() -> Fund:
     if fund is None:
         raise LedgerError("no active fund: create one with `flask --app wsgi funds add`")
     return fund
+
+
+def default_fund_id() -> int:
+    """`default_fund().id` in one query that loads no row object (the webhook's hot path)."""
+    fund_id = db.session.scalar(
+        select(Fund.id).where(Fund.active.is_(True)).order_by(Fund.is_default.desc(), Fund.id).limit(1)
+    )
+    if fund_id is None:
+        raise LedgerError("no active fund: create one with `flask --app wsgi funds add`")
+    return fund_id
 
 
 def fund_by_slug(slug: str | None) -> Fund | None:
@@ -144,38 +166,58 @@ class CheckoutPayment:
     fund_slug: str | None
 
 
-def record_checkout_payment(payment: CheckoutPayment) -> tuple[Gift, bool]:
+@dataclass(frozen=True)
+class PaidGift:
+    """What the receipt of a checkout payment needs: the gift, and whom to send it to."""
+
+    gift_id: int
+    donor_id: int
+    donor_email: str
+
+
+def record_checkout_payment(payment: CheckoutPayment) -> PaidGift | None:
     """Mark the session's pending gift paid, or record a new gift for a session we did not
-    create (a Payment Link). Returns (gift, newly_paid); a replay changes nothing."""
+    create (a Payment Link). A replay changes nothing and returns None."""
     gift = gift_for_session(payment.session_id, lock=True)
     if gift is None and payment.gift_id is not None:
         gift = db.session.scalar(
             select(Gift).where(Gift.id == payment.gift_id, Gift.stripe_checkout_session_id.is_(None)).with_for_update()
         )
     if gift is not None and gift.status not in (GiftStatus.PENDING, GiftStatus.FAILED):
-        return gift, False
+        return None
 
     donor = find_or_create_donor(
         payment.email,
         name=payment.name,
         postal_code=payment.postal_code,
         organization=payment.business_name,
+        stripe_customer_id=payment.customer_id,
     )
-    if payment.customer_id and not donor.stripe_customer_id:
-        donor.stripe_customer_id = payment.customer_id
     if gift is None:
-        fund = fund_by_slug(payment.fund_slug) or default_fund()
-        gift = Gift(
-            donor=donor,
-            fund=fund,
-            frequency=Frequency.ONE_TIME,
-            source=GiftSource.STRIPE,
-            tax_deductible=False,
-            fee_covered_cents=0,
-            attribution={"channel": "payment_link"},
-        )
-        db.session.add(gift)
-    elif gift.donor_id != donor.id:
+        # A gift nobody began (a Payment Link): one INSERT, with no ORM object to track.
+        fund = fund_by_slug(payment.fund_slug)
+        gift_id = db.session.execute(
+            insert(Gift.__table__)
+            .values(
+                donor_id=donor.id,
+                fund_id=fund.id if fund is not None else default_fund_id(),
+                amount_cents=payment.amount_cents,
+                fee_covered_cents=0,
+                currency=payment.currency,
+                frequency=Frequency.ONE_TIME,
+                source=GiftSource.STRIPE,
+                status=GiftStatus.PAID,
+                tax_deductible=False,
+                received_at=payment.paid_at,
+                organization=payment.business_name,
+                attribution={"channel": "payment_link"},
+                stripe_checkout_session_id=payment.session_id,
+                stripe_payment_intent_id=payment.payment_intent_id,
+            )
+            .returning(Gift.__table__.c.id)
+        ).scalar_one()
+        return PaidGift(gift_id, donor.id, donor.email)
+    if gift.donor_id != donor.id:
         # Checkout let the reader change the email: the money is that person's.
         gift.donor = donor
     # Stripe's amount is the truth; keep the fee cover only while it still fits inside it.
@@ -190,7 +232,7 @@ def record_checkout_payment(payment: CheckoutPayment) -> tuple[Gift, bool]:
     if payment.business_name:
         gift.organization = payment.business_name
     db.session.flush()
-    return gift, True
+    return PaidGift(gift.id, donor.id, donor.email)
 
 
 def fail_checkout(session_id: str) -> Gift | None:

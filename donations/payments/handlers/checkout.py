@@ -80,14 +80,14 @@ def checkout_paid(event: StripeEventData) -> None:
     if session.get("mode") != "payment" or session.get("payment_status") != "paid":
         # Unpaid sessions (bank debits) wait for async_payment_succeeded.
         return
-    gift, newly_paid = ledger.record_checkout_payment(_payment_from_session(session, event))
-    if newly_paid:
-        receipts.queue(
+    paid = ledger.record_checkout_payment(_payment_from_session(session, event))
+    if paid is not None:  # None: a replay, its receipt was queued the first time
+        receipts.enqueue(
             "gift_receipt",
-            gift.donor.email,
-            {"gift_id": gift.id},
-            dedupe_key=f"gift_receipt:{gift.id}",
-            donor_id=gift.donor_id,
+            paid.donor_email,
+            {"gift_id": paid.gift_id},
+            dedupe_key=f"gift_receipt:{paid.gift_id}",
+            donor_id=paid.donor_id,
         )
 
 

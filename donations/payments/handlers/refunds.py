@@ -45,7 +45,7 @@ def apply(facts: reversals.RefundFacts) -> None:
         return
     for entry in written:
         if entry.kind == ReversalKind.REFUND:
-            receipts.queue(
+            receipts.enqueue(
                 "refund_confirmed",
                 gift.donor.email,
                 {"reversal_id": entry.id},
