@@ -127,9 +127,10 @@ def floor_sql(kind: str, d: Dialect) -> str:
         JOIN funds f ON f.id = gi.fund_id
         WHERE g.period = 0 ORDER BY rv.reversed_at, rv.id"""
     if kind == "disclosure":
+        # The year 2025 is the window: `period` dates a mailed check by its postmark, as the report does.
         return f"""WITH {_gifts_cte(d)},
         year AS (SELECT owner, sum(amount - reversed) AS total, max(anonymous) AS anonymous
-                 FROM g WHERE received_at >= {d.start} AND received_at < {d.end} GROUP BY owner)
+                 FROM g WHERE period = 0 GROUP BY owner)
         SELECT year.owner, p.name, p.organization, round(total / 100.0, 2),
                CASE WHEN total >= 500000 THEN '$5,000 or more' ELSE '$1,000 or more' END, anonymous
         FROM year JOIN donors p ON p.id = year.owner WHERE total >= 100000 ORDER BY total DESC, year.owner"""
