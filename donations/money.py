@@ -44,5 +44,13 @@ def cents_to_decimal(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(Decimal("0.01"))
 
 
+def cents_text(cents: int) -> str:
+    """'-12.05' for -1205: the text of `cents_to_decimal`, by integer arithmetic (reports write
+    millions of amounts, and a Decimal costs several times as much)."""
+    if cents < 0:
+        return f"-{-cents // 100}.{-cents % 100:02d}"
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
 def format_money(cents: int, currency: str = "usd", locale: str = "en_US") -> str:
     return format_currency(cents_to_decimal(cents), currency.upper(), locale=locale)

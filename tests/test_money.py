@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from donations.money import AmountError, cents_to_decimal, fee_to_cover, format_money, parse_dollars
+from donations.money import AmountError, cents_text, cents_to_decimal, fee_to_cover, format_money, parse_dollars
 
 MAX_WHOLE_DOLLARS = 999_999_999  # nine digits, as the parser allows
 
@@ -151,6 +151,34 @@ def test_format_money():
     assert format_money(0) == "$0.00"
     assert format_money(100, "eur") == "€1.00"
     assert cents_to_decimal(1999) == Decimal("19.99")
+
+
+@pytest.mark.parametrize(
+    ("cents", "text"),
+    [
+        (0, "0.00"),
+        (1, "0.01"),
+        (-1, "-0.01"),
+        (-5, "-0.05"),
+        (99, "0.99"),
+        (-100, "-1.00"),
+        (-1205, "-12.05"),
+        (123_456, "1234.56"),
+        (10**20 + 7, "1000000000000000000.07"),
+        (-(10**20) - 70, "-1000000000000000000.70"),
+    ],
+)
+def test_cents_text(cents, text):
+    assert cents_text(cents) == text
+
+
+@given(st.integers(min_value=-(10**24), max_value=10**24))
+@example(0)
+@example(-1)
+@example(-100)
+def test_cents_text_is_the_decimal_text(cents):
+    """Reports write amounts with cents_text; it must match the Decimal they used to write."""
+    assert cents_text(cents) == str(cents_to_decimal(cents))
 
 
 @given(st.integers(min_value=0, max_value=MAX_WHOLE_DOLLARS * 100 + 99))

@@ -27,6 +27,7 @@ from donations.grants.rules import (
     DonorFacts,
     DonorResult,
     GiftFacts,
+    GiftResult,
     Increase,
     Period,
     ProgramRules,
@@ -49,12 +50,12 @@ class ReportError(ValueError):
     """Bad report parameters: a 4xx with this message."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a ledger makes millions
 class Money:
     cents: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Percent:
     fraction: Decimal  # 0.125 is 12.50%
 
@@ -187,59 +188,100 @@ def _group_facts(row: Row[Any]) -> GiftFacts:
         first_at,
         *_rest,
     ) = row
+    # Positional: gift_id, count, period, paid, amount, reversed, fully_reversed, fund_id, source,
+    # organization, membership_id, membership_interval, first_at (keywords cost a third more).
     return GiftFacts(
-        gift_id=None,
-        count=count,
-        period=PERIODS[period],
-        paid=True,
-        amount_cents=amount,
-        reversed_cents=reversed_,
-        fully_reversed=bool(fully_reversed),
-        fund_id=fund_id,
-        source=source,
-        organization=bool(organization),
-        membership_id=membership_id,
-        membership_interval=membership_interval,
-        first_at=first_at,
+        None,
+        count,
+        PERIODS[period],
+        True,
+        amount,
+        reversed_,
+        bool(fully_reversed),
+        fund_id,
+        source,
+        bool(organization),
+        membership_id,
+        membership_interval,
+        first_at,
     )
 
 
 def _gift_facts(row: Row[Any]) -> GiftFacts:
+    # By position, as _group_facts: the columns of queries.gifts_stmt.
+    (
+        _owner,
+        period,
+        _in_span,
+        gift_id,
+        _donor_id,
+        fund_id,
+        membership_id,
+        amount,
+        *_money,
+        source,
+        _status,
+        received_at,
+        _postmarked_on,
+        _check_number,
+        _anonymous,
+        _organization,
+        _tax_deductible,
+        _currency,
+        is_organization,
+        reversed_,
+        membership_interval,
+        _fund_name,
+        _donor_name,
+    ) = row
     return GiftFacts(
-        gift_id=row.id,
+        gift_id=gift_id,
         count=1,
-        period=PERIODS[row.period],
+        period=PERIODS[period],
         paid=True,
-        amount_cents=row.amount_cents,
-        reversed_cents=row.reversed,
-        fully_reversed=row.reversed >= row.amount_cents,
-        fund_id=row.fund_id,
-        source=row.source,
-        organization=bool(row.is_organization),
-        membership_id=row.membership_id,
-        membership_interval=row.membership_interval,
-        first_at=row.received_at,
+        amount_cents=amount,
+        reversed_cents=reversed_,
+        fully_reversed=reversed_ >= amount,
+        fund_id=fund_id,
+        source=source,
+        organization=bool(is_organization),
+        membership_id=membership_id,
+        membership_interval=membership_interval,
+        first_at=received_at,
     )
 
 
 def _increases(rows: Sequence[Row[Any]]) -> dict[int, Increase]:
     """Per membership: the amount before its first change in the window, after its last."""
+    if not rows:
+        return _NO_INCREASES
     increases: dict[int, Increase] = {}
-    for row in rows:
-        earlier = increases.get(row.membership_id)
-        old = earlier.old_cents if earlier else row.old_amount_cents
-        increases[row.membership_id] = Increase(old_cents=old, new_cents=row.new_amount_cents)
+    for _owner, membership_id, old_cents, new_cents in rows:
+        earlier = increases.get(membership_id)
+        old = earlier.old_cents if earlier else old_cents
+        increases[membership_id] = Increase(old_cents=old, new_cents=new_cents)
     return increases
+
+
+_NO_INCREASES: dict[int, Increase] = {}  # shared, never written: most donors changed nothing
+
+
+_IN = Period.IN  # a global: reading an enum member off its class is slow, and this is read per row
 
 
 def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
     """Every donor who paid anything in the window, with the rules applied, in donor order."""
     window = ctx.window
     rules = ctx.rules
-    groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window)))
+    # Only ordered among themselves: the driver's times will do (see queries.donor_groups).
+    groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window, raw_times=True)))
     changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
     for owner, rows, (increase_rows,) in queries.merge_by_owner(groups, changes):
-        in_window = [row for row in rows if row.period == Period.IN]
+        anonymous = in_window = False
+        for row in rows:
+            if row[1] == _IN:  # period
+                in_window = True
+                anonymous = anonymous or bool(row[14])  # anonymous
         if not in_window:
             continue
         result = evaluate(rules, DonorFacts([_group_facts(row) for row in rows], _increases(increase_rows)))
@@ -249,7 +291,7 @@ def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
             name=first.donor_name,
             email=first.donor_email,
             organization=first.donor_organization,
-            anonymous=any(row.anonymous for row in in_window),
+            anonymous=anonymous,
             result=result,
         )
 
@@ -280,7 +322,7 @@ class ProgramTotals:
             self.new_donors += result.new_donor
             self.new_recurring_donors += result.new_recurring
         for gift in result.gifts:
-            if gift.facts.paid and gift.facts.period is Period.IN:
+            if gift.facts.paid and gift.facts.period is _IN:
                 for reason, count, gross in gift.breakdown:
                     self.by_reason[reason] += count
                     self.gross_by_reason[reason] += gross
@@ -455,10 +497,6 @@ LEDGER_COLUMNS = (
 )
 
 
-def _optional_money(cents: int | None) -> Money | None:
-    return None if cents is None else Money(cents)
-
-
 def ledger(ctx: Context) -> Report:
     params = ctx.params
     assert params.first_day is not None and params.last_day is not None
@@ -482,35 +520,47 @@ def ledger(ctx: Context) -> Report:
         context_groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window, (Period.BEFORE,))))
         changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
         reversals = queries.by_owner(queries.stream(queries.ledger_reversals_stmt(window, span)))
-        totals = {"gross_cents": 0, "reversals_cents": 0, "counted_cents": 0, "matchable_cents": 0}
-        counts = {"gifts": 0, "reversals": 0, "donors_counted": 0}
+        # Plain locals, not dicts: they are added to a million times.
+        gross = reversed_total = counted = matchable = 0
+        gift_count = reversal_count = donors_counted = 0
+        zone = ctx.zone
         for _owner, gift_rows, (before, increase_rows, reversal_rows) in queries.merge_by_owner(
             gifts, context_groups, changes, reversals
         ):
             by_id = {row.id: row for row in gift_rows}
             facts = [_gift_facts(row) for row in gift_rows] + [_group_facts(row) for row in before]
             result = evaluate(rules, DonorFacts(facts, _increases(increase_rows)))
-            counts["donors_counted"] += result.counted_cents > 0
-            reversals_of: dict[int, list[Any]] = {}
+            donors_counted += result.counted_cents > 0
+            reversals_of: dict[int, list[Row[Any]]] = {}
             for row in reversal_rows:
-                reversals_of.setdefault(row.Reversal.gift_id, []).append(row.Reversal)
+                reversals_of.setdefault(row.gift_id, []).append(row)
             for gift in result.gifts:
                 if gift.facts.gift_id is None:
                     continue
                 row = by_id[gift.facts.gift_id]
-                if not row.in_span and row.period != Period.IN:
-                    continue
-                if row.in_span:
-                    totals["gross_cents"] += row.amount_cents
-                    totals["counted_cents"] += gift.counted_cents
-                    totals["matchable_cents"] += gift.matchable_cents
-                    counts["gifts"] += 1
-                    yield _ledger_gift_row(ctx, row, gift)
-                    for reversal in reversals_of.get(row.id, []):
-                        totals["reversals_cents"] += reversal.amount_cents
-                        counts["reversals"] += 1
-                        yield _ledger_reversal_row(ctx, row, reversal)
-        report.totals.update(totals | counts)
+                if not row.in_span:
+                    continue  # counted in the window but dated outside the span: context only
+                gross += row.amount_cents
+                counted += gift.counted_cents
+                matchable += gift.matchable_cents
+                gift_count += 1
+                yield _ledger_gift_row(zone, row, gift)
+                if reversals_of:
+                    for reversal in reversals_of.get(row.id, ()):
+                        reversed_total += reversal.amount_cents
+                        reversal_count += 1
+                        yield _ledger_reversal_row(zone, row, reversal)
+        report.totals.update(
+            {
+                "gross_cents": gross,
+                "reversals_cents": reversed_total,
+                "counted_cents": counted,
+                "matchable_cents": matchable,
+                "gifts": gift_count,
+                "reversals": reversal_count,
+                "donors_counted": donors_counted,
+            }
+        )
 
     report.rows = rows()
     return report
@@ -525,40 +575,75 @@ def _donor_label(name: str | None, anonymous: bool) -> str:
     return "Anonymous" if anonymous else (name or "")
 
 
-def _ledger_gift_row(ctx: Context, row: Row[Any], gift: Any) -> tuple[Cell, ...]:
-    net = None if row.net_cents is None else Money(row.net_cents)
-    return (
-        row.id,
-        None,
-        counting_date(row.received_at, row.postmarked_on, ctx.zone),
-        local_date(row.received_at, ctx.zone),
-        row.postmarked_on,
-        row.owner,
-        _donor_label(row.donor_name, row.anonymous),
-        row.fund_name,
-        SOURCE_LABELS.get(row.source, row.source),
-        row.frequency,
-        row.membership_id,
-        Money(row.amount_cents),
-        Money(row.fee_covered_cents),
-        _optional_money(row.stripe_fee_cents),
+# A reason's text and explanation, looked up once (an enum's .value is a descriptor call).
+_REASON_TEXT = {reason: (reason.value, reason.explanation) for reason in Reason}
+
+
+def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult) -> tuple[Cell, ...]:
+    # By position (the columns of queries.gifts_stmt): a million of these.
+    (
+        owner,
+        _period,
+        _in_span,
+        gift_id,
+        _donor_id,
+        _fund_id,
+        membership_id,
+        amount,
+        fee_covered,
+        stripe_fee,
         net,
+        frequency,
+        source,
+        _status,
+        received_at,
+        postmarked_on,
+        _check_number,
+        anonymous,
+        _organization,
+        tax_deductible,
+        _currency,
+        _is_organization,
+        _reversed,
+        _membership_interval,
+        fund_name,
+        donor_name,
+    ) = row
+    received_on = received_at.astimezone(zone).date()
+    reason, explanation = _REASON_TEXT[gift.reason]
+    return (
+        gift_id,
+        None,
+        postmarked_on or received_on,  # counting_date
+        received_on,
+        postmarked_on,
+        owner,
+        _donor_label(donor_name, anonymous),
+        fund_name,
+        SOURCE_LABELS.get(source, source),
+        frequency,
+        membership_id,
+        Money(amount),
+        Money(fee_covered),
+        None if stripe_fee is None else Money(stripe_fee),
+        None if net is None else Money(net),
         None,
         Money(gift.counted_cents),
         Money(gift.matchable_cents),
         Money(gift.over_cap_cents),
-        gift.reason.value,
-        gift.reason.explanation,
-        "true" if row.tax_deductible else "false",
+        reason,
+        explanation,
+        "true" if tax_deductible else "false",
     )
 
 
-def _ledger_reversal_row(ctx: Context, row: Row[Any], reversal: Any) -> tuple[Cell, ...]:
+def _ledger_reversal_row(zone: ZoneInfo, row: Row[Any], reversal: Row[Any]) -> tuple[Cell, ...]:
+    _owner, _gift_id, reversal_id, kind, amount, reversed_at = reversal
     return (
         row.id,
-        reversal.id,
+        reversal_id,
         None,
-        local_date(reversal.reversed_at, ctx.zone),
+        reversed_at.astimezone(zone).date(),
         None,
         row.owner,
         _donor_label(row.donor_name, row.anonymous),
@@ -570,12 +655,12 @@ def _ledger_reversal_row(ctx: Context, row: Row[Any], reversal: Any) -> tuple[Ce
         None,
         None,
         None,
-        Money(reversal.amount_cents),
+        Money(amount),
         None,
         None,
         None,
-        reversal.kind,
-        f"{reversal.kind.replace('_', ' ').capitalize()} of gift {row.id}: already deducted from its Counted amount.",
+        kind,
+        f"{kind.replace('_', ' ').capitalize()} of gift {row.id}: already deducted from its Counted amount.",
         "false",
     )
 
@@ -706,6 +791,13 @@ def _tier(cents: int) -> str:
     return "$5,000 or more" if cents >= DISCLOSURE_TIERS[0] else "$1,000 or more"
 
 
+@dataclass(frozen=True)
+class _YearTotals:
+    total: int
+    anonymous_total: int
+    donors: int
+
+
 def disclosure(ctx: Context) -> Report:
     year = ctx.params.year
     assert year is not None
@@ -724,7 +816,9 @@ def disclosure(ctx: Context) -> Report:
 
     def rows() -> Iterator[tuple[Cell, ...]]:
         listed = dict.fromkeys(DISCLOSURE_TIERS, 0)
+        overall: Any = None
         for row in queries.stream(queries.disclosure_stmt(span, DISCLOSURE_TIERS[-1])):
+            overall = overall or _YearTotals(row.year_total, row.year_anonymous_total, row.year_donors)
             for tier in DISCLOSURE_TIERS:
                 listed[tier] += row.total >= tier
             yield (
@@ -735,7 +829,8 @@ def disclosure(ctx: Context) -> Report:
                 _tier(row.total),
                 bool(row.anonymous),
             )
-        overall = db.session.execute(queries.disclosure_totals_stmt(span)).one()
+        if overall is None:  # nobody listed: the year's totals were on no row
+            overall = db.session.execute(queries.disclosure_totals_stmt(span)).one()
         share = Decimal(overall.anonymous_total) / overall.total if overall.total else Decimal(0)
         yield (None, f"All donors in {year}", None, Money(overall.total), f"{overall.donors} donors", None)
         yield (None, "Given anonymously", None, Money(overall.anonymous_total), Percent(share), None)

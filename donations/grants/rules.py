@@ -98,6 +98,10 @@ EXCLUSION_ORDER = (
     Reason.REFUNDED,
 )
 OVER_CAP = "over_cap"
+# Module constants: looking a member up on its enum class costs 20 times a global's read, and
+# exclusion() and evaluate() read them for every gift of every donor.
+_IN, _BEFORE = Period.IN, Period.BEFORE
+_COUNTED, _REFUNDED = Reason.COUNTED, Reason.REFUNDED
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,7 @@ def exclusion(rules: ProgramRules, facts: GiftFacts) -> Reason | None:
     """Why a gift does not count whatever else the donor gave; None when it may count."""
     if not facts.paid:
         return Reason.NOT_PAID
-    if facts.period is not Period.IN:
+    if facts.period is not _IN:
         return Reason.OUTSIDE_WINDOW
     if rules.individuals_only and facts.organization:
         return Reason.ORGANIZATION
@@ -229,12 +233,6 @@ class _Valued:
     reason: Reason
     counted: int
     breakdown: list[tuple[Reason, int, int]]
-
-
-def _plain(facts: GiftFacts) -> _Valued:
-    if facts.fully_reversed:
-        return _Valued(Reason.REFUNDED, 0, [(Reason.REFUNDED, facts.count, facts.amount_cents)])
-    return _Valued(Reason.COUNTED, facts.net_cents, [(Reason.COUNTED, facts.count, facts.amount_cents)])
 
 
 def _split(facts: GiftFacts, first: Reason, rest: Reason) -> list[tuple[Reason, int, int]]:
@@ -287,72 +285,107 @@ def _value_increase(eligible: list[GiftFacts], increase: Increase, out: dict[int
 
 
 def evaluate(rules: ProgramRules, donor: DonorFacts) -> DonorResult:
-    """Counted and matchable cents for one donor, and every gift's reason."""
-    facts = sorted(donor.gifts, key=_sort_key)
-    excluded = {id(f): exclusion(rules, f) for f in facts}
+    """Counted and matchable cents for one donor, and every gift's reason.
 
-    # Memberships, each by its first paid installment (whatever the window).
+    Run once per donor over the whole ledger: one pass over the gifts does the sums, and the
+    membership rules are only looked at for donors who have a membership."""
+    gifts = donor.gifts
+    facts = sorted(gifts, key=_sort_key) if len(gifts) > 1 else list(gifts)
+    excluded = [exclusion(rules, f) for f in facts]
+
+    # Memberships, each by its first paid installment (whatever the window), in date order.
     first_installment: dict[int, GiftFacts] = {}
     for f in facts:
-        if f.paid and f.membership_id is not None and f.membership_id not in first_installment:
+        if f.membership_id is not None and f.paid and f.membership_id not in first_installment:
             first_installment[f.membership_id] = f
-    first_membership = min(first_installment, key=lambda m: _sort_key(first_installment[m]), default=None)
     new_recurring_id = None
-    if first_membership is not None:
-        opening = first_installment[first_membership]
-        if opening.period is Period.IN and excluded[id(opening)] is None:
-            new_recurring_id = first_membership
-
     valued: dict[int, _Valued] = {}
-    if rules.recurring_rule is RecurringRule.NEW_RECURRING_X12:
-        for membership_id, opening in first_installment.items():
-            eligible = [f for f in facts if f.membership_id == membership_id and excluded[id(f)] is None]
-            if not eligible:
-                continue
-            if membership_id == new_recurring_id:
-                _value_new_recurring(eligible, valued)
-                continue
-            increase = donor.increases.get(membership_id)
-            started_earlier = opening.period is Period.BEFORE
-            if (
-                increase is not None
-                and increase.new_cents > increase.old_cents
-                and started_earlier
-                and opening.membership_interval == "month"
-            ):
-                _value_increase(eligible, increase, valued)
+    if first_installment:
+        excluded_by_id = {id(f): reason for f, reason in zip(facts, excluded, strict=True)}
+        # The facts are in date order, so the first membership met is the earliest one.
+        first_membership = next(iter(first_installment))
+        opening = first_installment[first_membership]
+        if opening.period is _IN and excluded_by_id[id(opening)] is None:
+            new_recurring_id = first_membership
+        if rules.recurring_rule is RecurringRule.NEW_RECURRING_X12:
+            _value_memberships(donor, facts, excluded_by_id, first_installment, new_recurring_id, valued)
 
     results: list[GiftResult] = []
-    cap_left = rules.cap_cents
-    counted_total = 0
-    for f in facts:
-        reason = excluded[id(f)]
+    cap = cap_left = rules.cap_cents
+    counted_total = gifts_in_window = gross = reversed_in_window = 0
+    new_donor = True
+    reasons: set[Reason] = set()
+    for f, reason in zip(facts, excluded, strict=True):
+        period = f.period
+        paid_in_window = f.paid and period is _IN
+        if paid_in_window:
+            gifts_in_window += f.count
+            gross += f.amount_cents
+            reversed_in_window += f.reversed_cents
+        elif f.paid and period is _BEFORE:
+            new_donor = False
         if reason is not None:
             results.append(GiftResult(f, reason, 0, 0, 0, ((reason, f.count, f.amount_cents),)))
+            if paid_in_window:
+                reasons.add(reason)  # an exclusion is never an included reason
             continue
-        value = valued.get(id(f)) or _plain(f)
-        matchable = value.counted if cap_left is None else min(value.counted, cap_left)
-        if cap_left is not None:
+        value = valued.get(id(f)) if valued else None
+        if value is not None:
+            reason, counted, breakdown = value.reason, value.counted, tuple(value.breakdown)
+        elif f.fully_reversed:  # a plain gift (most of them): reversed in full, or its net
+            reason, counted, breakdown = _REFUNDED, 0, ((_REFUNDED, f.count, f.amount_cents),)
+        else:
+            counted = f.amount_cents - f.reversed_cents
+            reason, breakdown = _COUNTED, ((_COUNTED, f.count, f.amount_cents),)
+        if cap_left is None:
+            matchable = counted
+        else:
+            matchable = min(counted, cap_left)
             cap_left -= matchable
-        counted_total += value.counted
-        results.append(
-            GiftResult(f, value.reason, value.counted, matchable, value.counted - matchable, tuple(value.breakdown))
-        )
+        counted_total += counted
+        results.append(GiftResult(f, reason, counted, matchable, counted - matchable, breakdown))
+        if paid_in_window and reason not in _INCLUDED:
+            reasons.add(reason)
 
-    in_window = [f for f in facts if f.paid and f.period is Period.IN]
-    matchable_total = counted_total if rules.cap_cents is None else min(rules.cap_cents, counted_total)
-    reasons = {r.reason for r in results if r.facts.paid and r.facts.period is Period.IN and not r.reason.included}
-    exclusion_reasons = [str(r) for r in EXCLUSION_ORDER if r in reasons]
+    matchable_total = counted_total if cap is None else min(cap, counted_total)
+    exclusion_reasons = [str(r) for r in EXCLUSION_ORDER if r in reasons] if reasons else []
     if matchable_total < counted_total:
         exclusion_reasons.append(OVER_CAP)
     return DonorResult(
         gifts=tuple(results),
-        gifts_in_window=sum(f.count for f in in_window),
-        gross_cents=sum(f.amount_cents for f in in_window),
-        reversed_cents=sum(f.reversed_cents for f in in_window),
+        gifts_in_window=gifts_in_window,
+        gross_cents=gross,
+        reversed_cents=reversed_in_window,
         counted_cents=counted_total,
         matchable_cents=matchable_total,
-        new_donor=not any(f.paid and f.period is Period.BEFORE for f in facts),
+        new_donor=new_donor,
         new_recurring=new_recurring_id is not None,
         exclusion_reasons=tuple(exclusion_reasons),
     )
+
+
+def _value_memberships(
+    donor: DonorFacts,
+    facts: list[GiftFacts],
+    excluded: dict[int, Reason | None],
+    first_installment: dict[int, GiftFacts],
+    new_recurring_id: int | None,
+    out: dict[int, _Valued],
+) -> None:
+    """`new_recurring_x12`: the memberships whose installments are not valued as plain gifts."""
+    for membership_id, opening in first_installment.items():
+        eligible = [f for f in facts if f.membership_id == membership_id and excluded[id(f)] is None]
+        if not eligible:
+            continue
+        if membership_id == new_recurring_id:
+            _value_new_recurring(eligible, out)
+            continue
+        increase = donor.increases.get(membership_id)
+        started_earlier = opening.period is Period.BEFORE
+        if (
+            increase is not None
+            and increase.new_cents > increase.old_cents
+            and started_earlier
+            and opening.membership_interval == "month"
+        ):
+            _value_increase(eligible, increase, out)
