@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from datetime import datetime, timedelta
+from time import monotonic
 from typing import Any
 
 from sqlalchemy import select, update
@@ -61,7 +61,7 @@ class _Waiting:
     update costs at most one extra look, or one look RETRY_CHECK_SECONDS late."""
 
     known = True  # a new process knows nothing: look at the first chance
-    looked_at = float("-inf")  # time.monotonic() of the last look
+    looked_at = float("-inf")  # monotonic() of the last look
 
 
 def receive(event: dict[str, Any], via: str = "webhook") -> Outcome:
@@ -85,12 +85,12 @@ def receive(event: dict[str, Any], via: str = "webhook") -> Outcome:
 
 
 def _should_look() -> bool:
-    return _Waiting.known or time.monotonic() - _Waiting.looked_at >= RETRY_CHECK_SECONDS
+    return _Waiting.known or monotonic() - _Waiting.looked_at >= RETRY_CHECK_SECONDS
 
 
 def _retry_waiting() -> None:
     _Waiting.known = False  # before the look: a deferral during it sets it again
-    _Waiting.looked_at = time.monotonic()
+    _Waiting.looked_at = monotonic()
     try:
         while True:
             applied, still_waiting = _retry_deferred(20, utcnow() - RETRY_ON_RECEIVE_WINDOW)

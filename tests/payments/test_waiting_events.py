@@ -36,7 +36,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(events.time, "monotonic", fake)
+    monkeypatch.setattr(events, "monotonic", fake)  # this module's only, not the whole process's
     # The process's knowledge of waiting events is put back as it was after the test.
     monkeypatch.setattr(events._Waiting, "known", events._Waiting.known)
     monkeypatch.setattr(events._Waiting, "looked_at", events._Waiting.looked_at)
