@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import ScalarSelect, Select, bindparam, insert, select, update
+from sqlalchemy.orm import joinedload, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from donations.clock import utcnow
 from donations.extensions import db, insert_ignoring
@@ -129,10 +132,16 @@ class InstallmentPayment:
 def find_membership(subscription_id: str) -> Membership | None:
     """The membership, locked until the transaction ends (so concurrent events queue up), with
     its donor read in the same query (receipts go to the donor); the donor row is not locked."""
-    return db.session.scalar(
+    return db.session.scalar(_find_membership_query(), {"subscription_id": subscription_id})
+
+
+@cache
+def _find_membership_query() -> Select[tuple[Membership]]:
+    """Built once (webhooks run it on every invoice); the id is bound at execution."""
+    return (
         select(Membership)
         .options(joinedload(Membership.donor, innerjoin=True))
-        .where(Membership.stripe_subscription_id == subscription_id)
+        .where(Membership.stripe_subscription_id == bindparam("subscription_id"))
         .with_for_update(of=Membership)
         .execution_options(populate_existing=True)
     )
@@ -180,16 +189,19 @@ def ensure_membership(
     Raises MembershipNotKnown when the event alone cannot say whose it is or how often it renews.
     """
     membership, created, _ = _ensure_membership(origin, status, ended_at, period_end)
+    if not created:
+        for key, value in _filled_in(membership, origin).items():
+            setattr(membership, key, value)
     return membership, created
 
 
 def _ensure_membership(
     origin: MembershipOrigin, status: str, ended_at: datetime | None, period_end: datetime | None
 ) -> tuple[Membership, bool, Gift | None]:
-    """`ensure_membership`, and the pending gift a new membership took as its anchor."""
+    """`ensure_membership` without filling in an existing membership's details, and the
+    pending gift a new membership took as its anchor."""
     membership = find_membership(origin.subscription_id)
     if membership is not None:
-        _fill_in(membership, origin)
         return membership, False, None
 
     anchor = _anchor_gift(origin.gift_id)
@@ -201,24 +213,33 @@ def _ensure_membership(
     if origin.customer_id and not donor.stripe_customer_id:  # a donor found by the anchor gift
         donor.stripe_customer_id = origin.customer_id
     fund = ledger.fund_by_slug(origin.fund_slug)
-    membership = Membership(
-        donor=donor,
-        fund_id=fund.id if fund else anchor.fund_id if anchor else ledger.default_fund_id(),
-        stripe_subscription_id=origin.subscription_id,
-        stripe_customer_id=origin.customer_id,
-        amount_cents=amount,
-        currency=origin.currency,
-        interval=interval,
-        status=status,
-        cancel_at_period_end=False,
-        started_at=origin.started_at or origin.as_of,
-        canceled_at=(ended_at or origin.as_of) if status == MembershipStatus.CANCELED else None,
-        amount_as_of=origin.as_of,
-        status_as_of=origin.as_of,
-        current_period_end=period_end,
-    )
+    # Written whole by one Core INSERT ... RETURNING (no flush machinery); the object the
+    # callers use is then attached as already saved, with every column and its donor loaded.
+    values = {
+        "donor_id": donor.id,
+        "fund_id": fund.id if fund else anchor.fund_id if anchor else ledger.default_fund_id(),
+        "stripe_subscription_id": origin.subscription_id,
+        "stripe_customer_id": origin.customer_id,
+        "amount_cents": amount,
+        "currency": origin.currency,
+        "interval": interval,
+        "status": status,
+        "cancel_at_period_end": False,
+        "started_at": origin.started_at or origin.as_of,
+        "canceled_at": (ended_at or origin.as_of) if status == MembershipStatus.CANCELED else None,
+        "amount_as_of": origin.as_of,
+        "status_as_of": origin.as_of,
+        "current_period_end": period_end,
+        "local_card_last4": None,
+        "created_at": utcnow(),
+    }
+    table = Membership.__table__
+    membership = Membership(id=db.session.execute(insert(table).returning(table.c.id), values).scalar_one(), **values)
+    make_transient_to_detached(membership)
     db.session.add(membership)
-    db.session.flush()
+    set_committed_value(membership, "donor", donor)
+    if "memberships" in donor.__dict__:  # a donor's loaded list learns of it, as the backref did
+        set_committed_value(donor, "memberships", [*donor.memberships, membership])
     if anchor is not None and anchor.membership_id is None:
         anchor.membership = membership
         anchor.stripe_subscription_id = origin.subscription_id
@@ -246,12 +267,25 @@ def _queue_canceled(membership: Membership) -> None:
     )
 
 
-def _fill_in(membership: Membership, origin: MembershipOrigin) -> None:
+def _filled_in(membership: Membership, origin: MembershipOrigin) -> dict[str, object]:
     """Details a later event knows better: the earliest start, the customer."""
+    changes: dict[str, object] = {}
     if origin.started_at and (membership.started_at is None or origin.started_at < membership.started_at):
-        membership.started_at = origin.started_at
+        changes["started_at"] = origin.started_at
     if origin.customer_id and not membership.stripe_customer_id:
-        membership.stripe_customer_id = origin.customer_id
+        changes["stripe_customer_id"] = origin.customer_id
+    return changes
+
+
+def _write_now(membership: Membership, changes: dict[str, object]) -> None:
+    """Write the changed columns with one Core UPDATE (the row is locked by `find_membership`)
+    and tell the loaded object, so no ORM flush has to find and write them later."""
+    changes = {key: value for key, value in changes.items() if getattr(membership, key) != value}
+    if changes:
+        table = Membership.__table__
+        db.session.execute(update(table).where(table.c.id == membership.id).values(changes))
+        for key, value in changes.items():
+            set_committed_value(membership, key, value)
 
 
 def _set_status(membership: Membership, status: str, as_of: datetime) -> bool:
@@ -286,74 +320,152 @@ def start_from_checkout(origin: MembershipOrigin) -> Membership:
     return membership
 
 
-def record_installment(origin: MembershipOrigin, payment: InstallmentPayment) -> tuple[Gift | None, bool]:
-    """One installment gift per paid invoice. Returns (gift, newly_recorded); a replay, or the
+def record_installment(origin: MembershipOrigin, payment: InstallmentPayment) -> tuple[int | None, bool]:
+    """One installment gift per paid invoice. Returns (gift id, newly_recorded); a replay, or the
     same invoice met again, changes nothing. A zero-amount invoice (a trial) records no gift."""
     # A new membership is written with this invoice's status and period: no UPDATE follows.
     membership, created, anchor = _ensure_membership(origin, MembershipStatus.ACTIVE, None, payment.period_end)
-    _set_status(membership, MembershipStatus.ACTIVE, origin.as_of)
-    _advance_period(membership, payment.period_end)
-    # Whether the invoice was recorded, and the payment intent invoice_payment.paid may have
-    # told before it: one query for both.
-    existing_id, linked_intent = db.session.execute(
-        select(
-            select(Gift.id).where(Gift.stripe_invoice_id == payment.invoice_id).scalar_subquery(),
-            select(InvoicePaymentLink.stripe_payment_intent_id)
-            .where(InvoicePaymentLink.stripe_invoice_id == payment.invoice_id)
-            .scalar_subquery(),
-        )
-    ).one()
+    # A membership created just now without an anchor has no gift yet: nothing to look up.
+    has_gifts = not created or anchor is not None
+    existing_id, linked_intent, template = _invoice_state(membership, payment.invoice_id, has_gifts)
+    if not created:  # `_set_status` to active (never a cancellation), `_advance_period`, in one UPDATE
+        changes = _filled_in(membership, origin)
+        as_of, period_end = origin.as_of, payment.period_end
+        if membership.status != MembershipStatus.CANCELED and not (
+            membership.status_as_of and as_of < membership.status_as_of
+        ):
+            changes.update(status=MembershipStatus.ACTIVE, status_as_of=as_of)
+        if period_end and (membership.current_period_end is None or period_end > membership.current_period_end):
+            changes["current_period_end"] = period_end
+        _write_now(membership, changes)
     if existing_id is not None:
-        return db.session.get(Gift, existing_id), False
+        return existing_id, False
     if payment.amount_cents <= 0:
         return None, False
 
     intent = payment.payment_intent_id or linked_intent
+    donor = membership.donor  # checkout lets the reader change the email: the money is the member's
     # The pending gift the checkout began is the anchor only: the first invoice makes it
     # installment #1, so it is counted once, with the details the reader gave on the form.
-    # A membership created just now without an anchor has no gift yet: nothing to look up.
-    has_gifts = not created or anchor is not None
-    gift = _pending_anchor(membership) if payment.first and has_gifts else None
-    template = gift or (_first_gift(membership) if has_gifts else None)
-    if gift is None:
-        gift = Gift(
-            fund_id=membership.fund_id,  # by id: the fund row itself is never needed here
-            membership=membership,
-            source=GiftSource.STRIPE,
-            tax_deductible=False,
-            fee_covered_cents=0,
-        )
+    # The anchor, linked when the membership was made, is its earliest gift: while that one is
+    # paid already there is no anchor to lock and look for.
+    gift = _pending_anchor(membership) if payment.first and template is not None and template.may_be_anchor else None
+    if gift is not None:
+        if gift.fee_covered_cents >= payment.amount_cents:
+            gift.fee_covered_cents = 0
+        gift.donor = donor
+        gift.frequency = INTERVAL_FREQUENCY[membership.interval]
+        gift.amount_cents = payment.amount_cents
+        gift.currency = payment.currency
+        gift.status = GiftStatus.PAID
+        gift.received_at = payment.paid_at
+        gift.stripe_invoice_id = payment.invoice_id
+        gift.stripe_subscription_id = membership.stripe_subscription_id
+        if intent:
+            gift.stripe_payment_intent_id = intent
+        gift_id = gift.id
+    else:
+        # Every other installment: one INSERT ... RETURNING, no ORM object to flush. The first
+        # gift lends its details; its fee cover only while the amount is the one it was added to.
+        values: dict[str, object] = {"organization": None, "anonymous": False, "tribute_kind": None}
+        values.update(tribute_name=None, attribution={}, fee_covered_cents=0)
         if template is not None:
-            gift.organization = template.organization
-            gift.anonymous = template.anonymous
-            gift.tribute_kind = template.tribute_kind
-            gift.tribute_name = template.tribute_name
-            gift.attribution = dict(template.attribution or {})
+            values.update(template.details)
+            values["attribution"] = dict(template.attribution or {})
             if template.amount_cents == payment.amount_cents:
-                gift.fee_covered_cents = template.fee_covered_cents
-        db.session.add(gift)
-    elif gift.fee_covered_cents >= payment.amount_cents:
-        gift.fee_covered_cents = 0
-    # Checkout lets the reader change the email: the money is the membership's donor's.
-    gift.donor = membership.donor
-    gift.frequency = INTERVAL_FREQUENCY[membership.interval]
-    gift.amount_cents = payment.amount_cents
-    gift.currency = payment.currency
-    gift.status = GiftStatus.PAID
-    gift.received_at = payment.paid_at
-    gift.stripe_invoice_id = payment.invoice_id
-    gift.stripe_subscription_id = membership.stripe_subscription_id
-    if intent:
-        gift.stripe_payment_intent_id = intent
-    db.session.flush()
+                values["fee_covered_cents"] = template.fee_covered_cents
+        table = Gift.__table__
+        # Parameters given at execution: the statement is the same every time (cached).
+        gift_id = db.session.execute(
+            insert(table).returning(table.c.id),
+            dict(
+                donor_id=donor.id,
+                fund_id=membership.fund_id,
+                membership_id=membership.id,
+                frequency=INTERVAL_FREQUENCY[membership.interval],
+                amount_cents=payment.amount_cents,
+                currency=payment.currency,
+                source=GiftSource.STRIPE,
+                status=GiftStatus.PAID,
+                tax_deductible=False,
+                received_at=payment.paid_at,
+                stripe_invoice_id=payment.invoice_id,
+                stripe_subscription_id=membership.stripe_subscription_id,
+                stripe_payment_intent_id=intent or None,
+                **values,
+            ),
+        ).scalar_one()
     receipts.enqueue(
         "installment_receipt",
-        membership.donor.email,
-        {"gift_id": gift.id},
-        dedupe_key=f"installment_receipt:{gift.id}",
-        donor_id=membership.donor_id,
+        donor.email,
+        {"gift_id": gift_id},
+        dedupe_key=f"installment_receipt:{gift_id}",
+        donor_id=donor.id,
     )
-    return gift, True
+    return gift_id, True
+
+
+@dataclass(frozen=True)
+class _Template:
+    """The details a membership's first gift lends to its later installments."""
+
+    details: dict[str, object]  # organization, anonymous, tribute_kind, tribute_name
+    attribution: dict[str, str] | None
+    amount_cents: int
+    fee_covered_cents: int
+    may_be_anchor: bool  # still pending (or failed) and not an invoice's
+
+
+def _invoice_state(
+    membership: Membership, invoice_id: str, has_gifts: bool
+) -> tuple[int | None, str | None, _Template | None]:
+    """Whether the invoice was recorded, the payment intent invoice_payment.paid may have told
+    before it, and the membership's first gift's details: one query while it has a gift."""
+    recorded, linked, with_first_gift = _invoice_state_queries()
+    if has_gifts:
+        row = db.session.execute(with_first_gift, {"invoice_id": invoice_id, "membership_id": membership.id}).first()
+        if row is not None:
+            template = _Template(
+                {"organization": row[2], "anonymous": row[3], "tribute_kind": row[4], "tribute_name": row[5]},
+                row[6],
+                row[7],
+                row[8],
+                bool(row[9]),
+            )
+            return row[0], row[1], template
+    existing_id, linked_intent = db.session.execute(select(recorded, linked), {"invoice_id": invoice_id}).one()
+    return existing_id, linked_intent, None
+
+
+@cache
+def _invoice_state_queries() -> tuple[ScalarSelect[int], ScalarSelect[str], Select[Any]]:
+    """`_invoice_state`'s statements, built once; the ids are bound at execution."""
+    invoice_id = bindparam("invoice_id")
+    recorded = select(Gift.id).where(Gift.stripe_invoice_id == invoice_id).scalar_subquery()
+    linked = (
+        select(InvoicePaymentLink.stripe_payment_intent_id)
+        .where(InvoicePaymentLink.stripe_invoice_id == invoice_id)
+        .scalar_subquery()
+    )
+    # The earliest gift (the pending anchor, or else the first installment) is the row.
+    with_first_gift = (
+        select(
+            recorded,
+            linked,
+            Gift.organization,
+            Gift.anonymous,
+            Gift.tribute_kind,
+            Gift.tribute_name,
+            Gift.attribution,
+            Gift.amount_cents,
+            Gift.fee_covered_cents,
+            Gift.stripe_invoice_id.is_(None) & Gift.status.in_((GiftStatus.PENDING, GiftStatus.FAILED)),
+        )
+        .where(Gift.membership_id == bindparam("membership_id"))
+        .order_by(Gift.id)
+        .limit(1)
+    )
+    return recorded, linked, with_first_gift
 
 
 def _pending_anchor(membership: Membership) -> Gift | None:
@@ -368,11 +480,6 @@ def _pending_anchor(membership: Membership) -> Gift | None:
         .limit(1)
         .with_for_update()
     )
-
-
-def _first_gift(membership: Membership) -> Gift | None:
-    """The membership's earliest gift: the pending anchor, or else its first installment."""
-    return db.session.scalar(select(Gift).where(Gift.membership_id == membership.id).order_by(Gift.id).limit(1))
 
 
 def record_failed_payment(origin: MembershipOrigin, invoice_id: str) -> Membership:
