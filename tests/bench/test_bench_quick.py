@@ -119,3 +119,31 @@ def test_reports_quick(bench_database_url, tmp_path):
     scaling = table_rows(written, "5. Scaling")
     assert [row[0] for row in scaling] == ["donors", "ledger"]
     assert all(figure(cell) > 0 for row in scaling for cell in row[1:])
+
+
+def run_profile(script: str, database_url: str, *args: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), database_url, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-5000:]
+    return completed.stdout
+
+
+def test_gift_page_profile_quick(bench_database_url, tmp_path):
+    profile = tmp_path / "give.prof"
+    options = ["-n", "50", "--runs", "1", "--profile", str(profile)]
+    printed = run_profile("profile_gift_page.py", bench_database_url, *options)
+    run = re.search(r"^\s*1\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)$", printed, re.MULTILINE)
+    assert run, printed
+    assert all(float(value) > 0 for value in run.groups())  # CPU ms of each app, and their ratio
+    assert profile.stat().st_size > 0
+
+
+def test_webhook_profile_quick(bench_database_url):
+    printed = run_profile("profile_webhooks.py", bench_database_url, "-n", "40")
+    assert re.search(r"^all: \d+\.\d\d ms CPU, \d+\.\d\d statements per delivery$", printed, re.MULTILINE), printed
+    assert re.search(r"^ledger: .*: exact$", printed, re.MULTILINE), printed  # the script's own ledger check
