@@ -8,10 +8,12 @@ import copy
 import functools
 import itertools
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from donations.payments.signing import sign
@@ -256,3 +258,24 @@ def signed_headers(body: bytes, secret: str, timestamp: int | None = None) -> di
 def post_event(client: FlaskClient, payload: dict[str, Any], secret: str, timestamp: int | None = None):  # type: ignore[no-untyped-def]
     body = json.dumps(payload).encode()
     return client.post("/stripe/webhook", data=body, headers=signed_headers(body, secret, timestamp))
+
+
+def post_at_once(app: Flask, payloads: list[dict[str, Any]], secret: str) -> list[tuple[int, str | None]]:
+    """Concurrent deliveries: each payload posted from its own thread and app context (so its own
+    session and connection), all released together. (status, outcome) of each, as they finished."""
+    barrier = threading.Barrier(len(payloads))
+    answers: list[tuple[int, str | None]] = []
+
+    def deliver(payload: dict[str, Any]) -> None:
+        with app.app_context():
+            client = app.test_client()
+            barrier.wait()
+            response = post_event(client, payload, secret)
+            answers.append((response.status_code, (response.json or {}).get("outcome")))
+
+    threads = [threading.Thread(target=deliver, args=(payload,)) for payload in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers

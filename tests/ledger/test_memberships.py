@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -192,20 +191,7 @@ def test_the_first_invoice_and_its_checkout_at_the_same_moment_make_one_of_each(
         metadata=metadata,
     )
     payloads = [se.event("checkout.session.completed", session), se.event("invoice.paid", invoice)] * 4
-    barrier = threading.Barrier(len(payloads))
-    statuses: list[int] = []
-
-    def deliver(payload) -> None:  # type: ignore[no-untyped-def]
-        with app.app_context():
-            client = app.test_client()
-            barrier.wait()
-            statuses.append(se.post_event(client, payload, webhook_secret).status_code)
-
-    threads = [threading.Thread(target=deliver, args=(payload,)) for payload in payloads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = [status for status, _outcome in se.post_at_once(app, payloads, webhook_secret)]
     assert statuses == [200] * len(payloads)
     assert count(Membership) == 1 and count(Gift) == 1
     assert db.session.scalars(select(Gift.status).execution_options(populate_existing=True)).one() == GiftStatus.PAID

@@ -4,8 +4,6 @@ the careful way), or inside a SAVEPOINT. Either way: applied once, nothing half-
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -91,24 +89,8 @@ def test_a_refused_value_after_the_donor_was_written_leaves_nothing(client, webh
     assert (count(Donor), count(Gift), count(OutboxMessage)) == (0, 0, 0)
 
 
-def _at_once(app, webhook_secret, payloads):
-    barrier = threading.Barrier(len(payloads))
-    outcomes: list[str] = []
-
-    def deliver(payload):
-        with app.app_context():
-            worker = app.test_client()
-            barrier.wait()
-            response = se.post_event(worker, payload, webhook_secret)
-            outcomes.append(response.json["outcome"] if response.status_code == 200 else str(response.status_code))
-            db.session.remove()
-
-    threads = [threading.Thread(target=deliver, args=(p,)) for p in payloads]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sorted(outcomes)
+def _at_once(app, webhook_secret, payloads):  # type: ignore[no-untyped-def]
+    return sorted(outcome or str(status) for status, outcome in se.post_at_once(app, payloads, webhook_secret))
 
 
 @pytest.mark.postgresql_only

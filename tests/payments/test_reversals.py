@@ -4,7 +4,6 @@ outcome, whatever the order and however often the events arrive."""
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -335,22 +334,7 @@ def test_refunds_of_one_gift_from_eight_workers_at_once_never_exceed_it(app, cli
     payment_intent = one_time_gift(story, 5_000, "ivy@example.org")
     post(client, webhook_secret, story.events[0])
     payloads = [se.event("refund.created", me.refund(amount=1_000, payment_intent=payment_intent)) for _ in range(8)]
-    barrier = threading.Barrier(len(payloads))
-    outcomes: list[str] = []
-
-    def deliver(payload: dict[str, Any]) -> None:
-        with app.app_context():
-            worker = app.test_client()
-            barrier.wait()
-            response = se.post_event(worker, payload, webhook_secret)
-            outcomes.append(response.json["outcome"] if response.status_code == 200 else str(response.status_code))
-            db.session.remove()
-
-    threads = [threading.Thread(target=deliver, args=(payload,)) for payload in payloads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = [outcome or str(status) for status, outcome in se.post_at_once(app, payloads, webhook_secret)]
     assert sorted(outcomes) == ["applied"] * 5 + ["deferred"] * 3
     gift = gift_by_intent(payment_intent)
     assert (gift.status, net_of(gift.id)) == (GiftStatus.REFUNDED, 0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 
 import pytest
@@ -242,20 +241,7 @@ def test_database_unavailable_answers_503_so_stripe_retries(webhook_secret):
 @pytest.mark.postgresql_only
 def test_same_event_from_eight_workers_at_once_makes_one_gift(app, webhook_secret, fund):
     payload = se.event("checkout.session.completed", se.checkout_session())
-    barrier = threading.Barrier(8)
-    statuses: list[int] = []
-
-    def deliver() -> None:
-        with app.app_context():
-            client = app.test_client()
-            barrier.wait()
-            statuses.append(se.post_event(client, payload, webhook_secret).status_code)
-
-    threads = [threading.Thread(target=deliver) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = [status for status, _outcome in se.post_at_once(app, [payload] * 8, webhook_secret)]
     assert statuses == [200] * 8
     assert gift_count() == 1 and event_count() == 1
 
