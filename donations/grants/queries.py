@@ -42,14 +42,10 @@ from donations.ledger.models import (
     Membership,
     MembershipChange,
     Reversal,
-    ReversalKind,
 )
-from donations.payments.models import Payout
 
 BATCH = 2000
 RECEIVED = [status.value for status in RECEIVED_STATUSES]
-REFUND_KINDS = [ReversalKind.REFUND.value, ReversalKind.REFUND_FAILED.value]
-DISPUTE_KINDS = [ReversalKind.DISPUTE_LOST.value, ReversalKind.DISPUTE_WON.value]
 
 
 @dataclass(frozen=True)
@@ -377,50 +373,6 @@ def disclosure_totals_stmt(year: Window) -> Select[Any]:
         _bigsum(net).label("total"),
         _bigsum(anonymous_net).label("anonymous_total"),
         func.count(func.distinct(rows.c.owner)).label("donors"),
-    )
-
-
-def payouts_stmt(span: Window) -> Select[Any]:
-    """Per Stripe payout arriving in `span`: the gifts and reversals it settled."""
-    gifts = (
-        select(
-            Gift.stripe_payout_id.label("payout_id"),
-            func.count().label("gifts"),
-            _bigsum(Gift.amount_cents).label("gross"),
-            _bigsum(Gift.stripe_fee_cents).label("fees"),
-        )
-        .where(Gift.stripe_payout_id.is_not(None))
-        .group_by(Gift.stripe_payout_id)
-        .subquery("payout_gifts")
-    )
-    reversals = (
-        select(
-            Reversal.stripe_payout_id.label("payout_id"),
-            _bigsum(case((Reversal.kind.in_(REFUND_KINDS), Reversal.amount_cents), else_=0)).label("refunds"),
-            _bigsum(case((Reversal.kind.in_(DISPUTE_KINDS), Reversal.amount_cents), else_=0)).label("disputes"),
-        )
-        .where(Reversal.stripe_payout_id.is_not(None))
-        .group_by(Reversal.stripe_payout_id)
-        .subquery("payout_reversals")
-    )
-    return (
-        select(
-            Payout.id,
-            Payout.status,
-            Payout.amount_cents,
-            Payout.currency,
-            Payout.arrival_date,
-            Payout.created_at,
-            func.coalesce(gifts.c.gifts, 0).label("gifts"),
-            func.coalesce(gifts.c.gross, 0).label("gross"),
-            func.coalesce(gifts.c.fees, 0).label("fees"),
-            func.coalesce(reversals.c.refunds, 0).label("refunds"),
-            func.coalesce(reversals.c.disputes, 0).label("disputes"),
-        )
-        .outerjoin(gifts, gifts.c.payout_id == Payout.id)
-        .outerjoin(reversals, reversals.c.payout_id == Payout.id)
-        .where(Payout.arrival_date.between(span.first_day, span.last_day))
-        .order_by(Payout.arrival_date, Payout.id)
     )
 
 

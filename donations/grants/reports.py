@@ -37,6 +37,7 @@ from donations.grants.rules import (
     exclusion,
 )
 from donations.ledger.models import Fund
+from donations.payments.reconcile import payout_reconciliation_rows
 
 DISCLOSURE_TIERS = (500_000, 100_000)  # $5,000 and $1,000, in cents
 SOURCE_LABELS = {"stripe": "Online (Stripe)", "check": "Check", "cash": "Cash", "other": "Other"}
@@ -866,7 +867,6 @@ PAYOUT_COLUMNS = (
 def payouts(ctx: Context) -> Report:
     params = ctx.params
     assert params.first_day is not None and params.last_day is not None
-    span = Window.of(params.first_day, params.last_day, ctx.zone)
     report = Report(
         kind="payouts",
         title=f"Stripe payouts {params.first_day.isoformat()} to {params.last_day.isoformat()}",
@@ -881,30 +881,29 @@ def payouts(ctx: Context) -> Report:
 
     def rows() -> Iterator[tuple[Cell, ...]]:
         totals = Counter[str]()
-        for row in queries.stream(queries.payouts_stmt(span)):
-            net = row.gross - row.fees - row.refunds - row.disputes
+        for row in payout_reconciliation_rows(params.first_day, params.last_day):
             totals.update(
                 payouts=1,
-                gifts=row.gifts,
-                gross_cents=row.gross,
-                fees_cents=row.fees,
-                refunds_cents=row.refunds,
-                disputes_cents=row.disputes,
-                net_cents=net,
+                gifts=row.gift_count,
+                gross_cents=row.gross_cents,
+                fees_cents=row.fee_cents,
+                refunds_cents=row.refunds_cents,
+                disputes_cents=row.disputes_cents,
+                net_cents=row.net_cents,
                 paid_out_cents=row.amount_cents,
             )
             yield (
-                row.id,
+                row.payout_id,
                 row.arrival_date,
                 row.status,
-                row.gifts,
-                Money(row.gross),
-                Money(row.fees),
-                Money(row.refunds),
-                Money(row.disputes),
-                Money(net),
+                row.gift_count,
+                Money(row.gross_cents),
+                Money(row.fee_cents),
+                Money(row.refunds_cents),
+                Money(row.disputes_cents),
+                Money(row.net_cents),
                 Money(row.amount_cents),
-                Money(row.amount_cents - net),
+                Money(row.difference_cents),
             )
         report.totals.update(totals)
 

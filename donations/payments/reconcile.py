@@ -1,5 +1,5 @@
 """Reconciliation with Stripe's balance: each online gift's fee and net, and each payout with the
-gifts, refunds and disputes it settles.
+gifts, refunds and disputes it settles (the payout reconciliation report is computed here).
 
 Payouts are recorded from their `payout.paid` event alone; the balance transactions behind them
 are fetched later by `payments sync` (a webhook never waits on a call back to Stripe). Amounts
@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import BigInteger, case, cast, func, select
 
 from donations.clock import from_timestamp, utcnow
 from donations.extensions import db
 from donations.ledger import reversals
-from donations.ledger.models import Dispute, Gift, Reversal
+from donations.ledger.models import Dispute, Gift, Reversal, ReversalKind
 from donations.payments.gateway import GatewayRefused, PaymentGateway, get_gateway
 from donations.payments.handlers.payload import object_id
 from donations.payments.models import Payout, PayoutTransaction
@@ -170,67 +170,85 @@ def fill_fees(gateway: PaymentGateway | None = None, limit: int = 200) -> int:
 
 @dataclass(frozen=True)
 class PayoutRow:
-    """One payout for the reconciliation report. Signed as Stripe signs: refunds and dispute
-    withdrawals are negative; `net_cents` equals `amount_cents` when every line was fetched."""
+    """One payout as the ledger accounts for it: the gifts and reversals tied to it, against what
+    Stripe paid out. Refunds and disputes are the ledger's reversal amounts (positive; a failed
+    refund or a won dispute counts negative)."""
 
     payout_id: str
     arrival_date: date | None
-    currency: str
     status: str
-    amount_cents: int
+    currency: str
+    amount_cents: int  # what Stripe paid out: 0 unless the payout's status is paid
+    gift_count: int
     gross_cents: int
     fee_cents: int
     refunds_cents: int
     disputes_cents: int
-    other_cents: int
-    net_cents: int
-    gift_count: int
-    unmatched_count: int  # charges that are no gift in the ledger (yet)
-    reconciled_at: datetime | None
 
     @property
-    def balanced(self) -> bool:
-        return self.reconciled_at is not None and self.net_cents == self.amount_cents
+    def net_cents(self) -> int:
+        return self.gross_cents - self.fee_cents - self.refunds_cents - self.disputes_cents
+
+    @property
+    def difference_cents(self) -> int:
+        """Paid out less the ledger's net: payout lines that are no gift or reversal here (a
+        charge sold elsewhere, Stripe's dispute fee, other balance activity), or lines not synced yet."""
+        return self.amount_cents - self.net_cents
 
 
-def _sum_where(condition: Any, column: Any = None) -> Any:
-    value = PayoutTransaction.amount_cents if column is None else column
-    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+def _bigsum(column: Any) -> Any:
+    # PostgreSQL's sum(bigint) is numeric; cents stay integers.
+    return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
-def payout_reconciliation_rows(first: date | None = None, last: date | None = None) -> Iterator[PayoutRow]:
-    """Per payout (arriving between the local dates first..last, inclusive, when given): gross,
-    fees, refunds, disputes, other, net and gifts, aggregated by the database."""
-    line = PayoutTransaction
-    is_charge = line.reporting_category == "charge"
-    is_refund = line.reporting_category.in_(("refund", "refund_failure"))
-    is_dispute = line.reporting_category.in_(DISPUTE_CATEGORIES)
+def payout_reconciliation_rows(first: date, last: date) -> Iterator[PayoutRow]:
+    """Per payout arriving between first and last (Stripe's calendar dates, inclusive), whatever
+    its status: the ledger's gifts and reversals it settled, aggregated by the database.
+
+    From the ledger, not from Stripe's balance transactions: their net is the payout by
+    construction, so only the ledger's side can show money a payout holds that the ledger lacks."""
+    gifts = (
+        select(
+            Gift.stripe_payout_id.label("payout_id"),
+            func.count().label("gifts"),
+            _bigsum(Gift.amount_cents).label("gross"),
+            _bigsum(Gift.stripe_fee_cents).label("fees"),
+        )
+        .where(Gift.stripe_payout_id.is_not(None))
+        .group_by(Gift.stripe_payout_id)
+        .subquery("payout_gifts")
+    )
+    is_refund = Reversal.kind.in_([ReversalKind.REFUND.value, ReversalKind.REFUND_FAILED.value])
+    is_dispute = Reversal.kind.in_([ReversalKind.DISPUTE_LOST.value, ReversalKind.DISPUTE_WON.value])
+    reversed_ = (
+        select(
+            Reversal.stripe_payout_id.label("payout_id"),
+            _bigsum(case((is_refund, Reversal.amount_cents), else_=0)).label("refunds"),
+            _bigsum(case((is_dispute, Reversal.amount_cents), else_=0)).label("disputes"),
+        )
+        .where(Reversal.stripe_payout_id.is_not(None))
+        .group_by(Reversal.stripe_payout_id)
+        .subquery("payout_reversals")
+    )
     query = (
         select(
             Payout.id,
             Payout.arrival_date,
-            Payout.currency,
             Payout.status,
-            Payout.amount_cents,
-            _sum_where(is_charge),
-            func.coalesce(func.sum(line.fee_cents), 0),
-            _sum_where(is_refund),
-            _sum_where(is_dispute),
-            _sum_where(~(is_charge | is_refund | is_dispute)),
-            func.coalesce(func.sum(line.net_cents), 0),
-            func.count(func.distinct(case((is_charge, line.gift_id)))),
-            func.count(case((and_(is_charge, line.gift_id.is_(None)), line.id))),
-            Payout.reconciled_at,
+            Payout.currency,
+            # A payout that failed or was canceled never reached the bank: nothing was paid out.
+            case((Payout.status == "paid", Payout.amount_cents), else_=0),
+            func.coalesce(gifts.c.gifts, 0),
+            func.coalesce(gifts.c.gross, 0),
+            func.coalesce(gifts.c.fees, 0),
+            func.coalesce(reversed_.c.refunds, 0),
+            func.coalesce(reversed_.c.disputes, 0),
         )
-        .select_from(Payout)
-        .outerjoin(line, line.payout_id == Payout.id)
-        .where(Payout.status == "paid")
-        .group_by(Payout.id)
+        .outerjoin(gifts, gifts.c.payout_id == Payout.id)
+        .outerjoin(reversed_, reversed_.c.payout_id == Payout.id)
+        .where(Payout.arrival_date.between(first, last))
         .order_by(Payout.arrival_date, Payout.id)
     )
-    if first is not None:
-        query = query.where(Payout.arrival_date >= first)
-    if last is not None:
-        query = query.where(Payout.arrival_date <= last)
-    for row in db.session.execute(query):
+    # Core on the session's connection, in batches: plain columns need no ORM result handling.
+    for row in db.session.connection().execute(query, execution_options={"yield_per": 2000}):
         yield PayoutRow(*row)

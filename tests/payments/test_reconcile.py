@@ -87,6 +87,9 @@ def test_payout_records_gifts_refunds_and_disputes_it_settles(client, webhook_se
     # The webhook records the payout from its payload; nothing is fetched yet.
     assert db.session.get(Payout, payout["id"]).reconciled_at is None
     assert stripe_api.requests_to("GET", TRANSACTIONS) == []
+    # Until the sync ties its gifts to it, the whole payout is unexplained by the ledger.
+    (unsynced,) = payout_reconciliation_rows(date(2026, 1, 5), date(2026, 1, 5))
+    assert (unsynced.gift_count, unsynced.net_cents, unsynced.difference_cents) == (0, 0, net)
 
     run = run_sync(SINCE)
 
@@ -112,16 +115,19 @@ def test_payout_records_gifts_refunds_and_disputes_it_settles(client, webhook_se
     # The arrival day is Stripe's calendar date, not shifted into Los Angeles' previous evening.
     assert list(payout_reconciliation_rows(date(2026, 1, 4), date(2026, 1, 4))) == []
     (row,) = payout_reconciliation_rows(date(2026, 1, 5), date(2026, 1, 5))
-    assert row.arrival_date == date(2026, 1, 5)
-    assert (row.payout_id, row.amount_cents, row.net_cents, row.balanced) == (payout["id"], net, net, True)
-    assert (row.gross_cents, row.fee_cents, row.refunds_cents, row.disputes_cents) == (16_000, 2_054, -2_000, -5_000)
-    assert (row.other_cents, row.gift_count, row.unmatched_count) == (0, 2, 1)
-    assert list(payout_reconciliation_rows(date(2026, 1, 6), None)) == []
+    assert (row.payout_id, row.arrival_date, row.status) == (payout["id"], date(2026, 1, 5), "paid")
+    # The ledger's side: the two gifts, their fees, the refund and the lost dispute...
+    assert (row.gift_count, row.gross_cents, row.fee_cents) == (2, 15_000, 495)
+    assert (row.refunds_cents, row.disputes_cents, row.net_cents) == (2_000, 5_000, 7_505)
+    # ...against what Stripe paid out: the difference is the charge that is no gift here
+    # (1,000 less its 59 fee) and Stripe's 1,500 dispute fee, which staff must account for.
+    assert (row.amount_cents, row.difference_cents) == (net, 941 - 1_500)
+    assert list(payout_reconciliation_rows(date(2026, 1, 6), date(2026, 12, 31))) == []
 
     # A second sync fetches nothing more and changes nothing.
     run_sync(SINCE)
     assert len(stripe_api.requests_to("GET", TRANSACTIONS)) == 3
-    assert list(payout_reconciliation_rows()) == [row]
+    assert list(payout_reconciliation_rows(date(2026, 1, 5), date(2026, 1, 5))) == [row]
 
 
 def test_fee_of_a_gift_not_yet_paid_out_comes_from_its_balance_transaction(client, webhook_secret, fund, stripe_api):
@@ -166,13 +172,16 @@ def test_dispute_paid_out_while_open_is_tied_to_its_reversal_once_lost(client, w
     assert reversal.stripe_payout_id == payout["id"]
 
 
-def test_a_payout_that_failed_stays_failed_and_leaves_the_report(client, webhook_secret, fund, stripe_api):
+def test_a_payout_that_failed_stays_failed_and_the_report_says_so(client, webhook_secret, fund, stripe_api):
     payout = me.payout(amount=1_000)
     se.post_event(client, se.event("payout.failed", dict(payout, status="failed")), webhook_secret)
     se.post_event(client, se.event("payout.paid", payout), webhook_secret)  # delivered late
     assert db.session.get(Payout, payout["id"]).status == "failed"
     assert run_sync(SINCE).succeeded
-    assert list(payout_reconciliation_rows()) == []
+    # Listed with its status: the bank never saw it, and staff must see why.
+    (row,) = payout_reconciliation_rows(date(2026, 1, 5), date(2026, 1, 5))
+    assert (row.payout_id, row.status, row.gift_count) == (payout["id"], "failed", 0)
+    assert (row.amount_cents, row.difference_cents) == (0, 0)  # its 1,000 never reached the bank
     assert stripe_api.requests_to("GET", TRANSACTIONS) == []
 
 
