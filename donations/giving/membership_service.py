@@ -24,8 +24,10 @@ from sqlalchemy import select
 
 from donations.clock import from_timestamp
 from donations.extensions import db
+from donations.giving.service import AmountOutOfRange, check_amount
 from donations.ledger import memberships
 from donations.ledger import service as ledger
+from donations.ledger.donors import resolve_merged
 from donations.ledger.models import RECEIVED_STATUSES, Donor, Gift, Membership, MembershipStatus
 from donations.money import format_money
 from donations.payments import local_billing
@@ -63,15 +65,6 @@ def _serializer() -> URLSafeSerializer:
 
 def _max_age() -> int:
     return int(current_app.config["MAGIC_LINK_MAX_AGE"])
-
-
-def _current_donor(donor: Donor) -> Donor:
-    """Follow merges: a link sent to a merged donor's email opens the surviving record."""
-    seen = {donor.id}
-    while donor.merged_into_id is not None and donor.merged_into_id not in seen:
-        seen.add(donor.merged_into_id)
-        donor = db.session.get(Donor, donor.merged_into_id) or donor
-    return donor
 
 
 # The link -----------------------------------------------------------------------------------
@@ -113,7 +106,7 @@ def read_link_token(token: str) -> tuple[Donor, int]:
     # The email is part of the link: once the donor's email changes (or is erased), it is dead.
     if donor is None or donor.erased_at is not None or _email_check(donor.email_key) != data["email"]:
         raise LinkInvalid("this link is no longer valid")
-    return _current_donor(donor), until
+    return resolve_merged(donor), until  # a merged duplicate's link opens the surviving record
 
 
 def request_link(email: str) -> None:
@@ -147,7 +140,7 @@ def signed_in_donor(session: Any) -> Donor | None:
     donor = db.session.get(Donor, entry.get("donor"))
     if donor is None or donor.erased_at is not None:
         return None
-    return _current_donor(donor)
+    return resolve_merged(donor)
 
 
 # The member's page ------------------------------------------------------------------------
@@ -251,9 +244,10 @@ def _changeable(donor: Donor, membership_id: int) -> Membership:
 
 def change_amount(donor: Donor, membership_id: int, amount_cents: int) -> Membership:
     membership = _changeable(donor, membership_id)
-    low, high = current_app.config["GIFT_MINIMUM_CENTS"], current_app.config["GIFT_MAXIMUM_CENTS"]
-    if not low <= amount_cents <= high:
-        raise ChangeRefused(f"Choose an amount from {format_money(low)} to {format_money(high)}.")
+    try:
+        check_amount(amount_cents)  # the gift page's limits
+    except AmountOutOfRange as exc:
+        raise ChangeRefused(str(exc)) from exc
     if amount_cents != membership.amount_cents:
         local_billing.change_amount(membership, amount_cents)
     return membership

@@ -157,33 +157,36 @@ def _local_change(customer_id: str, membership_id: int, change, done: str, **for
     return redirect(url_for("membership.account"), code=303)
 
 
+def _local_form_change(customer_id: str, membership_id: int, name: str, form, change, done: str):  # type: ignore[no-untyped-def]
+    """A change made with a form (`name` in the portal's template): refused with the form's
+    errors, or applied as `_local_change` does."""
+    _local_only()
+    if not form.validate_on_submit():
+        return _render_local_portal(_member(), customer_id, 400, failed_id=membership_id, **{name: form})
+    return _local_change(customer_id, membership_id, lambda donor: change(donor, form), done, **{name: form})
+
+
 @bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/amount")
 def local_amount(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
-    _local_only()
-    form = AmountForm()
-    if not form.validate_on_submit():
-        return _render_local_portal(_member(), customer_id, 400, amount_form=form, failed_id=membership_id)
-    return _local_change(
+    return _local_form_change(
         customer_id,
         membership_id,
-        lambda donor: service.change_amount(donor, membership_id, form.amount_cents),
+        "amount_form",
+        AmountForm(),
+        lambda donor, form: service.change_amount(donor, membership_id, form.amount_cents),
         "Your new amount applies from your next renewal.",
-        amount_form=form,
     )
 
 
 @bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/card")
 def local_card(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
-    _local_only()
-    form = CardForm()
-    if not form.validate_on_submit():
-        return _render_local_portal(_member(), customer_id, 400, card_form=form, failed_id=membership_id)
-    return _local_change(
+    return _local_form_change(
         customer_id,
         membership_id,
-        lambda donor: service.update_card(donor, membership_id, form.digits),
+        "card_form",
+        CardForm(),
+        lambda donor, form: service.update_card(donor, membership_id, form.digits),
         "Your card is updated; it is used from your next renewal.",
-        card_form=form,
     )
 
 

@@ -96,10 +96,7 @@ def give(fund_slug: str | None = None):  # type: ignore[no-untyped-def]
         assert form.amount_cents is not None
         try:
             url = service.begin_checkout(_intent(form, fund), _success_url(), _cancel_url_for(fund_slug))
-        except service.AmountOutOfRange as exc:
-            form.custom_amount.errors = [*form.custom_amount.errors, str(exc)]
-            status = 400
-        except GatewayError:
+        except GatewayError:  # the amount's limits were checked by the form
             return render_template("giving/retry.html", fund=fund), 503
         else:
             return redirect(url, code=303)

@@ -4,7 +4,6 @@ gifts per day for 90 days (drawn as a server-side SVG chart), and grant programs
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -186,16 +185,10 @@ def chart(days: list[Day]) -> Chart:
 
 
 def grant_progress() -> list[Any]:
-    """Each active grant program's raised and goal, from the grants area when it is installed
-    (it may not exist yet, or not offer this): then nothing is shown."""
-    try:
-        service = importlib.import_module("donations.grants.service")
-    except ModuleNotFoundError as exc:
-        if exc.name != "donations.grants.service":
-            raise  # the module exists but is broken: that must not pass silently
-        return []
-    progress = getattr(service, "dashboard_progress", None)
-    return list(progress()) if callable(progress) else []
+    """Each active grant program's raised and goal."""
+    from donations.grants.service import dashboard_progress  # grants imports staff: import when used
+
+    return list(dashboard_progress())
 
 
 @dataclass(frozen=True)

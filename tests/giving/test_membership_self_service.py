@@ -257,7 +257,7 @@ def test_a_bad_amount_is_refused_on_the_local_portal(client, fund):
     membership = start_local_membership(client, amount="1500")
     open_account(client, "rae@example.org")
     portal, token = _local_portal(client, membership)
-    for amount, message in (("abc", "Enter an amount in dollars"), ("1", "Choose an amount from $5.00")):
+    for amount, message in (("abc", "Enter an amount in dollars"), ("1", "Gifts can be from $5.00")):
         response = client.post(f"{portal}/{membership.id}/amount", data={"csrf_token": token, "amount": amount})
         assert response.status_code == 400
         assert message in page_text(response.get_data(as_text=True))
