@@ -94,7 +94,7 @@ def funds_add(
 
 @demo_cli.command("seed")
 def demo_seed() -> None:
-    """A demo fund and an admin whose new one-time password is printed (development only)."""
+    """A demo fund and an admin (DEMO_STAFF_EMAIL) whose new password is printed (development only)."""
     from sqlalchemy import select
 
     from donations.ledger import funds

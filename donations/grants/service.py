@@ -483,7 +483,7 @@ _progress_cache: dict[tuple[int, datetime], tuple[float, int]] = {}
 def _raised(program: GrantProgram) -> int:
     """The program's matchable total, cached for GRANT_PROGRESS_CACHE_SECONDS: the public gift
     page must not aggregate the ledger on every view."""
-    ttl = current_app.config.get("GRANT_PROGRESS_CACHE_SECONDS", 60)
+    ttl = current_app.config["GRANT_PROGRESS_CACHE_SECONDS"]
     key = (program.id, program.updated_at)
     cached = _progress_cache.get(key)
     now = time.monotonic()

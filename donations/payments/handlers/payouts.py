@@ -1,4 +1,4 @@
-"""payout.paid: the payout is recorded from the event; `payments sync` then fetches the balance
+"""payout.paid, .failed, .canceled: the payout and its status are recorded from the event; `payments sync` then fetches the balance
 transactions it settles (a call to Stripe, so never inside the webhook)."""
 
 from __future__ import annotations
