@@ -113,8 +113,15 @@ def _day(value: object) -> date | None:
 @click.option("--kind", type=click.Choice(REPORT_KINDS), required=True)
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="csv", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
-@click.option("--from", "first_day", type=click.DateTime(["%Y-%m-%d"]), help="ledger: first local day; payouts: first arrival date.")
-@click.option("--to", "last_day", type=click.DateTime(["%Y-%m-%d"]), help="ledger: last local day; payouts: last arrival date.")
+@click.option(
+    "--from",
+    "first_day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="ledger: first local day; payouts: first arrival date.",
+)
+@click.option(
+    "--to", "last_day", type=click.DateTime(["%Y-%m-%d"]), help="ledger: last local day; payouts: last arrival date."
+)
 @click.option("--year", type=int, help="disclosure: the calendar year (default: the window's).")
 def report(
     program_slug: str,

@@ -1,5 +1,5 @@
-"""payout.paid, .failed, .canceled: the payout and its status are recorded from the event; `payments sync` then fetches the balance
-transactions it settles (a call to Stripe, so never inside the webhook)."""
+"""payout.paid, .failed, .canceled: the payout and its status are recorded from the event;
+`payments sync` then fetches the balance transactions it settles (a call to Stripe, so never inside the webhook)."""
 
 from __future__ import annotations
 
