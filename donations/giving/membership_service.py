@@ -118,7 +118,7 @@ def request_link(email: str) -> None:
     issued = int(time.time())
     url = public_url(url_for("membership.open_link", token=make_link_token(donor, issued)))
     expires = from_timestamp(issued + _max_age())
-    receipts.queue("magic_link", donor.email, {"url": url, "expires_at_iso": expires.isoformat()}, donor_id=donor.id)
+    receipts.enqueue("magic_link", donor.email, {"url": url, "expires_at_iso": expires.isoformat()}, donor_id=donor.id)
     db.session.commit()
 
 

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select
 
 from donations.extensions import db
 from donations.grants import service
 from donations.grants.models import ALL_SOURCES, REPORT_FORMATS, REPORT_KINDS
 from donations.grants.reports import ReportError, ReportParams
 from donations.grants.rules import RecurringRule
-from donations.ledger.models import Fund
+from donations.ledger.service import fund_by_slug
 from donations.money import AmountError, parse_dollars
 
 grants_cli = AppGroup("grants", help="Matching-grant programs and their reports.")
@@ -37,10 +36,10 @@ def _dollars(value: str | None) -> int | None:
 
 
 def _fund_id(slug: str) -> int:
-    fund_id = db.session.scalar(select(Fund.id).where(Fund.slug == slug))
-    if fund_id is None:
+    fund = fund_by_slug(slug)
+    if fund is None:
         raise click.BadParameter(f"no fund {slug}")
-    return fund_id
+    return fund.id
 
 
 @grants_cli.command("add-program")

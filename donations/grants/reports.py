@@ -38,9 +38,10 @@ from donations.grants.rules import (
 )
 from donations.ledger.models import Fund
 from donations.payments.reconcile import payout_reconciliation_rows
+from donations.staff.forms import SOURCE_CHOICES
 
 DISCLOSURE_TIERS = (500_000, 100_000)  # $5,000 and $1,000, in cents
-SOURCE_LABELS = {"stripe": "Online (Stripe)", "check": "Check", "cash": "Cash", "other": "Other"}
+SOURCE_LABELS = dict(SOURCE_CHOICES)
 RULE_LABELS = {
     RecurringRule.INSTALLMENTS: "Each installment paid in the window",
     RecurringRule.NEW_RECURRING_X12: "New recurring donors count 12 x the monthly amount",
@@ -454,7 +455,7 @@ def donors(ctx: Context) -> Report:
             totals.add(result)
             yield (
                 donor.owner,
-                "Anonymous" if donor.anonymous else (donor.name or ""),
+                _donor_label(donor.name, donor.anonymous),
                 donor.email,
                 donor.organization,
                 result.gifts_in_window,

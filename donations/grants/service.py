@@ -499,7 +499,7 @@ def _raised(program: GrantProgram) -> int:
 
 
 def _today() -> date:
-    return local_date(utcnow(), newsroom_zone())
+    return local_date(utcnow())  # in the newsroom's zone
 
 
 def dashboard_progress(today: date | None = None) -> list[ProgramProgress]:

@@ -22,7 +22,7 @@ from donations.grants.forms import ExportForm, ProgramForm, ReportFilterForm
 from donations.grants.models import ALL_SOURCES, REPORT_KINDS, GrantProgram
 from donations.grants.reports import REPORT_TITLES, Cell, Money, Percent, ReportParams
 from donations.ledger.models import Fund
-from donations.money import format_money
+from donations.money import cents_text, format_money
 from donations.staff.auth import MONEY, READ, role_required
 from donations.staff.forms import choices
 from donations.staff.models import StaffUser
@@ -79,8 +79,8 @@ def _program_form(program: GrantProgram | None = None) -> ProgramForm:
                 "slug": program.slug,
                 "first_day": program.first_day,
                 "last_day": program.last_day,
-                "cap": "" if program.cap_cents is None else f"{program.cap_cents / 100:.2f}",
-                "goal": "" if program.goal_cents is None else f"{program.goal_cents / 100:.2f}",
+                "cap": "" if program.cap_cents is None else cents_text(program.cap_cents),
+                "goal": "" if program.goal_cents is None else cents_text(program.goal_cents),
                 "funds": program.fund_ids or [],
                 "sources": program.sources,
                 "individuals_only": program.individuals_only,

@@ -555,16 +555,3 @@ def remember_local_card(subscription_id: str, last4: str) -> Membership | None:
     if membership is not None:
         membership.local_card_last4 = last4
     return membership
-
-
-# Reading ------------------------------------------------------------------------------------
-
-
-def amount_history(membership: Membership) -> list[MembershipChange]:
-    return list(
-        db.session.scalars(
-            select(MembershipChange)
-            .where(MembershipChange.membership_id == membership.id)
-            .order_by(MembershipChange.changed_at, MembershipChange.id)
-        )
-    )

@@ -25,7 +25,7 @@ from sqlalchemy import Text, cast, func, or_, select
 
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.ledger.donors import resolve_merged
+from donations.ledger.donors import merged_from, resolve_merged
 from donations.ledger.models import Donor, Gift, Membership, MembershipChange, Reversal
 from donations.payments.models import StripeEvent
 from donations.receipts.models import OutboxMessage, OutboxStatus
@@ -58,8 +58,7 @@ def _person(donor_id: int) -> tuple[Donor, list[Donor]]:
     if donor is None:
         raise PrivacyError(f"There is no donor #{donor_id}.")
     donor = resolve_merged(donor)
-    merged = list(db.session.scalars(select(Donor).where(Donor.merged_into_id == donor.id).order_by(Donor.id)))
-    return donor, merged
+    return donor, list(merged_from(donor.id))
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -225,16 +224,7 @@ def erase_donor(donor_id: int) -> dict[str, Any]:
     now = utcnow()
     for person in people:
         person.email = person.email_key = erased_email(person.id)
-        for field in (
-            "name",
-            "organization",
-            "address_line1",
-            "address_line2",
-            "city",
-            "region",
-            "postal_code",
-            "country",
-        ):
+        for field in DONOR_PERSONAL_FIELDS:
             setattr(person, field, None)
         person.erased_at = now
     gifts = db.session.scalars(select(Gift).where(Gift.donor_id.in_([p.id for p in people]))).all()

@@ -158,7 +158,7 @@ def test_an_amount_change_is_recorded_once_per_event(fund):
     db.session.commit()
     (change,) = db.session.scalars(select(MembershipChange)).all()
     assert (change.old_amount_cents, change.new_amount_cents, change.changed_at) == (1500, 2500, T0 + timedelta(days=3))
-    assert memberships.amount_history(change.membership) == [change]
+    assert change.membership.changes == [change]  # the membership's amount history
 
 
 def test_the_invoice_payment_link_reaches_the_installment_whichever_comes_first(fund):
