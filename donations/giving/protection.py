@@ -63,6 +63,20 @@ class BlockReason(enum.StrEnum):
     DECLINE_COOLDOWN = "decline_cooldown"
     CAPTCHA = "captcha"
 
+    @property
+    def label(self) -> str:
+        """What staff read on the dashboard."""
+        return BLOCK_REASON_LABELS[self]
+
+
+BLOCK_REASON_LABELS = {
+    BlockReason.RATE_LIMIT_ADDRESS: "Too many checkouts from one address",
+    BlockReason.RATE_LIMIT_EMAIL: "Too many checkouts for one email",
+    BlockReason.DECLINE_COOLDOWN: "Paused after repeated declines",
+    BlockReason.HONEYPOT: "Bot filled in the hidden field",
+    BlockReason.CAPTCHA: "CAPTCHA not solved",
+}
+
 
 class BlockedAttempt(Base):
     """How many attempts were blocked, per reason and minute (no personal data)."""
@@ -99,14 +113,14 @@ def record_blocked(reason: BlockReason) -> None:
         log.error("could not count a blocked attempt: %s", type(exc).__name__)
 
 
-def blocked_attempt_counts(since: datetime) -> dict[str, int]:
+def blocked_attempt_counts(since: datetime) -> dict[BlockReason, int]:
     """Blocked attempts per reason from the minute containing `since` on (the database sums)."""
     rows = db.session.execute(
         select(BlockedAttempt.reason, func.sum(BlockedAttempt.count))
         .where(BlockedAttempt.minute >= _minute(since))
         .group_by(BlockedAttempt.reason)
     ).all()
-    return {reason: int(total) for reason, total in rows}
+    return {BlockReason(reason): int(total) for reason, total in rows}
 
 
 # -- keys ------------------------------------------------------------------------------------

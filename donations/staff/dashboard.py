@@ -13,7 +13,7 @@ from sqlalchemy import case, func, select
 
 from donations.clock import local_date, local_day_bounds, utcnow
 from donations.extensions import db
-from donations.giving.protection import blocked_attempt_counts
+from donations.giving.protection import BlockReason, blocked_attempt_counts
 from donations.ledger.models import RECEIVED_STATUSES, Gift, Membership, MembershipStatus, Reversal
 from donations.staff.localtime import local_date as sql_local_date
 
@@ -198,7 +198,7 @@ class Dashboard:
     members: Members
     chart: Chart
     grants: list[Any]
-    blocked: dict[str, int]  # card-testing defences' refusals in the last 24 hours, per reason
+    blocked: dict[BlockReason, int]  # card-testing defences' refusals in the last 24 hours, per reason
 
 
 def dashboard() -> Dashboard:

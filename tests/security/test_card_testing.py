@@ -257,3 +257,9 @@ def test_the_dashboard_shows_blocked_attempts(app, fund, strict_limits):
     assert "Too many checkouts from one address" in page
     assert 'data-testid="blocked-rate_limit_address">3<' in page  # two over the limit, and the honeypot post
     assert 'data-testid="blocked-honeypot">1<' in page
+
+
+def test_every_block_reason_has_a_label_for_staff():
+    # The dashboard shows each reason by its label; a new reason without one would fail here.
+    assert {reason: reason.label for reason in protection.BlockReason}.keys() == set(protection.BlockReason)
+    assert all(reason.label and reason.label != reason.value for reason in protection.BlockReason)
