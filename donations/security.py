@@ -5,7 +5,8 @@ templates load /static files only), frame-ancestors 'none', nosniff, a same-orig
 policy and a Permissions-Policy that turns off the browser features we never use. Production
 adds HSTS. A form whose POST redirects to Stripe Checkout needs Stripe's host in form-action
 (browsers apply form-action to the redirect too), so only the gift pages allow it, and only when
-the Stripe gateway is on; the CAPTCHA provider's hosts are allowed only when a CAPTCHA is on.
+the Stripe gateway is on; likewise the Billing Portal's host on the member's page. The CAPTCHA
+provider's hosts are allowed only when a CAPTCHA is on.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+BILLING_PORTAL_ORIGIN = "https://billing.stripe.com"
+# The member's page, whose buttons post to a view that redirects to Stripe's Billing Portal.
+BILLING_PORTAL_FORM_ENDPOINTS = ("membership.account",)
 # Endpoints (blueprint prefixes) whose forms post to a view that redirects to Stripe Checkout.
 STRIPE_FORM_ENDPOINT_PREFIXES = ("giving.",)
 CAPTCHA_ENDPOINT_PREFIXES = ("giving.",)
@@ -74,14 +78,16 @@ def _install_proxy_fix(app: Flask) -> None:
 def content_security_policy(config: Mapping[str, Any], endpoint: str | None) -> str:
     endpoint = endpoint or ""
     captcha = (config.get("CAPTCHA_PROVIDER") or "").strip().lower()
+    stripe = config.get("PAYMENTS_GATEWAY") == "stripe"
     return _policy(
-        stripe_form=config.get("PAYMENTS_GATEWAY") == "stripe" and endpoint.startswith(STRIPE_FORM_ENDPOINT_PREFIXES),
+        stripe_form=stripe and endpoint.startswith(STRIPE_FORM_ENDPOINT_PREFIXES),
+        portal_form=stripe and endpoint in BILLING_PORTAL_FORM_ENDPOINTS,
         captcha=captcha if captcha and endpoint.startswith(CAPTCHA_ENDPOINT_PREFIXES) else "",
     )
 
 
 @functools.cache
-def _policy(*, stripe_form: bool, captcha: str) -> str:
+def _policy(*, stripe_form: bool, portal_form: bool = False, captcha: str) -> str:
     # A handful of distinct policies per process: built once each, not on every response.
     from donations.giving.protection import CAPTCHA_PROVIDERS
 
@@ -98,6 +104,8 @@ def _policy(*, stripe_form: bool, captcha: str) -> str:
         connect_src += provider.connect_sources
     if stripe_form:
         form_action.append(STRIPE_CHECKOUT_ORIGIN)
+    if portal_form:
+        form_action.append(BILLING_PORTAL_ORIGIN)
     directives = {
         "default-src": ["'self'"],
         "script-src": script_src,

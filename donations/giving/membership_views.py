@@ -25,24 +25,14 @@ from donations.giving.membership_forms import AmountForm, CardForm, LinkRequestF
 from donations.ledger.models import Donor
 from donations.payments.gateway import GatewayError
 from donations.payments.local_billing import LocalBillingError
-from donations.security import content_security_policy
 
 bp = Blueprint("membership", __name__)
-
-BILLING_PORTAL_ORIGIN = "https://billing.stripe.com"
 
 
 @bp.after_request
 def _headers(response: Response) -> Response:
     # A member's gifts and address: never kept in a shared or browser cache.
     response.headers["Cache-Control"] = "no-store"
-    if request.endpoint == "membership.account" and current_app.config["PAYMENTS_GATEWAY"] == "stripe":
-        # Its buttons post to a view that redirects to the Billing Portal, and browsers apply
-        # form-action to that redirect as well.
-        policy = content_security_policy(current_app.config, request.endpoint)
-        response.headers["Content-Security-Policy"] = policy.replace(
-            "form-action 'self'", f"form-action 'self' {BILLING_PORTAL_ORIGIN}"
-        )
     return response
 
 

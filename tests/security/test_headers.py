@@ -187,3 +187,16 @@ def test_behind_a_proxy_the_client_address_and_scheme_come_from_it(app, database
         for n in range(11)
     ]
     assert statuses == [303] * 10 + [429]
+
+
+def test_stripe_hosts_are_allowed_as_form_targets_only_where_a_form_goes_there():
+    from donations.security import BILLING_PORTAL_ORIGIN, STRIPE_CHECKOUT_ORIGIN, content_security_policy
+
+    def form_action(gateway: str, endpoint: str) -> str:
+        policy = content_security_policy({"PAYMENTS_GATEWAY": gateway}, endpoint)
+        return next(d for d in policy.split("; ") if d.startswith("form-action"))
+
+    assert form_action("stripe", "giving.give") == f"form-action 'self' {STRIPE_CHECKOUT_ORIGIN}"
+    assert form_action("stripe", "membership.account") == f"form-action 'self' {BILLING_PORTAL_ORIGIN}"
+    for gateway, endpoint in [("local", "membership.account"), ("local", "giving.give"), ("stripe", "staff.dashboard")]:
+        assert form_action(gateway, endpoint) == "form-action 'self'"
