@@ -14,18 +14,17 @@ from typing import Any
 from babel.dates import format_date
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from donations.extensions import db
 from donations.grants import service
 from donations.grants.forms import ExportForm, ProgramForm, ReportFilterForm
 from donations.grants.models import ALL_SOURCES, REPORT_KINDS, GrantProgram
 from donations.grants.reports import REPORT_TITLES, Cell, Money, Percent, ReportParams
-from donations.ledger.models import Fund
 from donations.money import cents_text, format_money
 from donations.staff.auth import MONEY, READ, role_required
 from donations.staff.forms import choices
 from donations.staff.models import StaffUser
+from donations.staff.queries import funds_for_choice
 
 bp = Blueprint("grants", __name__, url_prefix="/staff/grants")
 PAGE_SIZE = 100
@@ -71,7 +70,7 @@ def _program_or_404(slug: str) -> GrantProgram:
 
 
 def _program_form(program: GrantProgram | None = None) -> ProgramForm:
-    funds = db.session.execute(select(Fund.id, Fund.name).order_by(Fund.name)).all()
+    funds = [(fund.id, fund.name) for fund in funds_for_choice()]
     if request.method == "GET" and program is not None:
         form = ProgramForm(
             data={
@@ -166,7 +165,7 @@ def program(slug: str):  # type: ignore[no-untyped-def]
     return render_template(
         "grants/program.html",
         program=program,
-        funds=db.session.scalars(select(Fund).order_by(Fund.name)).all(),
+        funds=funds_for_choice(),
         kinds=REPORT_KINDS,
         titles=REPORT_TITLES,
         runs=service.runs_of(program)[:10],
