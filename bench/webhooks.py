@@ -2,7 +2,7 @@
 
 20,000 deliveries (quick: 400) of `checkout.session.completed` and `invoice.paid` events built
 from Stripe's example objects like the tests build them (tests/stripe_events.py, from
-../shared/stripe/fixtures3.json), 10% of them repeats of an earlier event, in a shuffled order.
+tests/fixtures/stripe/fixtures3.json), 10% of them repeats of an earlier event, in a shuffled order.
 They are signed just before they go, 5,000 at a time (the webhook allows 5 minutes), and sent
 by wrk with bench/webhooks.lua over 8 connections. The app and bench/minimal_webhook.py run under the same
 gunicorn settings, alternately, in one run; after each app run the ledger is checked: exactly one

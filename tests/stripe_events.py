@@ -1,5 +1,5 @@
-"""Stripe events for tests, built from Stripe's own example objects in
-../shared/stripe/fixtures3.json (copied, then ids, amounts, emails and times overridden), and
+"""Stripe events for tests, built from Stripe's own example objects, vendored in
+tests/fixtures/stripe/fixtures3.json with their MIT notice (copied, then ids, amounts, emails and times overridden), and
 signed with Stripe's real scheme."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from donations.payments.signing import sign
 
-FIXTURES_PATH = Path(__file__).resolve().parents[2] / "shared" / "stripe" / "fixtures3.json"
+FIXTURES_PATH = Path(__file__).resolve().parent / "fixtures" / "stripe" / "fixtures3.json"
 _counter = itertools.count(1)
 
 
