@@ -4,9 +4,12 @@ A member asks for a link at /membership; if the email is a donor's, a signed lin
 the outbox. The link is single-purpose (its own signing salt), names the donor and carries a
 keyed hash of the email it was sent to (never the address itself: links end up in logs and
 shared screens), and expires (MAGIC_LINK_MAX_AGE, 24 hours by default). It is built on the
-configured PUBLIC_URL, never on the request's Host header, which the requester chooses. Opening
-it signs the browser in to that donor's page until the link would have expired; the token then
-leaves the address bar, so it never reaches another site in a Referer.
+configured PUBLIC_URL, never on the request's Host header, which the requester chooses.
+
+Each link is a row of `member_links`: it opens one browser once (opening it again says it was
+used), and that browser's session is that row, so signing out ends it on the server and a copy
+of the cookie stops working. The session lasts until the link would have expired; the token
+leaves the address bar at once, so it never reaches another site in a Referer.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from typing import Any
 
 from flask import current_app, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
+from sqlalchemy import ForeignKey, select, update
+from sqlalchemy.orm import Mapped, mapped_column
 
-from donations.clock import from_timestamp
-from donations.extensions import db
+from donations.clock import from_timestamp, utcnow
+from donations.extensions import Base, db
 from donations.giving.service import AmountOutOfRange, check_amount
 from donations.ledger import memberships
 from donations.ledger import service as ledger
@@ -49,6 +53,23 @@ class LinkInvalid(ValueError):
 
 class LinkExpired(LinkInvalid):
     pass
+
+
+class LinkUsed(LinkInvalid):
+    """Opened once already: a link signs in one browser, once."""
+
+
+class MemberLink(Base):
+    """One emailed link, and the member's session it opened (if it has)."""
+
+    __tablename__ = "member_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    donor_id: Mapped[int] = mapped_column(ForeignKey("donors.id"), index=True)
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # the link's end, and its session's
+    used_at: Mapped[datetime | None]  # opened: the session began
+    signed_out_at: Mapped[datetime | None]  # the session ended
 
 
 class NotYours(LookupError):
@@ -79,34 +100,46 @@ def _email_check(email_key: str) -> str:
 
 
 def make_link_token(donor: Donor, issued_at: int | None = None) -> str:
+    """A new link for `donor` (its row added to the session, for the caller to commit)."""
     issued = int(time.time()) if issued_at is None else issued_at
-    return _serializer().dumps({"donor": donor.id, "email": _email_check(donor.email_key), "issued": issued})
+    link = MemberLink(
+        donor_id=donor.id, issued_at=from_timestamp(issued), expires_at=from_timestamp(issued + _max_age())
+    )
+    db.session.add(link)
+    db.session.flush()
+    data = {"link": link.id, "donor": donor.id, "email": _email_check(donor.email_key), "issued": issued}
+    return _serializer().dumps(data)
 
 
-def read_link_token(token: str) -> tuple[Donor, int]:
-    """(donor, the time until which the link is good). Raises LinkExpired or LinkInvalid."""
+def read_link_token(token: str) -> tuple[Donor, MemberLink]:
+    """The donor and the link this token is. Raises LinkExpired, LinkUsed or LinkInvalid."""
     try:
         data: Any = _serializer().loads(token)
     except BadSignature:
         raise LinkInvalid("this link is not one we sent") from None
     if not (
         isinstance(data, dict)
+        and isinstance(data.get("link"), int)
         and isinstance(data.get("donor"), int)
         and isinstance(data.get("email"), str)
         and isinstance(data.get("issued"), int)
     ):
         raise LinkInvalid("this link is not one we sent")
     now = int(time.time())
-    until = data["issued"] + _max_age()
     if data["issued"] > now + CLOCK_SKEW_SECONDS:
         raise LinkInvalid("this link is not one we sent")
-    if now > until:
+    link = db.session.get(MemberLink, data["link"])
+    if link is None or link.donor_id != data["donor"]:
+        raise LinkInvalid("this link is not one we sent")
+    if link.used_at is not None:
+        raise LinkUsed("this link has been used")
+    if utcnow() > link.expires_at:
         raise LinkExpired("this link has expired")
     donor = db.session.get(Donor, data["donor"])
     # The email is part of the link: once the donor's email changes (or is erased), it is dead.
     if donor is None or donor.erased_at is not None or _email_check(donor.email_key) != data["email"]:
         raise LinkInvalid("this link is no longer valid")
-    return resolve_merged(donor), until  # a merged duplicate's link opens the surviving record
+    return resolve_merged(donor), link  # a merged duplicate's link opens the surviving record
 
 
 def request_link(email: str) -> None:
@@ -125,19 +158,48 @@ def request_link(email: str) -> None:
 # The signed-in member -----------------------------------------------------------------------
 
 
-def sign_in(session: Any, donor: Donor, until: int) -> None:
-    session[SESSION_KEY] = {"donor": donor.id, "until": until}
+def sign_in(session: Any, link: MemberLink) -> None:
+    """Open the member's session with this link, once: a second opening (a copy of the link, a
+    double click) raises LinkUsed. A session this browser had before ends."""
+    claimed = db.session.execute(
+        update(MemberLink)
+        .where(MemberLink.id == link.id, MemberLink.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise LinkUsed("this link has been used")
+    _end(session)
+    db.session.commit()
+    session[SESSION_KEY] = {"link": link.id}
+
+
+def _end(session: Any) -> None:
+    entry = session.pop(SESSION_KEY, None)
+    if isinstance(entry, dict) and isinstance(entry.get("link"), int):
+        db.session.execute(
+            update(MemberLink)
+            .where(MemberLink.id == entry["link"], MemberLink.signed_out_at.is_(None))
+            .values(signed_out_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 def sign_out(session: Any) -> None:
-    session.pop(SESSION_KEY, None)
+    """End the session on the server: the cookie, and any copy of it, opens nothing more."""
+    _end(session)
+    db.session.commit()
 
 
 def signed_in_donor(session: Any) -> Donor | None:
     entry = session.get(SESSION_KEY)
-    if not isinstance(entry, dict) or not isinstance(entry.get("until"), int) or entry["until"] < time.time():
+    if not isinstance(entry, dict) or not isinstance(entry.get("link"), int):
         return None
-    donor = db.session.get(Donor, entry.get("donor"))
+    link = db.session.get(MemberLink, entry["link"])
+    if link is None or link.used_at is None or link.signed_out_at is not None or utcnow() > link.expires_at:
+        return None
+    donor = db.session.get(Donor, link.donor_id)
     if donor is None or donor.erased_at is not None:
         return None
     return resolve_merged(donor)

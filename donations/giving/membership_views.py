@@ -59,12 +59,14 @@ def link_sent():  # type: ignore[no-untyped-def]
 @bp.get("/membership/link/<token>")
 def open_link(token: str):  # type: ignore[no-untyped-def]
     try:
-        donor, until = service.read_link_token(token)
+        _, link = service.read_link_token(token)
+        service.sign_in(session, link)
+    except service.LinkUsed:
+        return render_template("giving/membership_link_invalid.html", used=True), 410
     except service.LinkExpired:
         return render_template("giving/membership_link_invalid.html", expired=True), 410
     except service.LinkInvalid:
-        return render_template("giving/membership_link_invalid.html", expired=False), 400
-    service.sign_in(session, donor, until)
+        return render_template("giving/membership_link_invalid.html"), 400
     # Off the address bar: the token must not travel on in a Referer or a shared screen.
     return redirect(url_for("membership.account"), code=303)
 

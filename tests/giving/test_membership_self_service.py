@@ -173,6 +173,40 @@ def test_a_link_within_its_life_works(client, fund):
     assert "Signed in as rae@example.org" in page_text(client.get("/membership/account").get_data(as_text=True))
 
 
+def test_a_link_opens_one_browser_once(client, fund, app):
+    """Issue 13, finding 12: a link worked again and again for 24 hours, from any browser."""
+    make_donor("rae@example.org", name="Rae Reader")
+    open_account(client, "rae@example.org")
+    (link,) = magic_links()
+    path = urlsplit(link.context["url"]).path
+    another_browser = app.test_client()
+    for browser in (another_browser, client):
+        again = browser.get(path)
+        assert again.status_code == 410
+        text = page_text(again.get_data(as_text=True))
+        assert "This link has already been used" in text and "Ask for a new link" in text
+        assert "rae@example.org" not in text and "Rae" not in text
+    assert another_browser.get("/membership/account").status_code == 303  # no session for a copy
+    assert client.get("/membership/account").status_code == 200  # the first opening's session stays
+    # The page offers a new link, and the new link works (once).
+    assert 'href="/membership"' in client.get(path).get_data(as_text=True)
+    assert "Signed in as rae@example.org" in page_text(open_account(client, "rae@example.org"))
+
+
+def test_a_member_cookie_saved_before_sign_out_no_longer_opens_the_page(client, fund, app):
+    """Issue 13, finding 10: sign-out only dropped the key from the browser's cookie."""
+    make_donor("rae@example.org", name="Rae Reader")
+    open_account(client, "rae@example.org")
+    saved = client.get_cookie("session").value
+    signed_out = client.post("/membership/sign-out", data={"csrf_token": csrf_token(client, "/membership/account")})
+    assert signed_out.status_code == 303
+    assert client.get("/membership/account").status_code == 303
+    copy = app.test_client()
+    copy.set_cookie("session", saved, domain="localhost")
+    response = copy.get("/membership/account")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/membership")
+
+
 @pytest.mark.parametrize(
     "tamper",
     [
