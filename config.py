@@ -90,8 +90,8 @@ class Config:
     # Staff console
     STAFF_REQUIRE_2FA = False  # admins must enrol an authenticator app (TOTP) before anything else
     STAFF_SIGNIN_LIMIT = "10 per minute;100 per day"  # sign-in attempts from one address
-    STAFF_MAX_FAILED_SIGNINS = 5  # consecutive failures that lock an account ...
-    STAFF_LOCKOUT_MINUTES = 15  # ... for this long
+    STAFF_MAX_FAILED_SIGNINS = 5  # failures in a row for one email from one address pause that pair ...
+    STAFF_LOCKOUT_MINUTES = 15  # ... until this long after its last failure
     FISCAL_YEAR_START_MONTH = 1  # the dashboard's fiscal year starts on the 1st of this month
     FUND_PROGRESS_CACHE_SECONDS = 60  # a fund's public progress bar is recomputed at most this often
     GRANT_PROGRESS_CACHE_SECONDS = 60  # a grant program's progress (gift page, dashboard), likewise

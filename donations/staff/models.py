@@ -37,12 +37,10 @@ class StaffUser(UserMixin, Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
-    # Consecutive failed sign-ins (password or code); reaching the limit locks the account a while.
-    failed_signins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
     # Set for a one-time password: the first sign-in asks for a new one.
     must_change_password: Mapped[bool] = mapped_column(default=False)
-    # Part of the session's user id: bumping it (new password, deactivation) ends every session.
+    # Part of the session's user id: bumping it (sign-out, new password, deactivation) ends every
+    # session of the account, and so any copy of their cookies.
     session_version: Mapped[int] = mapped_column(default=1)
 
     @property
@@ -55,6 +53,19 @@ class StaffUser(UserMixin, Base):
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
+
+
+class SignInFailure(Base):
+    """Failed sign-ins (password or code) for one email from one address. Counted per pair, so
+    that failures from one address pause that address only: nobody can lock a staff member out
+    from afar. Kept for unknown emails too, so that the answers never tell which emails exist."""
+
+    __tablename__ = "staff_sign_in_failures"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failed_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class AuditEntry(Base):

@@ -19,19 +19,20 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import case, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger import donors, edits, funds, offline
 from donations.ledger.models import Fund, Gift
-from donations.staff.models import AuditEntry, Role, StaffUser
+from donations.staff.models import AuditEntry, Role, SignInFailure, StaffUser
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 MIN_PASSWORD_LENGTH = 12
 SIGN_IN_FAILED = (
-    "That email and password (or code) did not match. After several failed attempts an account is "
-    "locked for a while; wait, then try again."
+    "That email and password (or code) did not match. After several failed attempts, sign-in "
+    "from this address pauses for a while; wait, then try again."
 )
 
 
@@ -151,15 +152,52 @@ def user_by_email(email: str) -> StaffUser | None:
     return db.session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
 
 
+def _pause() -> timedelta:
+    return timedelta(minutes=int(current_app.config["STAFF_LOCKOUT_MINUTES"]))
+
+
+def _pair(email: str, remote_addr: str | None) -> tuple[str, str]:
+    return email.strip().lower()[:320], (remote_addr or "")[:64]
+
+
+def _count_failure(email: str, remote_addr: str | None) -> None:
+    """One more failure for this email from this address, in one statement (concurrent attempts
+    all count); a count whose last failure is older than the pause starts again at one."""
+    now = utcnow()
+    table = SignInFailure.__table__
+    key_email, key_addr = _pair(email, remote_addr)
+    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).values(email=key_email, remote_addr=key_addr, failures=1, last_failed_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.email, table.c.remote_addr],
+        set_={
+            "failures": case((table.c.last_failed_at < now - _pause(), 1), else_=table.c.failures + 1),
+            "last_failed_at": now,
+        },
+    )
+    db.session.execute(statement)
+    # Counts nobody has added to within the pause are spent: forget them.
+    db.session.execute(delete(SignInFailure).where(SignInFailure.last_failed_at < now - _pause()))
+
+
+def is_locked(email: str, remote_addr: str | None) -> bool:
+    """This address has failed too often for this email lately: it waits out the pause. Other
+    addresses (the staff member's own) are not affected."""
+    key_email, key_addr = _pair(email, remote_addr)
+    failures = db.session.scalar(
+        select(SignInFailure.failures).where(
+            SignInFailure.email == key_email,
+            SignInFailure.remote_addr == key_addr,
+            SignInFailure.last_failed_at >= utcnow() - _pause(),
+        )
+    )
+    return failures is not None and failures >= int(current_app.config["STAFF_MAX_FAILED_SIGNINS"])
+
+
 def _refuse(user: StaffUser | None, email: str, reason: str, remote_addr: str | None) -> SignInRefused:
-    """Count a failed attempt against the account (locking it at the limit), audit, commit."""
-    config = current_app.config
-    if user is not None and reason != "locked":
-        user.failed_signins += 1
-        if user.failed_signins >= int(config["STAFF_MAX_FAILED_SIGNINS"]):
-            user.locked_until = utcnow() + timedelta(minutes=int(config["STAFF_LOCKOUT_MINUTES"]))
-            user.failed_signins = 0
-            reason = f"{reason}; account locked"
+    """Count a failed attempt against the email and address, audit, commit. Every refusal does
+    the same work, whatever its reason."""
+    _count_failure(email, remote_addr)
     audit(
         "staff.sign_in_failed",
         actor=user if user is not None else "anonymous",
@@ -172,44 +210,54 @@ def _refuse(user: StaffUser | None, email: str, reason: str, remote_addr: str | 
     return SignInRefused()
 
 
-def is_locked(user: StaffUser) -> bool:
-    return user.locked_until is not None and user.locked_until > utcnow()
-
-
 def check_credentials(email: str, password: str, remote_addr: str | None) -> StaffUser:
-    """The account these credentials open, or SignInRefused (the same for every cause)."""
+    """The account these credentials open, or SignInRefused (the same for every cause).
+
+    Every answer costs exactly one Argon2 verification (against a stand-in hash when there is
+    no usable account), so that its time does not tell which emails are staff or locked out."""
     user = user_by_email(email)
     if user is None or not user.active:
-        with suppress(VerificationError):
-            _hasher.verify(_dummy_hash(), password)
+        _verify_dummy(password)
         raise _refuse(user, email, "unknown or inactive account", remote_addr)
-    if is_locked(user):
-        raise _refuse(user, email, "locked", remote_addr)
-    if not check_password(user, password):
+    matched = check_password(user, password)
+    if is_locked(user.email, remote_addr):
+        raise _refuse(user, email, "too many failures from this address", remote_addr)
+    if not matched:
         raise _refuse(user, email, "wrong password", remote_addr)
     return user
+
+
+def _verify_dummy(password: str) -> bool:
+    with suppress(VerificationError):
+        _hasher.verify(_dummy_hash(), password)
+    return False
 
 
 def check_sign_in_code(user: StaffUser, code: str, remote_addr: str | None) -> None:
     """The second step: a current code from the user's authenticator, used once."""
     if not user.active:
         raise _refuse(user, user.email, "inactive account", remote_addr)
-    if is_locked(user):
-        raise _refuse(user, user.email, "locked", remote_addr)
+    if is_locked(user.email, remote_addr):
+        raise _refuse(user, user.email, "too many failures from this address", remote_addr)
     if not user.two_factor_enabled or not _accept_code(user, user.totp_secret or "", code):
         raise _refuse(user, user.email, "wrong code", remote_addr)
 
 
 def complete_sign_in(user: StaffUser, remote_addr: str | None) -> None:
+    key_email, key_addr = _pair(user.email, remote_addr)
     with _transaction():
-        user.failed_signins = 0
-        user.locked_until = None
+        db.session.execute(
+            delete(SignInFailure).where(SignInFailure.email == key_email, SignInFailure.remote_addr == key_addr)
+        )
         user.last_login_at = utcnow()
         audit("staff.sign_in", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
 
 
 def record_sign_out(user: StaffUser, remote_addr: str | None) -> None:
+    """Sign-out ends the session on the server: a new session version invalidates the cookie
+    and any copy of it (and the account's sessions in other browsers)."""
     with _transaction():
+        user.session_version += 1
         audit("staff.sign_out", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
 
 
@@ -372,8 +420,7 @@ def reset_password(user: StaffUser, actor: StaffUser, remote_addr: str | None) -
     with _transaction():
         user.password_hash = hash_password(password)
         user.must_change_password = True
-        user.failed_signins = 0
-        user.locked_until = None
+        db.session.execute(delete(SignInFailure).where(SignInFailure.email == user.email))  # a fresh start
         user.session_version += 1
         audit("staff.password_reset", actor=actor, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
     return password

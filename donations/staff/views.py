@@ -66,8 +66,8 @@ GATE_FREE_ENDPOINTS = {
 
 @login_manager.user_loader
 def load_user(user_id: str) -> StaffUser | None:
-    """The session holds "id:version": a new password or deactivation bumps the version and so
-    ends every session of the account at once."""
+    """The session holds "id:version": sign-out, a new password or deactivation bumps the
+    version and so ends every session of the account at once, on the server."""
     raw_id, _, version = user_id.partition(":")
     if not (raw_id.isdigit() and version.isdigit()):
         return None
@@ -214,7 +214,7 @@ def login_code():  # type: ignore[no-untyped-def]
             service.check_sign_in_code(user, form.code.data, _addr())
         except service.SignInRefused as exc:
             error = str(exc)
-            if service.is_locked(user):
+            if service.is_locked(user.email, _addr()):
                 session.pop(PENDING_KEY, None)
         else:
             return _finish_sign_in(user, request.args.get("next"))
@@ -228,7 +228,7 @@ def logout():  # type: ignore[no-untyped-def]
     if current_user.is_authenticated:
         service.record_sign_out(_actor(), _addr())
     _end_session()
-    flash("You are signed out.", "info")
+    flash("You are signed out, in this browser and any other.", "info")
     return redirect(url_for("staff.login"))
 
 
