@@ -142,6 +142,9 @@ def test_cash_for_an_existing_donor_by_number_follows_a_merge(client, finance):
         ({"source": "check", "check_number": "5", "postmarked_on": "2999-01-01"}, "postmark cannot be later"),
         ({"source": "check", "check_number": "5", "amount": "0"}, "more than zero"),
         ({"source": "check", "check_number": "5", "amount": "12.345"}, "Enter an amount in dollars"),
+        # Issue 13, finding 4: a decimal comma on a staff form too ("20,5" was $205.00).
+        ({"source": "check", "check_number": "5", "amount": "20,5"}, "Use a period for cents, like 20.50."),
+        ({"source": "check", "check_number": "5", "amount": "1,00"}, "Use a period for cents, like 20.50."),
         ({"source": "stripe", "check_number": "5"}, "Not a valid choice"),
         ({"source": "check", "check_number": "5", "name": ""}, "Give the donor's name or email"),
         ({"source": "check", "check_number": "5", "donor_id": "999999"}, "There is no donor #999999"),
