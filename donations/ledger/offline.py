@@ -19,6 +19,7 @@ from donations.clock import local_date, newsroom_zone, utcnow
 from donations.extensions import db
 from donations.ledger import donors as donor_ledger
 from donations.ledger import service as ledger
+from donations.ledger.currency import newsroom_currency
 from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
 from donations.receipts import service as receipts
 
@@ -170,7 +171,7 @@ def record_offline_gift(entry: OfflineGift) -> Gift:
         fund=fund,
         amount_cents=entry.amount_cents,
         fee_covered_cents=0,
-        currency="usd",
+        currency=newsroom_currency(),
         frequency=Frequency.ONE_TIME,
         source=entry.source,
         status=GiftStatus.PAID,
