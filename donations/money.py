@@ -9,6 +9,11 @@ from babel.numbers import format_currency
 
 # ASCII digits only (as give.js reads them): other scripts' digits are not an amount here.
 _AMOUNT = re.compile(r"\$?\s*(\d{1,9})(?:\.(\d{1,2}))?", re.ASCII)
+# Commas only as thousands separators, in groups of three ("1,000", "1,234,567.89"): a comma
+# anywhere else ("20,5", "1,00") may be a decimal comma, and guessing would move money tenfold.
+_GROUPED = re.compile(r"\$?\s*\d{1,3}(?:,\d{3})+(?:\.\d*)?", re.ASCII)
+_COMMA_NUMBER = re.compile(r"\$?\s*[\d,]*\d[\d,]*(?:\.\d*)?", re.ASCII)
+_ENTER_AN_AMOUNT = "Enter an amount in dollars, like 25 or 25.50."
 
 
 class AmountError(ValueError):
@@ -16,11 +21,19 @@ class AmountError(ValueError):
 
 
 def parse_dollars(text: str) -> int:
-    """'25', '25.5', '$1,000.00' -> cents. Rejects negatives, fractions of a cent and junk."""
-    cleaned = text.strip().replace(",", "")
+    """'25', '25.5', '$1,000.00' -> cents. Rejects negatives, fractions of a cent, junk, and a
+    comma that is not a thousands separator ('20,5' is not $205)."""
+    cleaned = text.strip()
+    if "," in cleaned:
+        if _GROUPED.fullmatch(cleaned):
+            cleaned = cleaned.replace(",", "")
+        elif _COMMA_NUMBER.fullmatch(cleaned):
+            raise AmountError("Use a period for cents, like 20.50.")
+        else:
+            raise AmountError(_ENTER_AN_AMOUNT)
     match = _AMOUNT.fullmatch(cleaned)
     if not match:
-        raise AmountError("Enter an amount in dollars, like 25 or 25.50.")
+        raise AmountError(_ENTER_AN_AMOUNT)
     whole, fraction = match.group(1), (match.group(2) or "").ljust(2, "0")
     return int(whole) * 100 + int(fraction)
 

@@ -26,6 +26,9 @@ MAX_WHOLE_DOLLARS = 999_999_999  # nine digits, as the parser allows
         ("$ 12", 1200),
         ("  7.25\n", 725),
         ("1,234,567.89", 123_456_789),
+        ("1,000", 100_000),
+        ("1,000.50", 100_050),
+        ("$ 12,345.6", 1_234_560),
         ("999999999.99", 99_999_999_999),
     ],
 )
@@ -64,6 +67,15 @@ def test_parse_dollars_rejects(text):
         parse_dollars(text)
 
 
+@pytest.mark.parametrize(
+    "text", ["20,5", "1,00", "20,50", "$ 7,25", "1,0000", "12,34,567", "1,000,00", ",5", "5,", "1,,000", "1,000,5.00"]
+)
+def test_parse_dollars_refuses_a_comma_that_is_not_a_thousands_separator(text):
+    """Issue 13, finding 4: "20,5" became $205.00. A comma may be a decimal comma: ask, never guess."""
+    with pytest.raises(AmountError, match=r"^Use a period for cents, like 20\.50\.$"):
+        parse_dollars(text)
+
+
 @given(st.integers(min_value=0, max_value=MAX_WHOLE_DOLLARS * 100 + 99))
 def test_parse_dollars_reads_back_what_was_written(cents):
     dollars, rest = divmod(cents, 100)
@@ -82,11 +94,15 @@ def test_parse_dollars_gives_cents_or_a_clear_error(text):
     try:
         cents = parse_dollars(text)
     except AmountError as exc:
-        assert "Enter an amount" in str(exc)
+        assert "Enter an amount" in str(exc) or "Use a period for cents" in str(exc)
     else:
         assert isinstance(cents, int)
         assert 0 <= cents <= MAX_WHOLE_DOLLARS * 100 + 99
-        # Whatever was accepted reads as the same money with exact decimals.
+        # Whatever was accepted reads as the same money with exact decimals, and any comma in it
+        # separates thousands.
+        if "," in text:
+            whole = text.strip().lstrip("$").strip().split(".")[0]
+            assert all(len(group) == 3 for group in whole.split(",")[1:])
         assert Decimal(text.strip().lstrip("$").strip().replace(",", "")) * 100 == cents
 
 

@@ -34,8 +34,8 @@ from sqlalchemy.sql.selectable import Subquery
 from donations.clock import local_day_bounds
 from donations.extensions import db
 from donations.grants.rules import Period
+from donations.ledger.currency import counted_gift
 from donations.ledger.models import (
-    RECEIVED_STATUSES,
     Donor,
     Fund,
     Gift,
@@ -45,7 +45,6 @@ from donations.ledger.models import (
 )
 
 BATCH = 2000
-RECEIVED = [status.value for status in RECEIVED_STATUSES]
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ def _is_organization() -> ColumnElement[int]:
 
 
 def _money_gift() -> ColumnElement[bool]:
-    return and_(Gift.status.in_(RECEIVED), Gift.received_at.is_not(None))
+    return and_(counted_gift(), Gift.received_at.is_not(None))
 
 
 def _bigsum(column: ColumnElement[Any]) -> ColumnElement[int]:

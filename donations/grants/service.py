@@ -31,6 +31,7 @@ from donations.grants.models import (
 )
 from donations.grants.reports import ReportParams
 from donations.grants.rules import Period, RecurringRule, exclusion
+from donations.ledger.currency import counted_gift
 from donations.ledger.funds import SLUG
 from donations.ledger.models import Fund, Gift, Reversal
 from donations.staff.models import StaffUser
@@ -432,7 +433,7 @@ def compare_with_now(run: ReportRun) -> Comparison:
         for gift in db.session.scalars(
             select(Gift)
             .where(
-                Gift.status.in_(queries.RECEIVED),
+                counted_gift(),
                 Gift.received_at.is_not(None),
                 Gift.created_at > run.created_at,
                 queries.period_of(window) == 0,

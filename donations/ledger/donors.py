@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 
 from donations.extensions import db
-from donations.ledger.models import RECEIVED_STATUSES, Donor, Gift, Membership
+from donations.ledger.currency import counted_gift
+from donations.ledger.models import Donor, Gift, Membership
 
 SEARCH_LIMIT = 50
 # Details a merge copies to the donor kept when that donor has none.
@@ -86,7 +87,7 @@ def search(query: str, *, limit: int = SEARCH_LIMIT) -> list[DonorMatch]:
         donor_id: (count, total)
         for donor_id, count, total in db.session.execute(
             select(Gift.donor_id, func.count(Gift.id), func.coalesce(func.sum(Gift.amount_cents), 0))
-            .where(Gift.donor_id.in_([d.id for d in donors]), Gift.status.in_(RECEIVED_STATUSES))
+            .where(Gift.donor_id.in_([d.id for d in donors]), counted_gift())
             .group_by(Gift.donor_id)
         )
     }

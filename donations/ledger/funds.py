@@ -12,7 +12,8 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from donations.extensions import db
-from donations.ledger.models import RECEIVED_STATUSES, Fund, Gift, Reversal
+from donations.ledger.currency import counted_gift
+from donations.ledger.models import Fund, Gift, Reversal
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 RESERVED_SLUGS = {"thanks", "resume"}
@@ -105,14 +106,12 @@ def fund_settings(fund: Fund) -> dict[str, Any]:
 def raised_by_fund(fund_ids: list[int] | None = None) -> dict[int, int]:
     """Money received per fund, net of reversals (refunds, lost disputes), summed by the database."""
     gifts = (
-        select(Gift.fund_id, func.sum(Gift.amount_cents).label("cents"))
-        .where(Gift.status.in_(RECEIVED_STATUSES))
-        .group_by(Gift.fund_id)
+        select(Gift.fund_id, func.sum(Gift.amount_cents).label("cents")).where(counted_gift()).group_by(Gift.fund_id)
     )
     reversed_ = (
         select(Gift.fund_id, func.sum(Reversal.amount_cents).label("cents"))
         .join(Gift, Gift.id == Reversal.gift_id)
-        .where(Gift.status.in_(RECEIVED_STATUSES))
+        .where(counted_gift())
         .group_by(Gift.fund_id)
     )
     if fund_ids is not None:

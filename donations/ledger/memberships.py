@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from donations.clock import utcnow
 from donations.extensions import db, insert_ignoring
 from donations.ledger import service as ledger
+from donations.ledger.currency import refuse_foreign
 from donations.ledger.models import (
     FREQUENCY_INTERVAL,
     INTERVAL_FREQUENCY,
@@ -322,7 +323,10 @@ def start_from_checkout(origin: MembershipOrigin) -> Membership:
 
 def record_installment(origin: MembershipOrigin, payment: InstallmentPayment) -> tuple[int | None, bool]:
     """One installment gift per paid invoice. Returns (gift id, newly_recorded); a replay, or the
-    same invoice met again, changes nothing. A zero-amount invoice (a trial) records no gift."""
+    same invoice met again, changes nothing. A zero-amount invoice (a trial) records no gift.
+    Raises ForeignCurrency for money in another currency than the newsroom's."""
+    if payment.amount_cents > 0:
+        refuse_foreign(payment.currency)
     # A new membership is written with this invoice's status and period: no UPDATE follows.
     membership, created, anchor = _ensure_membership(origin, MembershipStatus.ACTIVE, None, payment.period_end)
     # A membership created just now without an anchor has no gift yet: nothing to look up.

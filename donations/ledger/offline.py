@@ -19,6 +19,7 @@ from donations.clock import local_date, newsroom_zone, utcnow
 from donations.extensions import db
 from donations.ledger import donors as donor_ledger
 from donations.ledger import service as ledger
+from donations.ledger.currency import newsroom_currency
 from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
 from donations.receipts import service as receipts
 
@@ -119,23 +120,40 @@ def _donor_for(details: DonorDetails) -> Donor:
     return donor
 
 
+def _donor_key(donor: Donor) -> tuple[str, ...]:
+    """Who sent a check, as written on it: the email address, or for a donor without one the
+    name and postal code (each donor without an email is a new row, so its id proves nothing)."""
+    if not is_placeholder_email(donor.email):
+        return ("email", donor.email.strip().casefold())
+    name = " ".join((donor.name or "").split()).casefold()
+    postal_code = "".join((donor.postal_code or "").split()).casefold()
+    return ("name", name, postal_code)
+
+
 def _duplicate_of(donor: Donor, entry: OfflineGift) -> Gift | None:
+    """The gift already recorded for the same check: its number, amount, postmark date and
+    donor. Whichever form or import brings it, a check is money received once."""
     if entry.source != GiftSource.CHECK or donor.id is None:
         return None
-    return db.session.scalar(
-        select(Gift).where(
-            Gift.donor_id == donor.id,
+    same_check = db.session.scalars(
+        select(Gift)
+        .join(Gift.donor)
+        .where(
             Gift.source == GiftSource.CHECK,
-            Gift.check_number == entry.check_number,
+            Gift.check_number == (entry.check_number or "").strip(),
             Gift.amount_cents == entry.amount_cents,
+            Gift.postmarked_on.is_not_distinct_from(entry.postmarked_on),
         )
+        .order_by(Gift.id)
     )
+    key = _donor_key(donor)
+    return next((g for g in same_check if g.donor_id == donor.id or _donor_key(g.donor) == key), None)
 
 
 def record_offline_gift(entry: OfflineGift) -> Gift:
     """A paid gift from a check, cash or other payment; its receipt queued in the same
-    transaction when the donor has an email address. The same check (donor, number, amount)
-    is never recorded twice."""
+    transaction when the donor has an email address. The same check (number, amount, postmark
+    and donor) is never recorded twice."""
     validate(entry)
     fund = db.session.get(Fund, entry.fund_id)
     if fund is None:
@@ -145,15 +163,15 @@ def record_offline_gift(entry: OfflineGift) -> Gift:
     duplicate = _duplicate_of(donor, entry)
     if duplicate is not None:
         raise OfflineGiftError(
-            f"Check {entry.check_number} for this amount from {donor.display_name} is already recorded "
-            f"(gift #{duplicate.id})."
+            f"Check {duplicate.check_number} for this amount and postmark from {donor.display_name} is already "
+            f"recorded: gift #{duplicate.id}."
         )
     gift = Gift(
         donor=donor,
         fund=fund,
         amount_cents=entry.amount_cents,
         fee_covered_cents=0,
-        currency="usd",
+        currency=newsroom_currency(),
         frequency=Frequency.ONE_TIME,
         source=entry.source,
         status=GiftStatus.PAID,

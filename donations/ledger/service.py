@@ -10,6 +10,7 @@ from sqlalchemy import insert, select
 
 from donations.clock import utcnow
 from donations.extensions import db, insert_ignoring
+from donations.ledger.currency import newsroom_currency, refuse_foreign
 from donations.ledger.donors import resolve_merged
 from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
 
@@ -126,7 +127,7 @@ def start_gift(donor: Donor, fund: Fund, details: GiftDetails) -> Gift:
         fund=fund,
         amount_cents=details.amount_cents,
         fee_covered_cents=details.fee_covered_cents,
-        currency="usd",
+        currency=newsroom_currency(),
         frequency=details.frequency,
         source=GiftSource.STRIPE,
         status=GiftStatus.PENDING,
@@ -177,7 +178,9 @@ class PaidGift:
 
 def record_checkout_payment(payment: CheckoutPayment) -> PaidGift | None:
     """Mark the session's pending gift paid, or record a new gift for a session we did not
-    create (a Payment Link). A replay changes nothing and returns None."""
+    create (a Payment Link). A replay changes nothing and returns None. Raises ForeignCurrency
+    for a payment in another currency than the newsroom's: never a gift in its totals."""
+    refuse_foreign(payment.currency)
     gift = gift_for_session(payment.session_id, lock=True)
     if gift is None and payment.gift_id is not None:
         gift = db.session.scalar(

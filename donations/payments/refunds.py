@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select
 
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger import reversals
-from donations.ledger.models import Dispute, Gift, GiftSource, GiftStatus
+from donations.ledger.models import Dispute, Gift, GiftSource, GiftStatus, Reversal
 from donations.money import format_money
 from donations.payments.gateway import GatewayError, GatewayRefused, RefundParams, get_gateway
 from donations.payments.models import RefundRequest
@@ -23,6 +23,8 @@ from donations.staff.service import audit
 
 # Stripe keeps an idempotency key for 24 hours: an unanswered request is retried within it.
 IDEMPOTENCY_WINDOW = timedelta(hours=23)
+# Longer than any gateway call with its retries: an unanswered request older than this is over.
+CALL_OVER_AFTER = timedelta(minutes=5)
 REFUNDABLE_STATUSES = (GiftStatus.PAID, GiftStatus.PARTIALLY_REFUNDED)
 
 
@@ -34,9 +36,34 @@ def _actor_name(actor: StaffUser | str) -> str:
     return actor.email if isinstance(actor, StaffUser) else actor
 
 
+def _in_flight() -> ColumnElement[bool]:
+    """Refund requests whose money may be on its way out but is not in the ledger yet: answered
+    by Stripe and awaiting their event, or unanswered and still retriable with their key."""
+    recorded = exists().where(Reversal.stripe_key == literal("refund:") + RefundRequest.stripe_refund_id)
+    return and_(
+        RefundRequest.refused_at.is_(None),
+        or_(
+            and_(RefundRequest.stripe_refund_id.is_not(None), ~recorded),
+            and_(RefundRequest.stripe_refund_id.is_(None), RefundRequest.requested_at >= utcnow() - IDEMPOTENCY_WINDOW),
+        ),
+    )
+
+
+def in_flight_cents(gift_id: int, *, besides: int | None = None) -> int:
+    """Cents asked of Stripe for the gift and not yet confirmed by its events (`besides`: a
+    request left out, the one being retried)."""
+    query = select(func.coalesce(func.sum(RefundRequest.amount_cents), 0)).where(
+        RefundRequest.gift_id == gift_id, _in_flight()
+    )
+    if besides is not None:
+        query = query.where(RefundRequest.id != besides)
+    return int(db.session.scalar(query) or 0)
+
+
 def refundable_cents(gift: Gift) -> int:
-    """The most a refund of the gift may take now: what it holds after its reversals."""
-    return reversals.net_cents(gift)
+    """The most a new refund of the gift may take now: what it holds after its reversals, less
+    the refunds already asked for and not yet confirmed (they would come out of the same money)."""
+    return max(reversals.net_cents(gift) - in_flight_cents(gift.id), 0)
 
 
 def refusal(gift: Gift) -> str | None:
@@ -49,7 +76,7 @@ def refusal(gift: Gift) -> str | None:
         return f"gift {gift.id} is disputed ({open_dispute}); Stripe refuses refunds until it closes"
     if gift.status not in REFUNDABLE_STATUSES:
         return f"gift {gift.id} is {gift.status.replace('_', ' ')}; only paid gifts can be refunded"
-    if refundable_cents(gift) <= 0:
+    if reversals.net_cents(gift) <= 0:
         return f"gift {gift.id} is already refunded in full"
     return None
 
@@ -68,20 +95,48 @@ def _refundable_gift(gift_id: int) -> Gift:
     return gift
 
 
-def _open_request(gift_id: int, amount_cents: int) -> RefundRequest | None:
-    """The same refund asked for recently whose answer never came back: retry it, same key."""
-    return db.session.scalar(
-        select(RefundRequest)
-        .where(
-            RefundRequest.gift_id == gift_id,
-            RefundRequest.amount_cents == amount_cents,
-            RefundRequest.stripe_refund_id.is_(None),
-            RefundRequest.refused_at.is_(None),
-            RefundRequest.requested_at >= utcnow() - IDEMPOTENCY_WINDOW,
-        )
-        .order_by(RefundRequest.id.desc())
-        .limit(1)
+def _open_request(gift_id: int, amount_cents: int | None) -> RefundRequest | None:
+    """A refund asked for recently whose answer never came back (of this amount; None: any):
+    asking again retries it, same key."""
+    now = utcnow()
+    query = select(RefundRequest).where(
+        RefundRequest.gift_id == gift_id,
+        RefundRequest.stripe_refund_id.is_(None),
+        RefundRequest.refused_at.is_(None),
+        RefundRequest.requested_at >= now - IDEMPOTENCY_WINDOW,
+        # Its call has ended (or, without an error written, was cut off long ago): one still
+        # under way belongs to another request, which is not retried but waited for.
+        or_(RefundRequest.error.is_not(None), RefundRequest.requested_at < now - CALL_OVER_AFTER),
     )
+    if amount_cents is not None:
+        query = query.where(RefundRequest.amount_cents == amount_cents)
+    return db.session.scalar(query.order_by(RefundRequest.id.desc()).limit(1))
+
+
+def _amount_and_retry(gift: Gift, amount_cents: int | None) -> tuple[int, RefundRequest | None]:
+    """The amount to ask for and the unanswered request it retries, if any. Called under the
+    gift's row lock, so that concurrent requests see each other's amounts and together never
+    ask for more than the gift holds."""
+    net = reversals.net_cents(gift)
+    retry = _open_request(gift.id, amount_cents)
+    if amount_cents is None:
+        # All that is left; when nothing is left but an unanswered request, that one again.
+        left = net - in_flight_cents(gift.id)
+        if left > 0 or retry is None:
+            return left, None
+        return retry.amount_cents, retry
+    # Retrying a request asks for nothing new: its own amount is not counted against it.
+    left = net - in_flight_cents(gift.id, besides=retry.id if retry else None)
+    if amount_cents <= 0 or amount_cents > left:
+        pending = net - left
+        asked = (
+            f" ({format_money(pending, gift.currency)} already asked of Stripe, not yet confirmed)" if pending else ""
+        )
+        raise RefundError(
+            f"a refund of gift {gift.id} must be more than 0 and at most "
+            f"{format_money(max(left, 0), gift.currency)}, what is left of it{asked}"
+        )
+    return amount_cents, retry
 
 
 def request_refund(
@@ -98,16 +153,13 @@ def request_refund(
         if not reason:
             raise RefundError("give a reason for the refund")
         gift = _refundable_gift(gift_id)
-        remaining = refundable_cents(gift)
-        amount = remaining if amount_cents is None else amount_cents
-        if amount <= 0 or amount > remaining:
-            left = format_money(remaining, gift.currency)
-            raise RefundError(f"a refund of gift {gift_id} must be more than 0 and at most {left}, what is left of it")
+        amount, request = _amount_and_retry(gift, amount_cents)
+        if amount <= 0:
+            raise RefundError(f"refunds already asked of Stripe take all that is left of gift {gift_id}")
     except RefundError:
         db.session.rollback()
         raise
 
-    request = _open_request(gift_id, amount)
     if request is None:
         # Gift id + its request counter (counted under the gift's row lock): a second partial
         # refund gets a new key, a retry of an unanswered one reuses its own.

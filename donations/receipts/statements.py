@@ -16,7 +16,8 @@ from sqlalchemy import String, and_, cast, exists, func, literal, select
 
 from donations.clock import local_date, local_day_bounds, utcnow
 from donations.extensions import UTCDateTime, db, insert_ignoring
-from donations.ledger.models import RECEIVED_STATUSES, Donor, Fund, Gift, Reversal
+from donations.ledger.currency import counted_gift, newsroom_currency
+from donations.ledger.models import Donor, Fund, Gift, Reversal
 from donations.receipts.models import OutboxMessage, OutboxStatus
 from donations.receipts.service import queue
 from donations.staff.models import StaffUser
@@ -103,11 +104,16 @@ def statement_for(donor_id: int, year: int) -> Statement:
     start, end = _year_bounds(year)
     gift_in_year = and_(
         Gift.donor_id == donor_id,
-        Gift.status.in_(RECEIVED_STATUSES),
+        counted_gift(),
         Gift.received_at >= start,
         Gift.received_at < end,
     )
-    reversal_in_year = and_(Gift.donor_id == donor_id, Reversal.reversed_at >= start, Reversal.reversed_at < end)
+    reversal_in_year = and_(
+        Gift.donor_id == donor_id,
+        Gift.currency == newsroom_currency(),
+        Reversal.reversed_at >= start,
+        Reversal.reversed_at < end,
+    )
 
     gift_rows = db.session.execute(
         select(
@@ -200,9 +206,7 @@ def statement_for(donor_id: int, year: int) -> Statement:
 def statement_years(donor_id: int) -> list[int]:
     """The local years, newest first, in which the donor has a gift or a reversal."""
     first_gift, last_gift = db.session.execute(
-        select(func.min(Gift.received_at), func.max(Gift.received_at)).where(
-            Gift.donor_id == donor_id, Gift.status.in_(RECEIVED_STATUSES)
-        )
+        select(func.min(Gift.received_at), func.max(Gift.received_at)).where(Gift.donor_id == donor_id, counted_gift())
     ).one()
     last_reversal = db.session.scalar(
         select(func.max(Reversal.reversed_at)).join(Gift, Reversal.gift_id == Gift.id).where(Gift.donor_id == donor_id)
@@ -253,7 +257,7 @@ def queue_annual_statements(year: int) -> int:
     json_object = func.json_build_object if dialect == "postgresql" else func.json_object
     gave = exists().where(
         Gift.donor_id == Donor.id,
-        Gift.status.in_(RECEIVED_STATUSES),
+        counted_gift(),
         Gift.received_at >= start,
         Gift.received_at < end,
     )

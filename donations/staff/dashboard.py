@@ -14,7 +14,8 @@ from sqlalchemy import case, func, select
 from donations.clock import local_date, local_day_bounds, utcnow
 from donations.extensions import db
 from donations.giving.protection import BlockReason, blocked_attempt_counts
-from donations.ledger.models import RECEIVED_STATUSES, Gift, Membership, MembershipStatus, Reversal
+from donations.ledger.currency import counted_gift
+from donations.ledger.models import Gift, Membership, MembershipStatus, Reversal
 from donations.staff.localtime import local_date as sql_local_date
 
 CHART_DAYS = 90
@@ -64,7 +65,7 @@ def period_totals(today: date) -> list[PeriodTotal]:
         .select_from(Gift)
         .outerjoin(reversed_, reversed_.c.gift_id == Gift.id)
         .where(
-            Gift.status.in_(RECEIVED_STATUSES),
+            counted_gift(),
             Gift.received_at >= local_day_bounds(fy_start, fy_start)[0],
             Gift.received_at < end,
         )
@@ -110,7 +111,7 @@ def gifts_per_day(today: date, days: int = CHART_DAYS) -> list[Day]:
         row.day: (int(row.gifts), int(row.cents))
         for row in db.session.execute(
             select(day, func.count(Gift.id).label("gifts"), func.sum(Gift.amount_cents).label("cents"))
-            .where(Gift.status.in_(RECEIVED_STATUSES), Gift.received_at >= start, Gift.received_at < end)
+            .where(counted_gift(), Gift.received_at >= start, Gift.received_at < end)
             .group_by(day)
         )
     }

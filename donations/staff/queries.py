@@ -17,7 +17,8 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from donations.clock import local_day_bounds
 from donations.extensions import MAX_ROW_ID, db
-from donations.ledger.models import RECEIVED_STATUSES, Dispute, Donor, Fund, Gift, Membership, Reversal
+from donations.ledger.currency import counted_gift
+from donations.ledger.models import Dispute, Donor, Fund, Gift, Membership, Reversal
 from donations.ledger.service import email_key
 from donations.staff.localtime import local_year
 from donations.staff.models import AuditEntry, StaffUser
@@ -233,7 +234,7 @@ def totals_by_year(donor_ids: list[int]) -> list[YearTotal]:
         )
         .select_from(Gift)
         .outerjoin(reversed_, reversed_.c.gift_id == Gift.id)
-        .where(Gift.donor_id.in_(donor_ids), Gift.status.in_(RECEIVED_STATUSES), Gift.received_at.is_not(None))
+        .where(Gift.donor_id.in_(donor_ids), counted_gift(), Gift.received_at.is_not(None))
         .group_by(year)
         .order_by(year.desc())
     )

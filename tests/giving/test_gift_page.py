@@ -122,7 +122,15 @@ def test_suggested_amount_makes_a_pending_gift(client, fund):
 
 @pytest.mark.parametrize(
     ("typed", "cents"),
-    [("37", 3700), ("37.5", 3750), ("$1,234.56", 123456), (" 5 ", 500), ("25000.00", 2_500_000)],
+    [
+        ("37", 3700),
+        ("37.5", 3750),
+        ("$1,234.56", 123456),
+        (" 5 ", 500),
+        ("25000.00", 2_500_000),
+        ("1,000", 100_000),
+        ("1,000.50", 100_050),
+    ],
 )
 def test_custom_amount(client, fund, typed, cents):
     response = post_gift(client, amount_choice="other", custom_amount=typed)
@@ -140,6 +148,10 @@ def test_custom_amount(client, fund, typed, cents):
         ("twenty", "Enter an amount in dollars, like 25 or 25.50."),
         ("12.345", "Enter an amount in dollars, like 25 or 25.50."),
         ("", "Enter the amount you would like to give."),
+        # A decimal comma is refused, not read as thousands (issue 13, finding 4: "20,5" was $205).
+        ("20,5", "Use a period for cents, like 20.50."),
+        ("1,00", "Use a period for cents, like 20.50."),
+        ("10,50", "Use a period for cents, like 20.50."),
     ],
 )
 def test_custom_amount_out_of_range_or_unreadable(client, fund, typed, message):

@@ -3,6 +3,7 @@ in the ledger only from the events Stripe sends back."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +17,7 @@ from donations.staff.models import AuditEntry
 from donations.staff.service import create_staff_user
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
-from tests.http_recorder import Answer, HTTPRecorder, stripe_error
+from tests.http_recorder import Answer, HTTPRecorder, RecordedRequest, stripe_error
 from tests.payments import money_events as me
 
 REFUNDS = "/v1/refunds"
@@ -193,3 +194,107 @@ def test_cli_refund(app, fund):
     assert refused.exit_code == 1 and "at most $25.00" in refused.output
     missing_reason = runner.invoke(args=["payments", "refund", str(gift.id)])
     assert missing_reason.exit_code == 2 and "--reason" in missing_reason.output
+
+
+def refund_for_what_was_asked(request: RecordedRequest) -> Answer:
+    """Stripe's answer to any refund request: a new refund of the amount asked, a moment later."""
+    return Answer(
+        json=me.refund(amount=int(request.form["amount"]), payment_intent=request.form["payment_intent"]),
+        delay=0.1,
+    )
+
+
+def asked_of_stripe(api: HTTPRecorder) -> list[int]:
+    return [int(r.form["amount"]) for r in api.requests_to("POST", REFUNDS)]
+
+
+def test_refunds_not_yet_confirmed_count_against_what_is_left(client, webhook_secret, fund, finance, stripe_api):
+    """Issue 13, finding 9: two refunds of $6.00 on a $10.00 gift both reached Stripe, because
+    the first is in the ledger only once Stripe's event arrives."""
+    gift = paid_gift(fund, 1_000)
+    stripe_api.route("POST", REFUNDS, refund_for_what_was_asked)
+    first = request_refund(gift.id, 600, "Requested by donor", finance)
+    with pytest.raises(RefundError, match=r"at most \$4\.00, what is left of it \(\$6\.00 already asked of Stripe"):
+        request_refund(gift.id, 600, "Requested by donor", finance)
+    assert asked_of_stripe(stripe_api) == [600]
+    # What is left is asked for, and then nothing more, not even "everything".
+    request_refund(gift.id, None, "The rest", finance)
+    with pytest.raises(RefundError, match="take all that is left"):
+        request_refund(gift.id, None, "The rest", finance)
+    assert asked_of_stripe(stripe_api) == [600, 400]
+
+    # Once Stripe confirms the first, it counts through the ledger, once, not twice.
+    refund = me.refund(refund_id=first, amount=600, payment_intent=gift.stripe_payment_intent_id)
+    assert se.post_event(client, se.event("refund.created", refund), webhook_secret).status_code == 200
+    with pytest.raises(RefundError, match=r"at most \$0\.00"):
+        request_refund(gift.id, 1, "One cent more", finance)
+    assert asked_of_stripe(stripe_api) == [600, 400]
+
+
+def test_a_refund_stripe_refused_or_that_failed_frees_its_amount(client, webhook_secret, fund, finance, stripe_api):
+    gift = paid_gift(fund, 1_000)
+    stripe_api.route(
+        "POST",
+        REFUNDS,
+        [
+            Answer(status=400, json=stripe_error("Refunds are paused.", "invalid_request_error")),
+            refund_answer("re_test_fails", 600, gift.stripe_payment_intent_id),
+            refund_answer("re_test_after", 1_000, gift.stripe_payment_intent_id),
+        ],
+    )
+    with pytest.raises(RefundError, match="paused"):
+        request_refund(gift.id, 600, "Requested by donor", finance)
+    assert request_refund(gift.id, 600, "Requested by donor", finance) == "re_test_fails"
+    failed = me.refund(
+        refund_id="re_test_fails", amount=600, payment_intent=gift.stripe_payment_intent_id, status="failed"
+    )
+    assert se.post_event(client, se.event("refund.created", failed), webhook_secret).status_code == 200
+    assert request_refund(gift.id, None, "Again, all of it", finance) == "re_test_after"
+    assert asked_of_stripe(stripe_api) == [600, 600, 1_000]
+
+
+def _concurrent_refunds(app, gift_id: int, amounts: list[int]) -> list[Exception | str]:
+    """Each amount asked for at the same moment, from its own app context (session, connection)."""
+    start = threading.Barrier(len(amounts))
+    outcomes: list[Exception | str] = [RuntimeError("did not run")] * len(amounts)
+
+    def ask(index: int, amount: int) -> None:
+        with app.app_context():
+            try:
+                start.wait()
+                outcomes[index] = request_refund(gift_id, amount, "Requested by donor", "cli:test")
+            except Exception as exc:
+                outcomes[index] = exc
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=ask, args=(i, amount)) for i, amount in enumerate(amounts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
+@pytest.mark.postgresql_only
+@pytest.mark.parametrize(
+    ("gift_cents", "amounts"),
+    [(1_000, [600, 600]), (1_002, [400, 550, 600, 700, 800])],
+)
+def test_concurrent_refunds_never_ask_stripe_for_more_than_the_gift(
+    app, fund, finance, stripe_api, gift_cents, amounts
+):
+    """Issue 13, finding 9: five concurrent refunds of $4-8 on a $10.02 gift made five Stripe
+    calls totalling $30.00. Under the gift's row lock each request sees the others' amounts."""
+    gift = paid_gift(fund, gift_cents)
+    stripe_api.route("POST", REFUNDS, refund_for_what_was_asked)
+    outcomes = _concurrent_refunds(app, gift.id, amounts)
+    asked = asked_of_stripe(stripe_api)
+    assert sum(asked) <= gift_cents, asked
+    made = [o for o in outcomes if isinstance(o, str)]
+    refused = [o for o in outcomes if not isinstance(o, str)]
+    assert len(made) == len(asked) >= 1
+    assert all(isinstance(o, RefundError) and "at most" in str(o) for o in refused), refused
+    db.session.expire_all()
+    requests = db.session.scalars(select(RefundRequest)).all()
+    assert sorted(r.amount_cents for r in requests) == sorted(asked)

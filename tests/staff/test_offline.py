@@ -142,6 +142,9 @@ def test_cash_for_an_existing_donor_by_number_follows_a_merge(client, finance):
         ({"source": "check", "check_number": "5", "postmarked_on": "2999-01-01"}, "postmark cannot be later"),
         ({"source": "check", "check_number": "5", "amount": "0"}, "more than zero"),
         ({"source": "check", "check_number": "5", "amount": "12.345"}, "Enter an amount in dollars"),
+        # Issue 13, finding 4: a decimal comma on a staff form too ("20,5" was $205.00).
+        ({"source": "check", "check_number": "5", "amount": "20,5"}, "Use a period for cents, like 20.50."),
+        ({"source": "check", "check_number": "5", "amount": "1,00"}, "Use a period for cents, like 20.50."),
         ({"source": "stripe", "check_number": "5"}, "Not a valid choice"),
         ({"source": "check", "check_number": "5", "name": ""}, "Give the donor's name or email"),
         ({"source": "check", "check_number": "5", "donor_id": "999999"}, "There is no donor #999999"),
@@ -232,6 +235,71 @@ def test_the_same_check_is_never_recorded_twice(client, finance):
     assert "already recorded" in page_text(again.get_data(as_text=True))
     in_one_batch = post_batch(client, fund, day, {**row, "check_number": "556"}, {**row, "check_number": "556"})
     assert in_one_batch.status_code == 400
+    assert count(Gift) == 1
+
+
+def edna_check(**changes: str) -> dict[str, str]:
+    """Issue 13, finding 3: a check from a donor who gave no email address."""
+    postmark = today() - timedelta(days=8)
+    return {
+        "name": "Edna NoEmail",
+        "postal_code": "97205",
+        "source": "check",
+        "check_number": "2001",
+        "amount": "1,200.00",
+        "postmarked_on": postmark.isoformat(),
+        "received_on": today().isoformat(),
+        **changes,
+    }
+
+
+def test_a_check_without_an_email_is_never_recorded_twice(client, finance):
+    """Issue 13, finding 3: check 2001, $1,200.00, "Edna NoEmail", no email, entered twice,
+    became gifts #19 and #20, both counted. Without an email the donor is her name (case-folded)
+    and postal code."""
+    fund = make_fund()
+    first = post_single(client, fund=fund.id, **edna_check())
+    assert first.status_code == 303, page_text(first.get_data(as_text=True))
+    gift = db.session.scalars(select(Gift)).one()
+
+    for repeat in (edna_check(), edna_check(name="  EDNA   noemail ", postal_code="97205 ")):
+        again = post_single(client, fund=fund.id, **repeat)
+        assert again.status_code == 400
+        assert f"already recorded: gift #{gift.id}" in page_text(again.get_data(as_text=True))
+    # In a batch too, alone or twice in one batch.
+    row = {k: v for k, v in edna_check().items() if k not in ("source", "received_on")}
+    in_batch = post_batch(client, fund, today(), row)
+    assert in_batch.status_code == 400
+    assert (
+        f"Row 1: Check 2001 for this amount and postmark from Edna NoEmail is already recorded: gift #{gift.id}."
+        in (page_text(in_batch.get_data(as_text=True)))
+    )
+    twice = post_batch(client, fund, today(), {**row, "check_number": "2002"}, {**row, "check_number": "2002"})
+    assert twice.status_code == 400
+    assert "Row 2: Check 2002" in page_text(twice.get_data(as_text=True))
+    assert count(Gift) == 1
+    assert funds.raised_by_fund()[fund.id] == 120_000
+
+    # Another check: another number, amount, postmark, or another person of the same name.
+    for other in (
+        edna_check(check_number="2003"),
+        edna_check(amount="1,200.01"),
+        edna_check(postmarked_on=(today() - timedelta(days=9)).isoformat()),
+        edna_check(postal_code="10001"),
+    ):
+        assert post_single(client, fund=fund.id, **other).status_code == 303
+    assert count(Gift) == 5
+
+
+def test_the_same_check_from_an_email_donor_is_refused_whatever_the_form(client, finance):
+    fund = make_fund()
+    check = edna_check(email="Edna@Example.org")
+    assert post_single(client, fund=fund.id, **check).status_code == 303
+    gift = db.session.scalars(select(Gift)).one()
+    # The same email in another case, another name: the same donor, the same check.
+    again = post_single(client, fund=fund.id, **{**check, "email": "edna@example.ORG", "name": "E. N."})
+    assert again.status_code == 400
+    assert f"gift #{gift.id}" in page_text(again.get_data(as_text=True))
     assert count(Gift) == 1
 
 

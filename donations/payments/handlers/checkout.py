@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from donations.ledger import service as ledger
-from donations.payments.handlers import StripeEventData, handles
+from donations.ledger.currency import ForeignCurrency
+from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.subscriptions import start_membership_from_checkout
 from donations.receipts import service as receipts
 
@@ -80,7 +81,11 @@ def checkout_paid(event: StripeEventData) -> None:
     if session.get("mode") != "payment" or session.get("payment_status") != "paid":
         # Unpaid sessions (bank debits) wait for async_payment_succeeded.
         return
-    paid = ledger.record_checkout_payment(_payment_from_session(session, event))
+    try:
+        paid = ledger.record_checkout_payment(_payment_from_session(session, event))
+    except ForeignCurrency as exc:
+        # Kept, not applied, with the reason staff read on /staff/events: never a gift in totals.
+        raise EventDeferred(str(exc)) from None
     if paid is not None:  # None: a replay, its receipt was queued the first time
         receipts.enqueue(
             "gift_receipt",

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from donations.ledger import memberships
+from donations.ledger.currency import ForeignCurrency
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
 from donations.payments.handlers.subscriptions import frequency_interval, gift_id_from, supported_interval
@@ -109,7 +110,7 @@ def invoice_paid(event: StripeEventData) -> None:
     )
     try:
         memberships.record_installment(_origin(invoice, event, subscription_id), payment)
-    except memberships.MembershipNotKnown as exc:
+    except (memberships.MembershipNotKnown, ForeignCurrency) as exc:
         raise EventDeferred(str(exc)) from None
 
 

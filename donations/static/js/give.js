@@ -10,7 +10,10 @@
   var baseOut = form.querySelector("[data-fee-base]");
 
   function cents(text) {
-    var m = /^\$?\s*(\d{1,9})(?:\.(\d{1,2}))?$/.exec(text.trim().replace(/,/g, ""));
+    text = text.trim();
+    // A comma only as a thousands separator, as the server reads it ("20,5" is not 205).
+    if (text.indexOf(",") >= 0 && !/^\$?\s*\d{1,3}(,\d{3})+(\.\d*)?$/.test(text)) { return null; }
+    var m = /^\$?\s*(\d{1,9})(?:\.(\d{1,2}))?$/.exec(text.replace(/,/g, ""));
     if (!m) { return null; }
     return parseInt(m[1], 10) * 100 + parseInt((m[2] || "").padEnd(2, "0") || "0", 10);
   }
