@@ -91,7 +91,6 @@ class MembershipOrigin:
     email: str | None = None
     name: str | None = None
     postal_code: str | None = None
-    business_name: str | None = None
     amount_cents: int | None = None
     currency: str = "usd"
     interval: str | None = None  # month | year
@@ -164,7 +163,6 @@ def _donor_for(origin: MembershipOrigin, anchor: Gift | None) -> Donor | None:
             origin.email,
             name=origin.name,
             postal_code=origin.postal_code,
-            organization=origin.business_name,
             stripe_customer_id=origin.customer_id,
         )
     if anchor is not None:

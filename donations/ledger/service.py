@@ -31,10 +31,12 @@ def find_or_create_donor(
     *,
     name: str | None = None,
     postal_code: str | None = None,
-    organization: str | None = None,
     stripe_customer_id: str | None = None,
 ) -> Donor:
     """The donor with this email (case-folded), created if new; blank details are filled in.
+
+    An organization is never taken here: a gift given on behalf of one names it on the gift
+    (Gift.organization), and the person stays a person on their own statements.
 
     Safe against two requests creating the same donor at once (INSERT ... ON CONFLICT). The
     donor row is then locked FOR KEY SHARE until the caller commits (PostgreSQL; SQLite
@@ -53,7 +55,6 @@ def find_or_create_donor(
             "email_key": key,
             "name": name or None,
             "postal_code": postal_code or None,
-            "organization": organization or None,
             "stripe_customer_id": stripe_customer_id or None,
             "created_at": utcnow(),
         },
@@ -71,8 +72,6 @@ def find_or_create_donor(
         donor.name = name
     if postal_code and not donor.postal_code:
         donor.postal_code = postal_code
-    if organization and not donor.organization:
-        donor.organization = organization
     if stripe_customer_id and not donor.stripe_customer_id:
         donor.stripe_customer_id = stripe_customer_id
     return donor
@@ -190,7 +189,6 @@ def record_checkout_payment(payment: CheckoutPayment) -> PaidGift | None:
         payment.email,
         name=payment.name,
         postal_code=payment.postal_code,
-        organization=payment.business_name,
         stripe_customer_id=payment.customer_id,
     )
     if gift is None:

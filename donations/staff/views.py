@@ -545,7 +545,6 @@ def offline_gift():  # type: ignore[no-untyped-def]
                 donor_id=form.donor_id.data,
                 email=form.email.data,
                 name=form.name.data,
-                organization=form.organization.data,
                 address_line1=form.address_line1.data,
                 city=form.city.data,
                 region=form.region.data,
