@@ -238,3 +238,30 @@ def fail_checkout(session_id: str) -> Gift | None:
     if gift is not None and gift.status == GiftStatus.PENDING:
         gift.status = GiftStatus.FAILED
     return gift
+
+
+def record_card(
+    *, charge_id: str | None, payment_intent_id: str | None, gift_id: int | None, last4: str
+) -> Gift | None:
+    """Note the card a gift was paid with (from Stripe's charge), whichever comes first: the
+    charge or the gift's checkout. None: no gift is known for this charge yet."""
+    gift = None
+    if payment_intent_id:
+        gift = db.session.scalar(
+            select(Gift).where(Gift.stripe_payment_intent_id == payment_intent_id).order_by(Gift.id).limit(1)
+        )
+    if gift is None and gift_id is not None:
+        # Our own checkout's gift, still pending: its payment intent is learned at completion.
+        gift = db.session.scalar(
+            select(Gift).where(
+                Gift.id == gift_id,
+                Gift.source == GiftSource.STRIPE,
+                Gift.stripe_payment_intent_id.is_(None) | (Gift.stripe_payment_intent_id == payment_intent_id),
+            )
+        )
+    if gift is None:
+        return None
+    gift.card_last4 = last4
+    if charge_id and not gift.stripe_charge_id:
+        gift.stripe_charge_id = charge_id
+    return gift

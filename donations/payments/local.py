@@ -118,6 +118,7 @@ def paid_checkout_session(
     mode: str = "payment",
     subscription_id: str | None = None,
     customer_id: str | None = None,
+    payment_intent_id: str | None = None,
 ) -> dict[str, Any]:
     """A completed Checkout Session with the fields Stripe's own object carries."""
     return {
@@ -148,12 +149,31 @@ def paid_checkout_session(
         "livemode": False,
         "metadata": metadata,
         "mode": mode,
-        "payment_intent": new_id("pi") if mode == "payment" else None,
+        "payment_intent": (payment_intent_id or new_id("pi")) if mode == "payment" else None,
         "payment_link": None,
         "payment_status": "paid",
         "status": "complete",
         "subscription": subscription_id,
         "invoice": None,
+        "created": int(time.time()),
+    }
+
+
+def succeeded_charge(
+    *, payment_intent_id: str, amount_cents: int, currency: str, card_last4: str, metadata: dict[str, str]
+) -> dict[str, Any]:
+    """The charge of a paid checkout, as Stripe's `charge.succeeded` carries it: the card's last
+    four digits are what the receipt shows."""
+    return {
+        "id": payment_intent_id.replace("pi_", "ch_", 1),
+        "object": "charge",
+        "amount": amount_cents,
+        "currency": currency,
+        "metadata": metadata,
+        "paid": True,
+        "payment_intent": payment_intent_id,
+        "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": card_last4}},
+        "status": "succeeded",
         "created": int(time.time()),
     }
 
