@@ -28,6 +28,7 @@ from donations.ledger import service as ledger
 from donations.ledger.models import (
     FREQUENCY_INTERVAL,
     INTERVAL_FREQUENCY,
+    UNPAID_STATUSES,
     Donor,
     Frequency,
     Gift,
@@ -457,7 +458,7 @@ def _invoice_state_queries() -> tuple[ScalarSelect[int], ScalarSelect[str], Sele
             Gift.attribution,
             Gift.amount_cents,
             Gift.fee_covered_cents,
-            Gift.stripe_invoice_id.is_(None) & Gift.status.in_((GiftStatus.PENDING, GiftStatus.FAILED)),
+            Gift.stripe_invoice_id.is_(None) & Gift.status.in_(UNPAID_STATUSES),
         )
         .where(Gift.membership_id == bindparam("membership_id"))
         .order_by(Gift.id)
@@ -472,7 +473,7 @@ def _pending_anchor(membership: Membership) -> Gift | None:
         .where(
             Gift.membership_id == membership.id,
             Gift.stripe_invoice_id.is_(None),
-            Gift.status.in_((GiftStatus.PENDING, GiftStatus.FAILED)),
+            Gift.status.in_(UNPAID_STATUSES),
         )
         .order_by(Gift.id)
         .limit(1)

@@ -233,11 +233,20 @@ def record_checkout_payment(payment: CheckoutPayment) -> PaidGift | None:
     return PaidGift(gift.id, donor.id, donor.email)
 
 
-def fail_checkout(session_id: str) -> Gift | None:
+def fail_checkout(session_id: str, status: GiftStatus = GiftStatus.FAILED) -> Gift | None:
+    """The session's gift brought no money: FAILED (its payment failed) or EXPIRED (abandoned).
+    A paid gift is never changed; an expiry is final."""
     gift = gift_for_session(session_id, lock=True)
-    if gift is not None and gift.status == GiftStatus.PENDING:
-        gift.status = GiftStatus.FAILED
+    if gift is not None and gift.status in (GiftStatus.PENDING, GiftStatus.FAILED):
+        gift.status = status
     return gift
+
+
+def decline_gift(gift_id: int) -> None:
+    """A card was declined in the gift's checkout: the gift is failed until another card pays it."""
+    gift = db.session.get(Gift, gift_id, with_for_update=True)
+    if gift is not None and gift.source == GiftSource.STRIPE and gift.status == GiftStatus.PENDING:
+        gift.status = GiftStatus.FAILED
 
 
 def record_card(

@@ -12,17 +12,21 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, url_for
+from sqlalchemy import select
 
 from donations.extensions import db
-from donations.ledger.models import Gift
+from donations.ledger.models import Gift, GiftStatus
 from donations.payments import signing
 from donations.payments.gateway import CheckoutRequest, CheckoutSession, EventPage, GatewayError, RefundParams
 
 PAYING_CARD = "4242424242424242"
 DECLINING_CARD = "4000000000000002"
+# Stripe expires an unpaid Checkout Session 24 hours after it was created (its default).
+SESSION_LIFETIME = timedelta(hours=24)
 
 
 class LocalGateway:
@@ -176,6 +180,34 @@ def succeeded_charge(
         "status": "succeeded",
         "created": int(time.time()),
     }
+
+
+def is_stale(gift: Gift, now: datetime) -> bool:
+    return gift.status in (GiftStatus.PENDING, GiftStatus.FAILED) and gift.created_at <= now - SESSION_LIFETIME
+
+
+def expire_session(session_id: str) -> int:
+    """Tell the webhook the session expired, as Stripe does when nobody paid it in time."""
+    session = {"id": session_id, "object": "checkout.session", "status": "expired", "payment_status": "unpaid"}
+    return deliver(event("checkout.session.expired", session))
+
+
+def expire_stale_checkouts(now: datetime) -> int:
+    """Expire every local checkout left unpaid for longer than Stripe keeps one open (run by
+    `payments sync`); returns how many. Stripe sends these events itself."""
+    session_ids = db.session.scalars(
+        select(Gift.stripe_checkout_session_id).where(
+            Gift.stripe_checkout_session_id.like("cs\\_local\\_%", escape="\\"),
+            Gift.status.in_((GiftStatus.PENDING, GiftStatus.FAILED)),
+            Gift.created_at <= now - SESSION_LIFETIME,
+        )
+    ).all()
+    db.session.rollback()  # end the read: each event is applied in its own transaction
+    expired = 0
+    for session_id in session_ids:
+        if session_id and expire_session(session_id) == 200:
+            expired += 1
+    return expired
 
 
 def deliver(event_payload: dict[str, Any]) -> int:

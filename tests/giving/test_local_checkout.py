@@ -94,7 +94,8 @@ def test_paying_twice_changes_nothing(client, fund):
     assert counted_gifts() == 1
 
 
-def test_declined_card_leaves_the_gift_pending_and_uncounted(client, fund):
+def test_declined_card_fails_the_gift_until_another_card_pays_it(client, fund):
+    """Issue 13, finding 5: the declined card's gift stayed pending forever."""
     checkout, html = open_checkout(client)
     response = pay(client, checkout, html, DECLINES)
     assert response.status_code == 400
@@ -102,7 +103,7 @@ def test_declined_card_leaves_the_gift_pending_and_uncounted(client, fund):
     assert "Your card was declined. No money was taken; try another card." in page_text(page)
     assert 'aria-invalid="true"' in page
     gift = only_gift()
-    assert gift.status == GiftStatus.PENDING
+    assert gift.status == GiftStatus.FAILED
     assert gift.received_at is None
     assert counted_gifts() == 0
     assert row_counts()["stripe_events"] == 0

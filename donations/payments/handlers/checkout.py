@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from donations.ledger import service as ledger
+from donations.ledger.models import GiftStatus
 from donations.payments.handlers import StripeEventData, handles
 from donations.payments.handlers.subscriptions import start_membership_from_checkout
 from donations.receipts import service as receipts
@@ -91,6 +92,11 @@ def checkout_paid(event: StripeEventData) -> None:
         )
 
 
-@handles("checkout.session.async_payment_failed", "checkout.session.expired")
+@handles("checkout.session.async_payment_failed")
 def checkout_failed(event: StripeEventData) -> None:
     ledger.fail_checkout(event.object["id"])
+
+
+@handles("checkout.session.expired")
+def checkout_expired(event: StripeEventData) -> None:
+    ledger.fail_checkout(event.object["id"], GiftStatus.EXPIRED)
