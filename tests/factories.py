@@ -26,8 +26,10 @@ def make_fund(slug: str | None = None, *, is_default: bool = False, **kwargs: An
     return fund
 
 
-def make_donor(email: str | None = None, **kwargs: Any) -> Donor:
+def make_donor(email: str | None = None, *, organization: str | None = None, **kwargs: Any) -> Donor:
     donor = service.find_or_create_donor(email or f"donor{next(_seq)}@example.org", **kwargs)
+    # The ledger never gives a donor an organization (gifts name theirs); staff data may.
+    donor.organization = organization
     db.session.commit()
     return donor
 

@@ -13,7 +13,7 @@ from donations.giving.forms import GiftForm
 from donations.giving.page_cache import cached_gift_page
 from donations.ledger import memberships
 from donations.ledger import service as ledger
-from donations.ledger.models import Frequency, Fund, Gift, GiftStatus
+from donations.ledger.models import RECEIVED_STATUSES, UNPAID_STATUSES, Frequency, Fund, Gift, GiftStatus
 from donations.payments.gateway import GatewayError
 
 bp = Blueprint("giving", __name__)
@@ -53,7 +53,7 @@ def _prefill_from(token: str) -> dict[str, Any]:
     except BadSignature:
         return {}
     gift = db.session.get(Gift, gift_id)
-    if gift is None or gift.status != GiftStatus.PENDING:
+    if gift is None or gift.status not in UNPAID_STATUSES:
         return {}
     base = gift.amount_cents - gift.fee_covered_cents
     return {
@@ -157,7 +157,9 @@ def thanks():  # type: ignore[no-untyped-def]
     gift = ledger.gift_for_session(session_id) if session_id else None
     if gift is None:
         abort(404)
-    paid = gift.status != GiftStatus.PENDING
+    paid = gift.status in RECEIVED_STATUSES
+    if gift.status == GiftStatus.EXPIRED:  # (a failed one may yet be paid with another card)
+        return render_template("giving/expired.html", gift=gift)
     if gift.frequency != Frequency.ONE_TIME:
         level = memberships.level_for_gift(gift)
         return render_template("giving/membership_thanks.html", gift=gift, paid=paid, level=level)

@@ -318,6 +318,17 @@ def reversals_stmt(window: Window) -> Select[Any]:
     )
 
 
+def anonymous_owners_stmt(window: Window) -> Select[Any]:
+    """The donors who gave anonymously in the window: every export names them only by id."""
+    return (
+        select(owner_id().label("owner"))
+        .select_from(Gift)
+        .join(Donor, Donor.id == Gift.donor_id)
+        .where(Gift.anonymous.is_(True), _money_gift(), period_of(window) == 0)
+        .distinct()
+    )
+
+
 def _net_in(span: Window) -> tuple[Subquery, ColumnElement[int]]:
     sums = _reversal_sums()
     net = Gift.amount_cents - _clamped(sums.c.total)

@@ -288,11 +288,12 @@ def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
             continue
         result = evaluate(rules, DonorFacts([_group_facts(row) for row in rows], _increases(increase_rows)))
         first = rows[0]
+        # Reports leave the newsroom: an anonymous donor is only its id, nothing to find them by.
         yield EvaluatedDonor(
             owner=owner,
-            name=first.donor_name,
-            email=first.donor_email,
-            organization=first.donor_organization,
+            name=None if anonymous else first.donor_name,
+            email=None if anonymous else first.donor_email,
+            organization=None if anonymous else first.donor_organization,
             anonymous=anonymous,
             result=result,
         )
@@ -530,6 +531,9 @@ def ledger(ctx: Context) -> Report:
             gifts, context_groups, changes, reversals
         ):
             by_id = {row.id: row for row in gift_rows}
+            # One anonymous gift makes the donor "Anonymous" on every row: the same donor id
+            # beside their name on another row would say who gave it.
+            anonymous = any(row.anonymous for row in gift_rows)
             facts = [_gift_facts(row) for row in gift_rows] + [_group_facts(row) for row in before]
             result = evaluate(rules, DonorFacts(facts, _increases(increase_rows)))
             donors_counted += result.counted_cents > 0
@@ -546,12 +550,12 @@ def ledger(ctx: Context) -> Report:
                 counted += gift.counted_cents
                 matchable += gift.matchable_cents
                 gift_count += 1
-                yield _ledger_gift_row(zone, row, gift)
+                yield _ledger_gift_row(zone, row, gift, anonymous)
                 if reversals_of:
                     for reversal in reversals_of.get(row.id, ()):
                         reversed_total += reversal.amount_cents
                         reversal_count += 1
-                        yield _ledger_reversal_row(zone, row, reversal)
+                        yield _ledger_reversal_row(zone, row, reversal, anonymous)
         report.totals.update(
             {
                 "gross_cents": gross,
@@ -581,7 +585,7 @@ def _donor_label(name: str | None, anonymous: bool) -> str:
 _REASON_TEXT = {reason: (reason.value, reason.explanation) for reason in Reason}
 
 
-def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult) -> tuple[Cell, ...]:
+def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult, anonymous: bool) -> tuple[Cell, ...]:
     # By position (the columns of queries.gifts_stmt): a million of these.
     (
         owner,
@@ -601,7 +605,7 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult) -> tuple[C
         received_at,
         postmarked_on,
         _check_number,
-        anonymous,
+        _anonymous,
         _organization,
         tax_deductible,
         _currency,
@@ -639,7 +643,7 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult) -> tuple[C
     )
 
 
-def _ledger_reversal_row(zone: ZoneInfo, row: Row[Any], reversal: Row[Any]) -> tuple[Cell, ...]:
+def _ledger_reversal_row(zone: ZoneInfo, row: Row[Any], reversal: Row[Any], anonymous: bool) -> tuple[Cell, ...]:
     _owner, _gift_id, reversal_id, kind, amount, reversed_at = reversal
     return (
         row.id,
@@ -648,7 +652,7 @@ def _ledger_reversal_row(zone: ZoneInfo, row: Row[Any], reversal: Row[Any]) -> t
         reversed_at.astimezone(zone).date(),
         None,
         row.owner,
-        _donor_label(row.donor_name, row.anonymous),
+        _donor_label(row.donor_name, anonymous),
         row.fund_name,
         SOURCE_LABELS.get(row.source, row.source),
         row.frequency,
@@ -754,6 +758,7 @@ def reversals(ctx: Context) -> Report:
 
     def rows() -> Iterator[tuple[Cell, ...]]:
         exports = saved_exports(ctx.program_id)
+        anonymous = set(db.session.scalars(queries.anonymous_owners_stmt(ctx.window)))
         rules = ctx.rules
         total = after = 0
         count = 0
@@ -773,7 +778,7 @@ def reversals(ctx: Context) -> Report:
                 counting_date(row.gift_received_at, row.gift_postmarked_on, ctx.zone),
                 Money(row.gift_amount_cents),
                 row.owner,
-                _donor_label(row.donor_name, row.anonymous),
+                _donor_label(row.donor_name, row.owner in anonymous),
                 row.fund_name,
                 SOURCE_LABELS.get(row.source, row.source),
                 "yes" if reason is None else reason.value,
@@ -826,7 +831,7 @@ def disclosure(ctx: Context) -> Report:
             yield (
                 row.owner,
                 _donor_label(row.donor_name, bool(row.anonymous)),
-                row.donor_organization,
+                None if row.anonymous else row.donor_organization,
                 Money(row.total),
                 _tier(row.total),
                 bool(row.anonymous),

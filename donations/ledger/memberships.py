@@ -29,6 +29,7 @@ from donations.ledger.currency import refuse_foreign
 from donations.ledger.models import (
     FREQUENCY_INTERVAL,
     INTERVAL_FREQUENCY,
+    UNPAID_STATUSES,
     Donor,
     Frequency,
     Gift,
@@ -92,7 +93,6 @@ class MembershipOrigin:
     email: str | None = None
     name: str | None = None
     postal_code: str | None = None
-    business_name: str | None = None
     amount_cents: int | None = None
     currency: str = "usd"
     interval: str | None = None  # month | year
@@ -165,7 +165,6 @@ def _donor_for(origin: MembershipOrigin, anchor: Gift | None) -> Donor | None:
             origin.email,
             name=origin.name,
             postal_code=origin.postal_code,
-            organization=origin.business_name,
             stripe_customer_id=origin.customer_id,
         )
     if anchor is not None:
@@ -463,7 +462,7 @@ def _invoice_state_queries() -> tuple[ScalarSelect[int], ScalarSelect[str], Sele
             Gift.attribution,
             Gift.amount_cents,
             Gift.fee_covered_cents,
-            Gift.stripe_invoice_id.is_(None) & Gift.status.in_((GiftStatus.PENDING, GiftStatus.FAILED)),
+            Gift.stripe_invoice_id.is_(None) & Gift.status.in_(UNPAID_STATUSES),
         )
         .where(Gift.membership_id == bindparam("membership_id"))
         .order_by(Gift.id)
@@ -478,7 +477,7 @@ def _pending_anchor(membership: Membership) -> Gift | None:
         .where(
             Gift.membership_id == membership.id,
             Gift.stripe_invoice_id.is_(None),
-            Gift.status.in_((GiftStatus.PENDING, GiftStatus.FAILED)),
+            Gift.status.in_(UNPAID_STATUSES),
         )
         .order_by(Gift.id)
         .limit(1)

@@ -39,11 +39,16 @@ class GiftSource(enum.StrEnum):
 class GiftStatus(enum.StrEnum):
     PENDING = "pending"  # checkout started, no money yet: never counted
     PAID = "paid"
-    FAILED = "failed"
+    FAILED = "failed"  # declined, or the payment failed: no money
+    EXPIRED = "expired"  # the checkout was abandoned (Stripe expires sessions after 24 hours)
     REFUNDED = "refunded"
     PARTIALLY_REFUNDED = "partially_refunded"
     DISPUTED = "disputed"
 
+
+# A checkout that brought no money (yet): never counted, hidden from donor pages by default.
+# A failed one may still be paid (another card in the same checkout), an expired one not.
+UNPAID_STATUSES = (GiftStatus.PENDING, GiftStatus.FAILED, GiftStatus.EXPIRED)
 
 # Statuses whose money arrived (reversals are subtracted separately).
 RECEIVED_STATUSES = (
@@ -178,6 +183,8 @@ class Gift(Base):
         Index("ix_gifts_received_at_id", "received_at", "id"),
         Index("ix_gifts_donor_received_at", "donor_id", "received_at"),
         Index("ix_gifts_fund_received_at", "fund_id", "received_at"),
+        # Staff's lists of unpaid checkouts (?status=pending), by when they started.
+        Index("ix_gifts_status_created_at", "status", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

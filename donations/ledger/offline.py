@@ -41,7 +41,6 @@ class DonorDetails:
     donor_id: int | None = None
     email: str | None = None
     name: str | None = None
-    organization: str | None = None
     address_line1: str | None = None
     city: str | None = None
     region: str | None = None
@@ -108,9 +107,7 @@ def _donor_for(details: DonorDetails) -> Donor:
         return donor_ledger.resolve_merged(donor)
     email = (details.email or "").strip() or f"{secrets.token_hex(8)}@{NO_EMAIL_DOMAIN}"
     donor = donor_ledger.resolve_merged(
-        ledger.find_or_create_donor(
-            email, name=details.name, postal_code=details.postal_code, organization=details.organization
-        )
+        ledger.find_or_create_donor(email, name=details.name, postal_code=details.postal_code)
     )
     # Fill in the postal address the check came with; never overwrite what is known.
     for attribute in ("address_line1", "city", "region"):

@@ -32,10 +32,12 @@ def find_or_create_donor(
     *,
     name: str | None = None,
     postal_code: str | None = None,
-    organization: str | None = None,
     stripe_customer_id: str | None = None,
 ) -> Donor:
     """The donor with this email (case-folded), created if new; blank details are filled in.
+
+    An organization is never taken here: a gift given on behalf of one names it on the gift
+    (Gift.organization), and the person stays a person on their own statements.
 
     Safe against two requests creating the same donor at once (INSERT ... ON CONFLICT). The
     donor row is then locked FOR KEY SHARE until the caller commits (PostgreSQL; SQLite
@@ -54,7 +56,6 @@ def find_or_create_donor(
             "email_key": key,
             "name": name or None,
             "postal_code": postal_code or None,
-            "organization": organization or None,
             "stripe_customer_id": stripe_customer_id or None,
             "created_at": utcnow(),
         },
@@ -72,8 +73,6 @@ def find_or_create_donor(
         donor.name = name
     if postal_code and not donor.postal_code:
         donor.postal_code = postal_code
-    if organization and not donor.organization:
-        donor.organization = organization
     if stripe_customer_id and not donor.stripe_customer_id:
         donor.stripe_customer_id = stripe_customer_id
     return donor
@@ -193,7 +192,6 @@ def record_checkout_payment(payment: CheckoutPayment) -> PaidGift | None:
         payment.email,
         name=payment.name,
         postal_code=payment.postal_code,
-        organization=payment.business_name,
         stripe_customer_id=payment.customer_id,
     )
     if gift is None:
@@ -238,8 +236,44 @@ def record_checkout_payment(payment: CheckoutPayment) -> PaidGift | None:
     return PaidGift(gift.id, donor.id, donor.email)
 
 
-def fail_checkout(session_id: str) -> Gift | None:
+def fail_checkout(session_id: str, status: GiftStatus = GiftStatus.FAILED) -> Gift | None:
+    """The session's gift brought no money: FAILED (its payment failed) or EXPIRED (abandoned).
+    A paid gift is never changed; an expiry is final."""
     gift = gift_for_session(session_id, lock=True)
-    if gift is not None and gift.status == GiftStatus.PENDING:
+    if gift is not None and gift.status in (GiftStatus.PENDING, GiftStatus.FAILED):
+        gift.status = status
+    return gift
+
+
+def decline_gift(gift_id: int) -> None:
+    """A card was declined in the gift's checkout: the gift is failed until another card pays it."""
+    gift = db.session.get(Gift, gift_id, with_for_update=True)
+    if gift is not None and gift.source == GiftSource.STRIPE and gift.status == GiftStatus.PENDING:
         gift.status = GiftStatus.FAILED
+
+
+def record_card(
+    *, charge_id: str | None, payment_intent_id: str | None, gift_id: int | None, last4: str
+) -> Gift | None:
+    """Note the card a gift was paid with (from Stripe's charge), whichever comes first: the
+    charge or the gift's checkout. None: no gift is known for this charge yet."""
+    gift = None
+    if payment_intent_id:
+        gift = db.session.scalar(
+            select(Gift).where(Gift.stripe_payment_intent_id == payment_intent_id).order_by(Gift.id).limit(1)
+        )
+    if gift is None and gift_id is not None:
+        # Our own checkout's gift, still pending: its payment intent is learned at completion.
+        gift = db.session.scalar(
+            select(Gift).where(
+                Gift.id == gift_id,
+                Gift.source == GiftSource.STRIPE,
+                Gift.stripe_payment_intent_id.is_(None) | (Gift.stripe_payment_intent_id == payment_intent_id),
+            )
+        )
+    if gift is None:
+        return None
+    gift.card_last4 = last4
+    if charge_id and not gift.stripe_charge_id:
+        gift.stripe_charge_id = charge_id
     return gift

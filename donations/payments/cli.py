@@ -23,9 +23,16 @@ DEFAULT_SYNC_DAYS = 3
 )
 def sync_command(since: date | None) -> None:
     """Apply every Stripe event not applied yet, retry failed ones, reconcile payouts."""
+    from flask import current_app
+
     from donations.clock import local_day_bounds, utcnow
     from donations.payments.sync import run_sync
 
+    if current_app.config["PAYMENTS_GATEWAY"] == "local":
+        # Stripe expires abandoned checkouts itself; the local gateway does it here.
+        from donations.payments.local import expire_stale_checkouts
+
+        click.echo(f"Expired {expire_stale_checkouts(utcnow())} local checkouts left unpaid for 24 hours.")
     start = local_day_bounds(since.date(), since.date())[0] if since else utcnow() - timedelta(days=DEFAULT_SYNC_DAYS)
     run = run_sync(start)
     click.echo(f"Sync {run.id}: {run.events_seen} events listed, {run.events_applied} applied.")

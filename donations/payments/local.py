@@ -12,17 +12,21 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, url_for
+from sqlalchemy import select
 
 from donations.extensions import db
-from donations.ledger.models import Gift
+from donations.ledger.models import Gift, GiftStatus
 from donations.payments import signing
 from donations.payments.gateway import CheckoutRequest, CheckoutSession, EventPage, GatewayError, RefundParams
 
 PAYING_CARD = "4242424242424242"
 DECLINING_CARD = "4000000000000002"
+# Stripe expires an unpaid Checkout Session 24 hours after it was created (its default).
+SESSION_LIFETIME = timedelta(hours=24)
 
 
 class LocalGateway:
@@ -118,6 +122,7 @@ def paid_checkout_session(
     mode: str = "payment",
     subscription_id: str | None = None,
     customer_id: str | None = None,
+    payment_intent_id: str | None = None,
 ) -> dict[str, Any]:
     """A completed Checkout Session with the fields Stripe's own object carries."""
     return {
@@ -148,7 +153,7 @@ def paid_checkout_session(
         "livemode": False,
         "metadata": metadata,
         "mode": mode,
-        "payment_intent": new_id("pi") if mode == "payment" else None,
+        "payment_intent": (payment_intent_id or new_id("pi")) if mode == "payment" else None,
         "payment_link": None,
         "payment_status": "paid",
         "status": "complete",
@@ -156,6 +161,53 @@ def paid_checkout_session(
         "invoice": None,
         "created": int(time.time()),
     }
+
+
+def succeeded_charge(
+    *, payment_intent_id: str, amount_cents: int, currency: str, card_last4: str, metadata: dict[str, str]
+) -> dict[str, Any]:
+    """The charge of a paid checkout, as Stripe's `charge.succeeded` carries it: the card's last
+    four digits are what the receipt shows."""
+    return {
+        "id": payment_intent_id.replace("pi_", "ch_", 1),
+        "object": "charge",
+        "amount": amount_cents,
+        "currency": currency,
+        "metadata": metadata,
+        "paid": True,
+        "payment_intent": payment_intent_id,
+        "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": card_last4}},
+        "status": "succeeded",
+        "created": int(time.time()),
+    }
+
+
+def is_stale(gift: Gift, now: datetime) -> bool:
+    return gift.status in (GiftStatus.PENDING, GiftStatus.FAILED) and gift.created_at <= now - SESSION_LIFETIME
+
+
+def expire_session(session_id: str) -> int:
+    """Tell the webhook the session expired, as Stripe does when nobody paid it in time."""
+    session = {"id": session_id, "object": "checkout.session", "status": "expired", "payment_status": "unpaid"}
+    return deliver(event("checkout.session.expired", session))
+
+
+def expire_stale_checkouts(now: datetime) -> int:
+    """Expire every local checkout left unpaid for longer than Stripe keeps one open (run by
+    `payments sync`); returns how many. Stripe sends these events itself."""
+    session_ids = db.session.scalars(
+        select(Gift.stripe_checkout_session_id).where(
+            Gift.stripe_checkout_session_id.like("cs\\_local\\_%", escape="\\"),
+            Gift.status.in_((GiftStatus.PENDING, GiftStatus.FAILED)),
+            Gift.created_at <= now - SESSION_LIFETIME,
+        )
+    ).all()
+    db.session.rollback()  # end the read: each event is applied in its own transaction
+    expired = 0
+    for session_id in session_ids:
+        if session_id and expire_session(session_id) == 200:
+            expired += 1
+    return expired
 
 
 def deliver(event_payload: dict[str, Any]) -> int:

@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 
-from donations.extensions import csrf, limiter
+from donations.clock import utcnow
+from donations.extensions import csrf, db, limiter
 from donations.giving import protection
 from donations.ledger import service as ledger
 from donations.ledger.models import Frequency, Gift, GiftStatus
@@ -56,7 +57,12 @@ def local_checkout(session_id: str):  # type: ignore[no-untyped-def]
     _local_gateway_only()
     gift = _pending_local_gift(session_id)
     thanks = url_for("giving.thanks", session_id=session_id)
-    if gift.status != GiftStatus.PENDING:
+    if local.is_stale(gift, utcnow()):
+        db.session.rollback()
+        if local.expire_session(session_id) != 200:
+            return render_template("giving/retry.html"), 503
+        return redirect(thanks)  # which says it expired
+    if gift.status not in (GiftStatus.PENDING, GiftStatus.FAILED):  # a failed one: try another card
         return redirect(thanks)
     error = None
     if request.method == "POST":
@@ -68,7 +74,18 @@ def local_checkout(session_id: str):  # type: ignore[no-untyped-def]
                 return render_template("giving/retry.html"), 503
             return redirect(thanks)
         if card == local.PAYING_CARD:
-            status = local.deliver(local.event("checkout.session.completed", _session_object(gift)))
+            session = _session_object(gift)
+            charge = local.succeeded_charge(
+                payment_intent_id=session["payment_intent"],
+                amount_cents=gift.amount_cents,
+                currency=gift.currency,
+                card_last4=card[-4:],
+                metadata=session["metadata"],
+            )
+            # Stripe sends the charge and the session's completion, usually in this order.
+            status = local.deliver(local.event("charge.succeeded", charge))
+            if status == 200:
+                status = local.deliver(local.event("checkout.session.completed", session))
             if status != 200:
                 log.error("local webhook delivery answered %s", status)
                 return render_template("giving/retry.html"), 503
@@ -77,6 +94,9 @@ def local_checkout(session_id: str):  # type: ignore[no-untyped-def]
             protection.record_decline(
                 address=request.remote_addr, email=gift.donor.email, card=protection.local_card_fingerprint(card)
             )
+            # As Stripe's charge.failed would: failed, unless another card pays it now.
+            ledger.decline_gift(gift.id)
+            db.session.commit()
         error = (
             "Your card was declined. No money was taken; try another card."
             if card == local.DECLINING_CARD

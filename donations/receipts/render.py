@@ -271,7 +271,9 @@ def statement_values(statement: Statement) -> dict[str, Any]:
                 "date": format_date(g.received_on, format="medium", locale=LOCALE),
                 "fund": g.fund_name,
                 "amount": format_money(g.amount_cents, g.currency),
-                "kind": "membership" if g.frequency != Frequency.ONE_TIME else "one-time gift",
+                "kind": ("membership" if g.frequency != Frequency.ONE_TIME else "one-time gift")
+                # The organization is the gift's, never the person's: say it on that line only.
+                + (f" on behalf of {g.organization}" if g.organization else ""),
                 "method": "card ending in " + g.card_last4 if g.card_last4 else g.source,
             }
             for g in statement.gifts

@@ -12,13 +12,22 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, case, func, select, tuple_
 from sqlalchemy.orm import joinedload, selectinload
 
 from donations.clock import local_day_bounds
 from donations.extensions import MAX_ROW_ID, db
 from donations.ledger.currency import counted_gift
-from donations.ledger.models import Dispute, Donor, Fund, Gift, Membership, Reversal
+from donations.ledger.models import (
+    RECEIVED_STATUSES,
+    UNPAID_STATUSES,
+    Dispute,
+    Donor,
+    Fund,
+    Gift,
+    Membership,
+    Reversal,
+)
 from donations.ledger.service import email_key
 from donations.staff.localtime import local_year
 from donations.staff.models import AuditEntry, StaffUser
@@ -80,12 +89,22 @@ def _reversed_cents() -> Any:
     )
 
 
+def listed_by_start(filters: GiftFilters) -> bool:
+    """Unpaid checkouts (a pending, failed or expired status asked for) have no time received:
+    they are listed, dated and paged by when they started."""
+    return filters.status in UNPAID_STATUSES
+
+
 def gift_list_statement(filters: GiftFilters, after: GiftCursor | None, limit: int) -> Select[Any]:
-    """Received gifts, newest first, filtered; the page after `after`."""
+    """Received gifts (or, asked for by status, unpaid ones), newest first, filtered; the page
+    after `after`."""
+    moment = Gift.created_at if listed_by_start(filters) else Gift.received_at
     statement = (
         select(
             Gift.id,
+            moment.label("listed_at"),
             Gift.received_at,
+            Gift.created_at,
             Gift.amount_cents,
             Gift.currency,
             Gift.frequency,
@@ -102,14 +121,14 @@ def gift_list_statement(filters: GiftFilters, after: GiftCursor | None, limit: i
         )
         .join(Donor, Donor.id == Gift.donor_id)
         .join(Fund, Fund.id == Gift.fund_id)
-        .where(Gift.received_at.is_not(None))
+        .where(moment.is_not(None))
     )
     if filters.first or filters.last:
         start, end = local_day_bounds(filters.first or date(1970, 1, 1), filters.last or date(9998, 12, 31))
         if filters.first:
-            statement = statement.where(Gift.received_at >= start)
+            statement = statement.where(moment >= start)
         if filters.last:
-            statement = statement.where(Gift.received_at < end)
+            statement = statement.where(moment < end)
     if filters.fund_id is not None:
         statement = statement.where(Gift.fund_id == filters.fund_id)
     if filters.source:
@@ -125,8 +144,8 @@ def gift_list_statement(filters: GiftFilters, after: GiftCursor | None, limit: i
     if filters.email:
         statement = statement.where(Donor.email_key == email_key(filters.email))
     if after is not None:
-        statement = statement.where(tuple_(Gift.received_at, Gift.id) < tuple_(after.received_at, after.id))
-    return statement.order_by(Gift.received_at.desc(), Gift.id.desc()).limit(limit)
+        statement = statement.where(tuple_(moment, Gift.id) < tuple_(after.received_at, after.id))
+    return statement.order_by(moment.desc(), Gift.id.desc()).limit(limit)
 
 
 @dataclass(frozen=True)
@@ -141,7 +160,7 @@ def gift_page(filters: GiftFilters, after: GiftCursor | None = None, page_size: 
     rows = db.session.execute(gift_list_statement(filters, after, page_size + 1)).all()
     more = len(rows) > page_size
     rows = rows[:page_size]
-    cursor = GiftCursor(rows[-1].received_at, rows[-1].id) if more else None
+    cursor = GiftCursor(rows[-1].listed_at, rows[-1].id) if more else None
     return GiftPage(rows, cursor)
 
 
@@ -178,16 +197,36 @@ def history_of(target_type: str, target_id: int) -> list[AuditEntry]:
 DONOR_GIFTS_SHOWN = 500
 
 
-def donor_gifts(donor_ids: list[int]) -> list[Any]:
+def donor_gifts(donor_ids: list[int], *, unpaid: bool = False) -> list[Any]:
     """The donor's gifts (`donor_ids`: the donor and the duplicates merged into it), newest
-    first (pending checkouts last), with each one's net reversal."""
-    return db.session.execute(
+    first, with each one's net reversal; checkouts never paid only with `unpaid` (listed last)."""
+    statement = (
         select(Gift, Fund.name.label("fund_name"), _reversed_cents().label("reversed_cents"))
         .join(Fund, Fund.id == Gift.fund_id)
         .where(Gift.donor_id.in_(donor_ids))
-        .order_by(Gift.received_at.is_(None), Gift.received_at.desc(), Gift.id.desc())
-        .limit(DONOR_GIFTS_SHOWN)
+    )
+    if not unpaid:
+        statement = statement.where(Gift.status.not_in(UNPAID_STATUSES))
+    return db.session.execute(
+        statement.order_by(Gift.received_at.is_(None), Gift.received_at.desc(), Gift.id.desc()).limit(DONOR_GIFTS_SHOWN)
     ).all()
+
+
+@dataclass(frozen=True)
+class DonorGiving:
+    first_paid_at: datetime | None  # "donor since": the first gift whose money arrived
+    unpaid_count: int  # checkouts started and never paid (pending, failed, expired)
+
+
+def donor_giving(donor_ids: list[int]) -> DonorGiving:
+    received = Gift.status.in_(RECEIVED_STATUSES)
+    first, unpaid = db.session.execute(
+        select(
+            func.min(case((received, Gift.received_at))),
+            func.count(case((Gift.status.in_(UNPAID_STATUSES), Gift.id))),
+        ).where(Gift.donor_id.in_(donor_ids))
+    ).one()
+    return DonorGiving(first, int(unpaid))
 
 
 def donor_memberships(donor_ids: list[int]) -> list[Membership]:

@@ -32,7 +32,7 @@ from donations.ledger import donors as donor_ledger
 from donations.ledger import funds as fund_ledger
 from donations.ledger import offline, reversals
 from donations.ledger.edits import Designation
-from donations.ledger.models import Donor, Fund, Gift, GiftSource
+from donations.ledger.models import UNPAID_STATUSES, Donor, Fund, Gift, GiftSource
 from donations.ledger.service import LedgerError
 from donations.money import format_money
 from donations.payments import refunds
@@ -377,6 +377,7 @@ def gifts():  # type: ignore[no-untyped-def]
         "staff/gifts.html",
         form=form,
         page=page,
+        by_start=form.status.data in UNPAID_STATUSES,
         next_url=next_url,
         first_url=first_url if form.after.data else None,
     ), status
@@ -486,13 +487,17 @@ def _render_donor(donor: Donor, merge_form: forms.MergeForm | None = None, statu
     merged_from = donor_ledger.merged_from(donor.id)
     # A gift recorded for a duplicate's email after the merge is still this person's.
     donor_ids = [donor.id, *(other.id for other in merged_from)]
+    # Checkouts never paid clutter the page: shown only when asked for.
+    show_unpaid = request.args.get("unpaid") == "1"
     return render_template(
         "staff/donor.html",
         donor=donor,
         merged_into=db.session.get(Donor, donor.merged_into_id) if donor.merged_into_id else None,
         merged_from=merged_from,
-        gifts=queries.donor_gifts(donor_ids),
+        gifts=queries.donor_gifts(donor_ids, unpaid=show_unpaid),
         gifts_shown=queries.DONOR_GIFTS_SHOWN,
+        giving=queries.donor_giving(donor_ids),
+        show_unpaid=show_unpaid,
         memberships=queries.donor_memberships(donor_ids),
         years=queries.totals_by_year(donor_ids),
         statement_url=_statement_url(donor.id),
@@ -545,7 +550,6 @@ def offline_gift():  # type: ignore[no-untyped-def]
                 donor_id=form.donor_id.data,
                 email=form.email.data,
                 name=form.name.data,
-                organization=form.organization.data,
                 address_line1=form.address_line1.data,
                 city=form.city.data,
                 region=form.region.data,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from donations.extensions import db
 from donations.ledger.models import GiftStatus
 from donations.payments.models import StripeEvent
+from donations.receipts import render
 from donations.receipts.models import OutboxMessage
 from tests.factories import make_fund
 from tests.forms import checked_values, extract_csrf_token, input_value, page_text
@@ -60,7 +61,8 @@ def test_paying_with_4242_records_the_gift_and_thanks_the_reader(client, fund):
     assert gift.tax_deductible is False
     assert counted_gifts() == 1
     # It came through the real webhook: verified, stored by id, applied once.
-    stored = db.session.scalars(select(StripeEvent)).one()
+    charge, stored = db.session.scalars(select(StripeEvent).order_by(StripeEvent.received_at)).all()
+    assert charge.type == "charge.succeeded" and charge.applied_at is not None
     assert (stored.type, stored.received_via, stored.error) == ("checkout.session.completed", "webhook", None)
     assert stored.applied_at is not None
     assert stored.payload["data"]["object"]["metadata"]["gift_id"] == str(gift.id)
@@ -92,7 +94,8 @@ def test_paying_twice_changes_nothing(client, fund):
     assert counted_gifts() == 1
 
 
-def test_declined_card_leaves_the_gift_pending_and_uncounted(client, fund):
+def test_declined_card_fails_the_gift_until_another_card_pays_it(client, fund):
+    """Issue 13, finding 5: the declined card's gift stayed pending forever."""
     checkout, html = open_checkout(client)
     response = pay(client, checkout, html, DECLINES)
     assert response.status_code == 400
@@ -100,7 +103,7 @@ def test_declined_card_leaves_the_gift_pending_and_uncounted(client, fund):
     assert "Your card was declined. No money was taken; try another card." in page_text(page)
     assert 'aria-invalid="true"' in page
     gift = only_gift()
-    assert gift.status == GiftStatus.PENDING
+    assert gift.status == GiftStatus.FAILED
     assert gift.received_at is None
     assert counted_gifts() == 0
     assert row_counts()["stripe_events"] == 0
@@ -209,3 +212,13 @@ def _cancel_link(html: str) -> str:
     match = re.search(r'<a href="([^"]+)">Cancel and return to the form</a>', html)
     assert match
     return unescape(match.group(1))
+
+
+def test_the_local_receipt_names_the_cards_last_four_digits(client, fund):
+    """Issue 13, finding 8: the local gateway sends charge.succeeded as Stripe does."""
+    checkout, html = open_checkout(client, amount_choice="5000")
+    pay(client, checkout, html, PAYS)
+    gift = only_gift()
+    assert gift.card_last4 == "4242"
+    message = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "gift_receipt")).one()
+    assert "card ending in 4242" in render.render(message.kind, message.context).text

@@ -383,3 +383,39 @@ def test_editing_a_program_after_an_export_is_recorded(fund):
     run = db.session.scalars(select(ReportRun)).one()
     assert run.program_settings["last_day"] == "2026-12-31"
     assert service.edits_after(run) == [{"setting": "last_day", "then": "2026-12-31", "now": "2027-01-15"}]
+
+
+@pytest.mark.parametrize("kind", ["donors", "ledger", "reversals", "disclosure"])
+def test_an_anonymous_donor_is_only_anonymous_and_an_id_in_every_export(client, fund, kind):
+    """Issue 13, finding 7: the donors CSV printed `1,Anonymous,jane@example.com,Acme Hardware`.
+    An anonymous gift's donor leaves the newsroom as "Anonymous" and the internal id, on every
+    row (a named row with the same id would say who gave); staff pages still show who it is."""
+    program = make_program()
+    jane = make_donor("jane@example.com", name="Jane Doe", organization="Acme Hardware", postal_code="94110")
+    jane.address_line1 = "12 Elm Street"
+    db.session.commit()
+    make_gift(jane, fund, 150_000, received_at=local(2026, 11, 3), anonymous=True)
+    named = make_gift(jane, fund, 20_000, received_at=local(2026, 12, 1))
+    reverse(named, 5_000, at=local(2026, 12, 5))
+    make_gift(make_donor("plain@example.org", name="Plain Person"), fund, 2_000, received_at=local(2026, 11, 4))
+    sign_in(client, make_staff("finance"))
+    html = client.get(f"/staff/grants/{program.slug}/reports/{kind}").get_data(as_text=True)
+    export_url = f"/staff/grants/{program.slug}/reports/{kind}/export"
+
+    as_csv = client.post(export_url, data={"csrf_token": extract_csrf_token(html), "format": "csv"})
+    as_xlsx = client.post(export_url, data={"csrf_token": extract_csrf_token(html), "format": "xlsx"})
+    assert (as_csv.status_code, as_xlsx.status_code) == (200, 200)
+    sheet = openpyxl.load_workbook(io.BytesIO(as_xlsx.get_data())).active
+    for rows_out in (
+        list(csv.reader(io.StringIO(as_csv.get_data().decode("utf-8-sig")))),
+        [[cell.value for cell in row] for row in sheet.iter_rows()],
+    ):
+        text = " ".join(str(cell) for row in rows_out for cell in row if cell is not None)
+        for secret in ("Jane", "jane@example.com", "Acme", "Elm Street", "94110"):
+            assert secret not in text, (kind, secret)
+        janes = [row for row in rows_out if "Anonymous" in row]
+        assert janes and all(str(jane.id) in [str(cell) for cell in row] for row in janes)
+        assert "Plain Person" in text or kind in ("reversals", "disclosure")  # others still named
+
+    staff_page = client.get(f"/staff/donors/{jane.id}").get_data(as_text=True)
+    assert "Jane Doe" in staff_page and "jane@example.com" in staff_page

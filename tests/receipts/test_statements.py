@@ -12,11 +12,12 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from donations.extensions import db
-from donations.ledger.models import GiftStatus, Reversal, ReversalKind
+from donations.ledger.models import Donor, GiftStatus, Reversal, ReversalKind
 from donations.receipts import statements
 from donations.receipts.models import OutboxMessage
 from donations.receipts.worker import OutboxWorker
 from donations.staff.models import AuditEntry
+from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token, extract_csrf_token, page_text
 from tests.receipts.conftest import sign_in
@@ -205,3 +206,25 @@ def test_forged_altered_or_expired_links_show_nothing(app, client, giving_year):
         text = page_text(response.get_data(as_text=True))
         assert "can't be used" in text and "2025" not in text
     assert "expired" in page_text(client.get(f"/statements/{expired_token}").get_data(as_text=True))
+
+
+def test_an_organization_named_on_one_gift_stays_on_that_gift(app, client, webhook_secret):
+    """Issue 13, finding 6: "Acme Hardware", given once on its behalf, was printed on the
+    donor's personal annual statement as though it were the donor's."""
+    make_fund("news", is_default=True)
+    for business_name in ("Acme Hardware", None):
+        session = se.checkout_session(email="jane@example.com", name="Jane Doe", business_name=business_name)
+        se.post_event(
+            client,
+            se.event("checkout.session.completed", session, created=int(at(2026, 3, 1).timestamp())),
+            webhook_secret,
+        )
+    donor = db.session.scalars(select(Donor)).one()
+    assert donor.organization is None
+    assert sorted(g.organization or "" for g in donor.gifts) == ["", "Acme Hardware"]
+
+    sign_in(client, "finance")
+    page = page_text(client.get(url_for("receipts_staff.statement", donor_id=donor.id, year=2026)).get_data(True))
+    header = page.split("Gifts in 2026")[0]
+    assert "Jane Doe" in header and "Acme Hardware" not in header
+    assert page.count("Acme Hardware") == 1 and "one-time gift on behalf of Acme Hardware" in page

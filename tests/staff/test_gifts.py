@@ -271,3 +271,54 @@ def test_local_dates_filter_by_the_newsroom_zone(app):
     page = queries.gift_page(queries.GiftFilters(first=date(2026, 3, 8), last=date(2026, 3, 8)))
     assert [row.id for row in page.rows] == [gift.id]
     assert queries.gift_page(queries.GiftFilters(last=date(2026, 3, 7))).rows == []
+
+
+def unpaid_gift(donor, fund, status: str, started: datetime) -> Gift:  # type: ignore[no-untyped-def]
+    gift = Gift(donor=donor, fund=fund, amount_cents=1000, status=status, tax_deductible=False, created_at=started)
+    db.session.add(gift)
+    db.session.commit()
+    return gift
+
+
+def test_unpaid_checkouts_are_listed_by_status_newest_started_first(client, finance):
+    """Issue 13, finding 5: ?status=pending and ?status=failed showed nothing, although a donor
+    page listed 12 pending gifts."""
+    fund = make_fund("general")
+    donor = make_donor("pat@example.org", name="Pat")
+    now = datetime.now(UTC)
+    unpaid = {}
+    for status in (GiftStatus.PENDING, GiftStatus.FAILED, GiftStatus.EXPIRED):
+        unpaid[status] = [unpaid_gift(donor, fund, status, now - timedelta(hours=hours)) for hours in (5, 1, 3)]
+    paid = make_gift(donor, fund, 2500, received_at=now)
+    for status, gifts in unpaid.items():
+        newest_first = [g.id for g in sorted(gifts, key=lambda g: g.created_at, reverse=True)]
+        assert listed_ids(client, f"?status={status}") == newest_first
+        page = page_text(client.get(f"/staff/gifts?status={status}").get_data(as_text=True))
+        assert "Checkouts never paid" in page and "Started" in page
+    assert listed_ids(client) == [paid.id]  # the list of gifts received is unchanged
+    # Paged by when they started, and filtered by that date.
+    page = queries.gift_page(queries.GiftFilters(status="pending"), page_size=2)
+    rest = queries.gift_page(queries.GiftFilters(status="pending"), page.next_cursor, page_size=2)
+    assert [r.id for r in page.rows + rest.rows] == listed_ids(client, "?status=pending")
+    today = now.astimezone(UTC).date()
+    assert len(listed_ids(client, f"?status=expired&first={today + timedelta(days=2)}")) == 0
+
+
+def test_a_donor_page_hides_unpaid_checkouts_and_dates_the_donor_by_the_first_paid_gift(client, finance):
+    """Issue 13, finding 5: "Donor since" showed an abandoned checkout's time, and the page was
+    cluttered with them."""
+    fund = make_fund("general")
+    donor = make_donor("pat@example.org", name="Pat")
+    donor.created_at = datetime(2025, 1, 10, 20, tzinfo=UTC)
+    db.session.commit()
+    abandoned = [unpaid_gift(donor, fund, GiftStatus.EXPIRED, donor.created_at) for _ in range(12)]
+    paid = make_gift(donor, fund, 2500, received_at=datetime(2026, 3, 5, 20, tzinfo=UTC))
+    page = client.get(f"/staff/donors/{donor.id}").get_data(as_text=True)
+    assert f'href="/staff/gifts/{paid.id}"' in page
+    assert not any(f'href="/staff/gifts/{gift.id}"' in page for gift in abandoned)
+    text = page_text(page)
+    since = text.split("Donor since")[1][:30]
+    assert "2026" in since and "2025" not in since
+    assert "Show 12 checkouts never paid" in text
+    everything = client.get(f"/staff/donors/{donor.id}?unpaid=1").get_data(as_text=True)
+    assert all(f'href="/staff/gifts/{gift.id}"' in everything for gift in [*abandoned, paid])

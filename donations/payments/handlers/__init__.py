@@ -63,4 +63,13 @@ def handled_types() -> list[str]:
 
 
 # Importing the modules registers their handlers.
-from donations.payments.handlers import checkout, declines, disputes, invoices, payouts, refunds, subscriptions  # noqa: E402, F401
+from donations.payments.handlers import (  # noqa: E402, F401
+    charges,
+    checkout,
+    declines,
+    disputes,
+    invoices,
+    payouts,
+    refunds,
+    subscriptions,
+)

@@ -6,6 +6,7 @@ from typing import Any
 
 from donations.ledger import service as ledger
 from donations.ledger.currency import ForeignCurrency
+from donations.ledger.models import GiftStatus
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.subscriptions import start_membership_from_checkout
 from donations.receipts import service as receipts
@@ -96,6 +97,11 @@ def checkout_paid(event: StripeEventData) -> None:
         )
 
 
-@handles("checkout.session.async_payment_failed", "checkout.session.expired")
+@handles("checkout.session.async_payment_failed")
 def checkout_failed(event: StripeEventData) -> None:
     ledger.fail_checkout(event.object["id"])
+
+
+@handles("checkout.session.expired")
+def checkout_expired(event: StripeEventData) -> None:
+    ledger.fail_checkout(event.object["id"], GiftStatus.EXPIRED)

@@ -147,7 +147,6 @@ def start_membership_from_checkout(event: StripeEventData) -> None:
             field(session, "customer_details", "individual_name") or field(session, "customer_details", "name"), 200
         ),
         postal_code=text(field(session, "customer_details", "address", "postal_code"), 20),
-        business_name=text(field(session, "customer_details", "business_name"), 200),
         amount_cents=cents(session.get("amount_total")) or None,
         currency=currency(session.get("currency")),
         interval=frequency_interval(metadata),
