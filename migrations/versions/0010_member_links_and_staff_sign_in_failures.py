@@ -5,7 +5,7 @@ failed staff sign-ins per email and client address, replacing the per-account lo
 (staff_users.failed_signins, locked_until), which anyone could aim at a staff member.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-11-30
 
 """
