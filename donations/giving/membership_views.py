@@ -25,6 +25,7 @@ from donations.giving.membership_forms import AmountForm, CardForm, LinkRequestF
 from donations.ledger.models import Donor
 from donations.payments.gateway import GatewayError
 from donations.payments.local_billing import LocalBillingError
+from donations.receipts.render import public_url
 
 bp = Blueprint("membership", __name__)
 
@@ -85,7 +86,7 @@ def account():  # type: ignore[no-untyped-def]
 def manage(membership_id: int):  # type: ignore[no-untyped-def]
     donor = _member()
     try:
-        url = service.portal_url(donor, membership_id, url_for("membership.account", _external=True))
+        url = service.portal_url(donor, membership_id, public_url(url_for("membership.account")))
     except service.NotYours:
         abort(404)
     except service.ChangeRefused as exc:

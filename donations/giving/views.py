@@ -15,6 +15,7 @@ from donations.ledger import memberships
 from donations.ledger import service as ledger
 from donations.ledger.models import Frequency, Fund, Gift, GiftStatus
 from donations.payments.gateway import GatewayError
+from donations.receipts.render import public_url
 
 bp = Blueprint("giving", __name__)
 
@@ -138,15 +139,19 @@ def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
     )
 
 
+# Where Stripe sends the reader back: on PUBLIC_URL, as links in mail are, never on the Host
+# header, which whoever sends the request chooses.
+
+
 def _success_url() -> str:
     # Stripe substitutes the session id; the local gateway redirects with it itself.
-    return url_for("giving.thanks", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
+    return public_url(url_for("giving.thanks")) + "?session_id={CHECKOUT_SESSION_ID}"
 
 
 def _cancel_url_for(fund_slug: str | None):  # type: ignore[no-untyped-def]
     def cancel_url(gift: Gift) -> str:
         token = _resume_serializer().dumps(gift.id)
-        return url_for("giving.give", fund_slug=fund_slug, resume=token, _external=True)
+        return public_url(url_for("giving.give", fund_slug=fund_slug, resume=token))
 
     return cancel_url
 
