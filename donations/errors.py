@@ -8,7 +8,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException, SecurityError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
 
 from donations.extensions import db
 
@@ -59,6 +59,17 @@ def register(app: Flask) -> None:
     def untrusted_host(exc: SecurityError):  # type: ignore[no-untyped-def]
         # A Host outside TRUSTED_HOSTS: no URL can be built for it, so no page template either.
         return "Bad request: this site is not served at that host name.\n", 400, {"Content-Type": "text/plain"}
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
+        # Raised before the body is read (Content-Length above the limit) or while reading it.
+        if _wants_json():
+            return jsonify(error="request body too large"), 413
+        message = (
+            "That was more than this form accepts, and nothing was saved. "
+            "Go back, shorten what you typed and send it again."
+        )
+        return render_template("errors/error.html", code=413, message=message), 413
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

@@ -23,6 +23,9 @@ bp = Blueprint("payments", __name__)
 @csrf.exempt
 @limiter.exempt
 def webhook():  # type: ignore[no-untyped-def]
+    # Events are larger than forms (MAX_CONTENT_LENGTH) but bounded too: a longer body gets a 413
+    # from get_data() before it is read, signed or not.
+    request.max_content_length = current_app.config["WEBHOOK_MAX_CONTENT_LENGTH"]
     try:
         event = signing.verify(
             request.get_data(),
