@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterable
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
 
 from donations.extensions import db
@@ -15,6 +16,7 @@ from donations.extensions import db
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "30"
+FORM_MIMETYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _wants_json() -> bool:
@@ -34,17 +36,49 @@ def _close_session(exc: BaseException | None) -> None:
         db.session().invalidate()  # the scoped proxy does not forward invalidate()
 
 
+def _has_nul(values: Iterable[tuple[str, str]]) -> bool:
+    return any("\x00" in key or "\x00" in value for key, value in values)
+
+
+def _refuse_nul_bytes() -> None:
+    """No address, query or form value we serve has a NUL byte; PostgreSQL cannot even compare
+    one with text (it raises DataError). Refused here, before any view reads the value."""
+    if "\x00" in request.path:
+        abort(404)
+    if _has_nul(request.args.items(multi=True)):
+        abort(400, "The address contains a character that is not allowed.")
+    # Forms only: reading a JSON body (the webhook) here would fix its size limit too early.
+    if request.mimetype in FORM_MIMETYPES and _has_nul(request.form.items(multi=True)):
+        abort(400, "The form contains a character that is not allowed. Remove it and send the form again.")
+
+
+def _is_outage(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+
+
 def register(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
+    app.before_request(_refuse_nul_bytes)
 
-    @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
-    def database_unavailable(exc: DBAPIError):  # type: ignore[no-untyped-def]
-        # The database is down or refused us: nothing was written. Tell the caller to retry
-        # (Stripe retries webhooks on any 5xx). The pool reconnects by itself (pre-ping).
-        log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
+    def database_error(exc: DBAPIError):  # type: ignore[no-untyped-def]
         with contextlib.suppress(DBAPIError):
             db.session.rollback()
+        name = type(exc.orig).__name__ if exc.orig else type(exc).__name__
+        if isinstance(exc, DataError):
+            # The database refused a value (out of range, not encodable): the request's fault,
+            # not an outage, and a retry would fail the same way.
+            log.warning("value refused by the database: %s", name)
+            message = "The request contains a value that can't be used. Check what you entered and try again."
+            if _wants_json():
+                return jsonify(error=message), 400
+            return render_template("errors/error.html", code=400, message=message), 400
+        # The database is down or refused us: nothing was written. Tell the caller to retry
+        # (Stripe retries webhooks on any 5xx). The pool reconnects by itself (pre-ping).
+        if _is_outage(exc):
+            log.error("database unavailable: %s", name)
+        else:  # a conflict between concurrent requests, say: retrying is still right
+            log.error("database error: %s", name)
         headers = {"Retry-After": RETRY_AFTER_SECONDS}
         if _wants_json():
             return jsonify(error="database unavailable, retry later"), 503, headers
