@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 
 from flask import Flask, abort, jsonify, render_template, request
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
 
-from donations.extensions import db
+from donations.extensions import db, limiter
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,18 @@ def register(app: Flask) -> None:
             "Go back, shorten what you typed and send it again."
         )
         return render_template("errors/error.html", code=413, message=message), 413
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
+        # Flask-Limiter's own text is the limit ("10 per 1 minute"); say how long to wait instead.
+        from donations.giving.protection import wait_in_words
+
+        current = limiter.current_limit
+        wait = max(int(current.reset_at - time.time()), 1) if current else 60
+        message = f"Too many attempts from here in a short time. Please wait {wait_in_words(wait)} and try again."
+        if _wants_json():
+            return jsonify(error=message), 429
+        return render_template("errors/error.html", code=429, message=message), 429
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
