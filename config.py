@@ -54,6 +54,11 @@ class Config:
     RECEIPTS_POLL_SECONDS = 5
     RECEIPTS_WORKER_IN_APP = False  # development: the web app sends mail itself, no worker needed
 
+    # Request bodies: a larger one is refused with 413 before it is read. Forms are a few KB (a
+    # full 50-check batch about 35 KB); Stripe's events are far below 1 MB.
+    MAX_CONTENT_LENGTH = 64 * 1024
+    WEBHOOK_MAX_CONTENT_LENGTH = 1024 * 1024
+
     # Rate limits
     REDIS_URL: str | None = None
     RATELIMIT_STORAGE_URI = "memory://"

@@ -117,6 +117,9 @@ def _finish_config(app: Flask) -> None:
         # Links in donor mail are built on it, never on a request's Host header.
         if not str(config.get("PUBLIC_URL") or "").startswith(("https://", "http://")):
             raise ConfigurationError("production needs PUBLIC_URL (e.g. https://give.example.org) in the environment")
+        # Without it any Host header is answered, and whatever a page builds from it is the sender's.
+        if not config.get("TRUSTED_HOSTS"):
+            raise ConfigurationError("production needs TRUSTED_HOSTS (e.g. give.example.org) in the environment")
 
 
 def _import_models() -> None:

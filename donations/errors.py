@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections.abc import Iterable
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException, SecurityError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
 
-from donations.extensions import db
+from donations.extensions import db, limiter
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "30"
+FORM_MIMETYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _wants_json() -> bool:
@@ -34,17 +38,49 @@ def _close_session(exc: BaseException | None) -> None:
         db.session().invalidate()  # the scoped proxy does not forward invalidate()
 
 
+def _has_nul(values: Iterable[tuple[str, str]]) -> bool:
+    return any("\x00" in key or "\x00" in value for key, value in values)
+
+
+def _refuse_nul_bytes() -> None:
+    """No address, query or form value we serve has a NUL byte; PostgreSQL cannot even compare
+    one with text (it raises DataError). Refused here, before any view reads the value."""
+    if "\x00" in request.path:
+        abort(404)
+    if _has_nul(request.args.items(multi=True)):
+        abort(400, "The address contains a character that is not allowed.")
+    # Forms only: reading a JSON body (the webhook) here would fix its size limit too early.
+    if request.mimetype in FORM_MIMETYPES and _has_nul(request.form.items(multi=True)):
+        abort(400, "The form contains a character that is not allowed. Remove it and send the form again.")
+
+
+def _is_outage(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+
+
 def register(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
+    app.before_request(_refuse_nul_bytes)
 
-    @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
-    def database_unavailable(exc: DBAPIError):  # type: ignore[no-untyped-def]
-        # The database is down or refused us: nothing was written. Tell the caller to retry
-        # (Stripe retries webhooks on any 5xx). The pool reconnects by itself (pre-ping).
-        log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
+    def database_error(exc: DBAPIError):  # type: ignore[no-untyped-def]
         with contextlib.suppress(DBAPIError):
             db.session.rollback()
+        name = type(exc.orig).__name__ if exc.orig else type(exc).__name__
+        if isinstance(exc, DataError):
+            # The database refused a value (out of range, not encodable): the request's fault,
+            # not an outage, and a retry would fail the same way.
+            log.warning("value refused by the database: %s", name)
+            message = "The request contains a value that can't be used. Check what you entered and try again."
+            if _wants_json():
+                return jsonify(error=message), 400
+            return render_template("errors/error.html", code=400, message=message), 400
+        # The database is down or refused us: nothing was written. Tell the caller to retry
+        # (Stripe retries webhooks on any 5xx). The pool reconnects by itself (pre-ping).
+        if _is_outage(exc):
+            log.error("database unavailable: %s", name)
+        else:  # a conflict between concurrent requests, say: retrying is still right
+            log.error("database error: %s", name)
         headers = {"Retry-After": RETRY_AFTER_SECONDS}
         if _wants_json():
             return jsonify(error="database unavailable, retry later"), 503, headers
@@ -59,6 +95,29 @@ def register(app: Flask) -> None:
     def untrusted_host(exc: SecurityError):  # type: ignore[no-untyped-def]
         # A Host outside TRUSTED_HOSTS: no URL can be built for it, so no page template either.
         return "Bad request: this site is not served at that host name.\n", 400, {"Content-Type": "text/plain"}
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
+        # Raised before the body is read (Content-Length above the limit) or while reading it.
+        if _wants_json():
+            return jsonify(error="request body too large"), 413
+        message = (
+            "That was more than this form accepts, and nothing was saved. "
+            "Go back, shorten what you typed and send it again."
+        )
+        return render_template("errors/error.html", code=413, message=message), 413
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
+        # Flask-Limiter's own text is the limit ("10 per 1 minute"); say how long to wait instead.
+        from donations.giving.protection import wait_in_words
+
+        current = limiter.current_limit
+        wait = max(int(current.reset_at - time.time()), 1) if current else 60
+        message = f"Too many attempts from here in a short time. Please wait {wait_in_words(wait)} and try again."
+        if _wants_json():
+            return jsonify(error=message), 429
+        return render_template("errors/error.html", code=429, message=message), 429
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

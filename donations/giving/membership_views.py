@@ -19,12 +19,13 @@ from flask import (
 )
 from flask.wrappers import Response
 
-from donations.extensions import limiter
 from donations.giving import membership_service as service
+from donations.giving import protection
 from donations.giving.membership_forms import AmountForm, CardForm, LinkRequestForm
 from donations.ledger.models import Donor
 from donations.payments.gateway import GatewayError
 from donations.payments.local_billing import LocalBillingError
+from donations.receipts.render import public_url
 
 bp = Blueprint("membership", __name__)
 
@@ -36,17 +37,19 @@ def _headers(response: Response) -> Response:
     return response
 
 
-def _link_limit() -> str:
-    return current_app.config["MAGIC_LINK_RATE_LIMIT"]
-
-
 @bp.route("/membership", methods=["GET", "POST"])
-@limiter.limit(_link_limit, methods=["POST"])
 def request_link():  # type: ignore[no-untyped-def]
     form = LinkRequestForm()
     if form.validate_on_submit():
-        service.request_link(form.email.data)
-        return redirect(url_for("membership.link_sent"), code=303)
+        # Counted only once the form is accepted (a mistyped address costs nothing), and whether
+        # or not the email is a donor's: the answer must not tell which it is.
+        wait = protection.spend_link_request()
+        if not wait:
+            service.request_link(form.email.data)
+            return redirect(url_for("membership.link_sent"), code=303)
+        message = protection.too_many_message(wait, "No link was sent this time.")
+        page = render_template("giving/membership_request.html", form=form, too_many=message)
+        return page, 429, {"Retry-After": str(wait)}
     status = 400 if request.method == "POST" else 200
     return render_template("giving/membership_request.html", form=form), status
 
@@ -87,7 +90,7 @@ def account():  # type: ignore[no-untyped-def]
 def manage(membership_id: int):  # type: ignore[no-untyped-def]
     donor = _member()
     try:
-        url = service.portal_url(donor, membership_id, url_for("membership.account", _external=True))
+        url = service.portal_url(donor, membership_id, public_url(url_for("membership.account")))
     except service.NotYours:
         abort(404)
     except service.ChangeRefused as exc:

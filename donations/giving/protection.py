@@ -3,9 +3,10 @@
 Card testers use a donation form to find out which stolen card numbers work: many small
 checkouts from one address, or for one email, most of them declined. Against that:
 
-- rate limits on creating checkouts (POST /give), per client address and per email
-  (GIVE_RATE_LIMIT; Flask-Limiter, stored in Redis when REDIS_URL is set so that every app
-  instance shares them); GET is never limited, the webhook is exempt;
+- rate limits on opening checkouts (POST /give), per client address and per email
+  (GIVE_RATE_LIMIT; in the limiter's storage, Redis when REDIS_URL is set so that every app
+  instance shares them). Only checkouts the view is about to open count: a form refused for a
+  typo costs nothing. GET is never limited, the webhook is exempt;
 - the honeypot field bots fill in (the view answers as if all were well and records nothing);
 - the minimum amount (GIFT_MINIMUM_CENTS, checked by the gift service);
 - a cool-down after repeated declines from one address, email or card (DECLINE_COOLDOWN,
@@ -22,7 +23,6 @@ address, email or card, so neither Redis nor the limiter's own log lines hold th
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 import hmac
 import json
@@ -31,14 +31,14 @@ import math
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app, render_template, request
 from flask.wrappers import Response
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse, parse_many
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import String, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -50,7 +50,7 @@ from donations.extensions import Base, db, limiter
 
 log = logging.getLogger(__name__)
 
-# Views that open a checkout at the gateway: rate limited and guarded.
+# Views that open a checkout at the gateway: guarded (cool-down, CAPTCHA).
 CHECKOUT_ENDPOINTS = ("giving.give",)
 LOCAL_CHECKOUT_ENDPOINT = "payments.local_checkout"
 HONEYPOT_FIELD = "website"
@@ -147,49 +147,70 @@ def _email_key() -> str:
     return pseudonym("email", request.form.get("email", "")[:320])
 
 
-def _give_rate_limit() -> str:
-    return current_app.config["GIVE_RATE_LIMIT"]
+# -- rate limits on opening checkouts and sending links ---------------------------------------
+#
+# Counted by the view at the moment it is about to act (open a checkout at the gateway, queue a
+# link), after the form was accepted: a reader's typos cost nothing. Test and hit are one atomic
+# step per key in the limiter's storage, so concurrent posts cannot all slip under the limit.
 
 
-# -- rate limits on opening checkouts ------------------------------------------------------------
+def wait_in_words(seconds: int) -> str:
+    """'about 40 seconds', 'about 1 minute', 'about 2 hours': how long a refused reader waits."""
+    if seconds < 60:
+        amount, unit = max(seconds, 1), "second"
+    elif seconds < 3600:
+        amount, unit = math.ceil(seconds / 60), "minute"
+    else:
+        amount, unit = math.ceil(seconds / 3600), "hour"
+    return f"about {amount} {unit}{'' if amount == 1 else 's'}"
 
-_limited_views: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+def _limit_ids(scope: str, key: str) -> tuple[str, ...]:
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX") or ""
+    return (prefix, scope, key) if prefix else (scope, key)
 
 
-def _on_breach(reason: BlockReason) -> Callable[[Any], None]:
-    def breached(_limit: Any) -> None:
+def spend(limit: str, keys: Mapping[str, BlockReason | None]) -> int:
+    """Count one use against `limit` ("10 per minute;50 per hour") for each key, or, when a key
+    has none left, count nothing, record the refusal and return the seconds until it has (> 0)."""
+    strategy = MovingWindowRateLimiter(limiter.storage)
+    checks = [(item, key, reason) for key, reason in keys.items() for item in parse_many(limit)]
+    spent = [(item, key, reason) for item, key, reason in checks if not strategy.test(item, *_limit_ids("limit", key))]
+    if not spent:
+        # hit() refuses (atomically) what a concurrent request used up since the test.
+        spent = [
+            (item, key, reason) for item, key, reason in checks if not strategy.hit(item, *_limit_ids("limit", key))
+        ]
+    wait = 0
+    for item, key, _reason in spent:
+        reset_at, _remaining = strategy.get_window_stats(item, *_limit_ids("limit", key))
+        wait = max(wait, math.ceil(reset_at - time.time()), 1)
+    for reason in dict.fromkeys(reason for _item, _key, reason in spent if reason):
         record_blocked(reason)
+    return wait
 
-    return breached
+
+def spend_checkout() -> int:
+    """Count a checkout about to be opened against the address and the email (GIVE_RATE_LIMIT);
+    0, or the seconds to wait."""
+    return spend(
+        current_app.config["GIVE_RATE_LIMIT"],
+        {_address_key(): BlockReason.RATE_LIMIT_ADDRESS, _email_key(): BlockReason.RATE_LIMIT_EMAIL},
+    )
 
 
-def _rate_limited(view: Callable[..., Any]) -> Callable[..., Any]:
-    """The view with both limits; wrapped once per process (the limiter is a module global)."""
-    if view not in _limited_views:
-        per_address = limiter.limit(
-            _give_rate_limit,
-            key_func=_address_key,
-            methods=["POST"],
-            scope="address",
-            on_breach=_on_breach(BlockReason.RATE_LIMIT_ADDRESS),
-        )
-        per_email = limiter.limit(
-            _give_rate_limit,
-            key_func=_email_key,
-            methods=["POST"],
-            scope="email",
-            on_breach=_on_breach(BlockReason.RATE_LIMIT_EMAIL),
-        )
-        limited = per_address(per_email(view))
+def spend_link_request() -> int:
+    """Count a membership link request about to be sent against the address (MAGIC_LINK_RATE_LIMIT)."""
+    return spend(
+        current_app.config["MAGIC_LINK_RATE_LIMIT"], {pseudonym("link-address", request.remote_addr or ""): None}
+    )
 
-        @functools.wraps(view)
-        def checkout_view(*args: Any, **kwargs: Any) -> Any:
-            # The limits count POSTs only: a GET (the gift page itself) skips the limiter's
-            # decorators, whose bookkeeping runs even for an exempt request (bench/, part 1).
-            return (limited if request.method == "POST" else view)(*args, **kwargs)
 
-        _limited_views[view] = checkout_view
-    return _limited_views[view]
+def too_many_message(wait: int, nothing_done: str) -> str:
+    return (
+        f"Too many attempts from here in a short time. {nothing_done} Please wait {wait_in_words(wait)}, "
+        "then send the form again: what you typed is still here."
+    )
 
 
 # -- decline cool-down ---------------------------------------------------------------------------
@@ -240,7 +261,7 @@ def cooldown_seconds(*, address: str | None = None, email: str | None = None, ca
 def _cooldown_response(wait: int) -> Response:
     message = (
         "Several card payments from here were declined in a short time. To protect cardholders "
-        "from fraud, new payments are paused for a while. Please try again later, or write to "
+        f"from fraud, new payments are paused for {wait_in_words(wait)}. Please try again then, or write to "
         f"{current_app.config['NEWSROOM_CONTACT']}."
     )
     response = current_app.make_response((render_template("errors/error.html", code=429, message=message), 429))
@@ -387,7 +408,8 @@ def _captcha_context() -> dict[str, Any]:
 def _check_config(config: Mapping[str, Any]) -> None:
     from donations import ConfigurationError
 
-    parse(config["GIVE_RATE_LIMIT"])
+    parse_many(config["GIVE_RATE_LIMIT"])
+    parse_many(config["MAGIC_LINK_RATE_LIMIT"])
     parse(config["DECLINE_COOLDOWN"])
     name = (config.get("CAPTCHA_PROVIDER") or "").strip().lower()
     if not name:
@@ -404,8 +426,5 @@ def _check_config(config: Mapping[str, Any]) -> None:
 def init_app(app: Flask) -> None:
     """Call after the blueprints are registered (the limits wrap their views)."""
     _check_config(app.config)
-    for endpoint in CHECKOUT_ENDPOINTS:
-        if endpoint in app.view_functions:
-            app.view_functions[endpoint] = _rate_limited(app.view_functions[endpoint])
     app.before_request(_guard_public_posts)
     app.context_processor(_captcha_context)

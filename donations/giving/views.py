@@ -8,13 +8,14 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from donations.extensions import db
-from donations.giving import service
+from donations.giving import protection, service
 from donations.giving.forms import GiftForm
 from donations.giving.page_cache import cached_gift_page
 from donations.ledger import memberships
 from donations.ledger import service as ledger
 from donations.ledger.models import RECEIVED_STATUSES, UNPAID_STATUSES, Frequency, Fund, Gift, GiftStatus
 from donations.payments.gateway import GatewayError
+from donations.receipts.render import public_url
 
 bp = Blueprint("giving", __name__)
 
@@ -89,22 +90,26 @@ def give(fund_slug: str | None = None):  # type: ignore[no-untyped-def]
         first = suggested.get(selected) or [2500]
         form.amount_choice.data = str(first[min(1, len(first) - 1)])
     status = 200
+    too_many = ""  # the rate limit's refusal, in words
     if form.validate_on_submit():
         if form.website.data:
             # The honeypot was filled in: a bot. Answer as if all were well, record nothing.
             return redirect(url_for("giving.give", fund_slug=fund_slug))
         assert form.amount_cents is not None
-        try:
-            url = service.begin_checkout(_intent(form, fund), _success_url(), _cancel_url_for(fund_slug))
-        except GatewayError:  # the amount's limits were checked by the form
-            return render_template("giving/retry.html", fund=fund), 503
-        else:
-            return redirect(url, code=303)
+        wait = protection.spend_checkout()  # counted only now: a form refused for a typo is free
+        if not wait:
+            try:
+                url = service.begin_checkout(_intent(form, fund), _success_url(), _cancel_url_for(fund_slug))
+            except GatewayError:  # the amount's limits were checked by the form
+                return render_template("giving/retry.html", fund=fund), 503
+            else:
+                return redirect(url, code=303)
+        status, too_many = 429, protection.too_many_message(wait, "No payment was started.")
     elif request.method == "POST":
         status = 400
     chosen = form.amount_choice.data or ""
     amount_for_fee = form.amount_cents or form.suggested_cents() or 2500
-    return render_template(
+    page = render_template(
         "giving/give.html",
         form=form,
         fund=fund,
@@ -114,7 +119,11 @@ def give(fund_slug: str | None = None):  # type: ignore[no-untyped-def]
         maximum=current_app.config["GIFT_MAXIMUM_CENTS"],
         selected_frequency=selected,
         shown_amounts={str(cents) for cents in suggested.get(selected, [])} | {chosen},
-    ), status
+        too_many=too_many,
+    )
+    if too_many:
+        return page, status, {"Retry-After": str(wait)}
+    return page, status  # the page cache stores (page, 200) answers
 
 
 def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
@@ -138,15 +147,19 @@ def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
     )
 
 
+# Where Stripe sends the reader back: on PUBLIC_URL, as links in mail are, never on the Host
+# header, which whoever sends the request chooses.
+
+
 def _success_url() -> str:
     # Stripe substitutes the session id; the local gateway redirects with it itself.
-    return url_for("giving.thanks", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
+    return public_url(url_for("giving.thanks")) + "?session_id={CHECKOUT_SESSION_ID}"
 
 
 def _cancel_url_for(fund_slug: str | None):  # type: ignore[no-untyped-def]
     def cancel_url(gift: Gift) -> str:
         token = _resume_serializer().dumps(gift.id)
-        return url_for("giving.give", fund_slug=fund_slug, resume=token, _external=True)
+        return public_url(url_for("giving.give", fund_slug=fund_slug, resume=token))
 
     return cancel_url
 

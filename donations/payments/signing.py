@@ -37,6 +37,15 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+def _timestamp(header: str) -> int:
+    """The header's t= value (already checked to be there and an integer by Stripe's library)."""
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            return int(value)
+    raise InvalidEvent("bad signature: no timestamp")
+
+
 def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> dict[str, Any]:
     if not header:
         raise InvalidEvent("missing Stripe-Signature header")
@@ -44,6 +53,10 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> d
         stripe.WebhookSignature.verify_header(payload.decode("utf-8"), header, secret, tolerance)
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"bad signature: {exc}") from None
+    # Stripe's check refuses only old timestamps; one from the future is no fresher (a replay
+    # signed ahead of time, or a clock far off), so it is refused the same way.
+    if _timestamp(header) > time.time() + tolerance:
+        raise InvalidEvent("bad signature: timestamp outside the tolerance zone")
     try:
         event = json.loads(payload, parse_constant=_not_json)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than any event's

@@ -13,6 +13,7 @@ from donations.giving import protection
 from donations.ledger import service as ledger
 from donations.ledger.models import Frequency, Gift, GiftStatus
 from donations.payments import events, local, local_billing, signing
+from donations.receipts.render import public_url
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,9 @@ bp = Blueprint("payments", __name__)
 @csrf.exempt
 @limiter.exempt
 def webhook():  # type: ignore[no-untyped-def]
+    # Events are larger than forms (MAX_CONTENT_LENGTH) but bounded too: a longer body gets a 413
+    # from get_data() before it is read, signed or not.
+    request.max_content_length = current_app.config["WEBHOOK_MAX_CONTENT_LENGTH"]
     try:
         event = signing.verify(
             request.get_data(),
@@ -103,7 +107,7 @@ def local_checkout(session_id: str):  # type: ignore[no-untyped-def]
             else "Use the test card 4242 4242 4242 4242 to pay, or 4000 0000 0000 0002 to see a decline."
         )
     cancel = request.args.get("cancel", "")
-    if not cancel.startswith(request.host_url):  # never an open redirect
+    if not cancel.startswith(public_url("/")):  # never an open redirect
         cancel = url_for("giving.give", fund_slug=gift.fund.slug)
     return render_template("payments/local_checkout.html", gift=gift, error=error, cancel_url=cancel), (
         400 if error else 200

@@ -156,3 +156,52 @@ def test_an_amount_typed_without_javascript(new_context, fund):
     pay_with(page, PAYS, 1_234)
     expect(page.get_by_test_id("gift-amount")).to_have_text("$12.34")
     assert only_gift().amount_cents == 1_234
+
+
+def focused_id(page: Page) -> str:
+    return page.evaluate("document.activeElement && document.activeElement.id")
+
+
+def test_a_keyboard_reader_keeps_the_amount_picked_with_the_arrow_keys(page: Page, fund):
+    page.goto("/give")
+    page.get_by_label("$50.00", exact=True).focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_label("$100.00", exact=True)).to_be_checked()
+    # Tab out of the amounts, through the empty Other amount box, on to the name field.
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if focused_id(page) == "name":
+            break
+    assert focused_id(page) == "name"
+    expect(page.get_by_label("$100.00", exact=True)).to_be_checked()
+    expect(page.get_by_label("Other amount", exact=True)).not_to_be_checked()
+    page.keyboard.type("Kay Keyboard")
+    page.keyboard.press("Tab")
+    page.keyboard.type("kay@example.org")
+    page.keyboard.press("Enter")
+    pay_with(page, PAYS, 10_000)
+    assert only_gift().amount_cents == 10_000
+
+
+def test_typing_in_the_other_amount_box_selects_other(page: Page, fund):
+    page.goto("/give")
+    page.get_by_label("$100.00", exact=True).check()
+    page.get_by_label("Other amount, in dollars").focus()
+    expect(page.get_by_label("$100.00", exact=True)).to_be_checked()  # focus alone changes nothing
+    page.keyboard.type("15")
+    expect(page.get_by_label("Other amount", exact=True)).to_be_checked()
+    expect(page.locator("[data-fee-base]")).to_have_text("$15.00")
+
+
+def test_after_a_form_error_the_focus_is_on_the_error_summary(page: Page, fund):
+    page.goto("/give")
+    page.get_by_label("Your name").fill("Sam Typed")
+    page.get_by_role("button", name="Continue to payment").click()
+    expect(page.get_by_role("alert")).to_contain_text("Please check the form")
+    assert focused_id(page) == "form-errors"
+
+    page.goto("/membership")
+    page.get_by_label("Email").fill("not-an-address")
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("alert")).to_contain_text("Please check the form")
+    assert focused_id(page) == "form-errors"

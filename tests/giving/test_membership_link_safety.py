@@ -68,6 +68,7 @@ def production_settings(database_url: str, **extra: str) -> dict[str, str]:
         "SECRET_KEY": "a-production-secret-for-this-test",
         "STRIPE_SECRET_KEY": "sk_test_public_url",
         "STRIPE_WEBHOOK_SECRET": "whsec_public_url",
+        "TRUSTED_HOSTS": "give.example.org",
         **extra,
     }
 
@@ -79,6 +80,18 @@ def test_production_refuses_to_start_without_a_public_url(database_url, monkeypa
     with pytest.raises(ConfigurationError, match="PUBLIC_URL"):
         create_app("production", production_settings(database_url, **extra))
     assert create_app("production", production_settings(database_url, PUBLIC_URL="https://give.example.org"))
+
+
+@pytest.mark.parametrize("trusted_hosts", [None, "", " , "])
+def test_production_refuses_to_start_without_trusted_hosts(database_url, monkeypatch, trusted_hosts):
+    monkeypatch.delenv("TRUSTED_HOSTS", raising=False)
+    settings = production_settings(database_url, PUBLIC_URL="https://give.example.org")
+    settings.pop("TRUSTED_HOSTS")
+    extra = {} if trusted_hosts is None else {"TRUSTED_HOSTS": trusted_hosts}
+    with pytest.raises(ConfigurationError, match="TRUSTED_HOSTS"):
+        create_app("production", {**settings, **extra})
+    guarded = create_app("production", {**settings, "TRUSTED_HOSTS": "give.example.org"})
+    assert guarded.config["TRUSTED_HOSTS"] == ["give.example.org"]
 
 
 def test_trusted_hosts_from_the_environment_refuse_other_hosts(database_url, monkeypatch):

@@ -258,6 +258,23 @@ def test_link_requests_are_rate_limited(client, fund, app):
     assert client.get("/membership").status_code == 200  # reading the page is never limited
 
 
+def test_mistyped_link_requests_do_not_count_and_a_refusal_keeps_the_email(client, fund, app):
+    limit = int(app.config["MAGIC_LINK_RATE_LIMIT"].split(" ")[0])
+    token = csrf_token(client, "/membership")
+    typos = [client.post("/membership", data={"csrf_token": token, "email": f"r{n}@example"}) for n in range(limit * 2)]
+    assert [response.status_code for response in typos] == [400] * (limit * 2)
+    sent = [
+        client.post("/membership", data={"csrf_token": token, "email": f"r{n}@example.org"}).status_code
+        for n in range(limit)
+    ]
+    assert sent == [303] * limit
+    refused = client.post("/membership", data={"csrf_token": token, "email": "kim@example.org"})
+    assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 60
+    html = refused.get_data(as_text=True)
+    assert 'value="kim@example.org"' in html
+    assert re.search(r"Please wait about (1 minute|\d+ seconds), then send the form again", page_text(html))
+
+
 # Changing and canceling (local gateway) ---------------------------------------------------------
 
 

@@ -12,8 +12,8 @@ from donations.ledger.models import GiftStatus
 from donations.payments.stripe_gateway import StripeGateway
 from tests import stripe_events as se
 from tests.factories import make_fund
-from tests.forms import page_text
-from tests.giving.gifts import counted_gifts, expected_fee, only_gift, post_gift, row_counts
+from tests.forms import extract_csrf_token, page_text
+from tests.giving.gifts import counted_gifts, expected_fee, gift_form, only_gift, post_gift, row_counts
 from tests.http_recorder import Answer, HTTPRecorder, stripe_error
 
 SESSIONS = "/v1/checkout/sessions"
@@ -96,6 +96,27 @@ def test_the_cancel_url_returns_to_the_filled_form(client, fund, stripe_api):
     cancel = stripe_api.requests_to("POST", SESSIONS)[0].form["cancel_url"]
     assert cancel.startswith("http://localhost/give/community-forums?resume=")
     assert 'value="Cam Cancel"' in client.get(cancel).get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("public_url", "server_name", "base"),
+    [("https://give.example.org", None, "https://give.example.org"), (None, "localhost", "http://localhost")],
+)
+def test_checkout_return_addresses_ignore_a_forged_host_header(
+    client, fund, stripe_api, app, monkeypatch, public_url, server_name, base
+):
+    # TRUSTED_HOSTS unset, as in the finding: the request is answered whatever its Host.
+    monkeypatch.setitem(app.config, "PUBLIC_URL", public_url)
+    monkeypatch.setitem(app.config, "SERVER_NAME", server_name)
+    stripe_api.route("POST", SESSIONS, session_answer())
+    evil = "http://evil.example.net"
+    token = extract_csrf_token(client.get("/give", base_url=evil).get_data(as_text=True))
+    response = client.post("/give", data=gift_form(token), base_url=evil)
+    assert response.status_code == 303
+    form = stripe_api.requests_to("POST", SESSIONS)[0].form
+    assert form["success_url"] == f"{base}/give/thanks?session_id={{CHECKOUT_SESSION_ID}}"
+    assert form["cancel_url"].startswith(f"{base}/give?resume=")
+    assert "evil" not in form["success_url"] + form["cancel_url"]
 
 
 def test_each_gift_has_its_own_idempotency_key(client, fund, stripe_api):

@@ -135,6 +135,7 @@ def test_hsts_and_secure_cookies_in_production_only(app, database_url, fund):
             "STRIPE_WEBHOOK_SECRET": "whsec_headers",
             "SERVER_NAME": "localhost",
             "PUBLIC_URL": "https://localhost",
+            "TRUSTED_HOSTS": ["localhost"],
         },
     )
     page = browser(production).get("/give", base_url="https://localhost")
@@ -162,6 +163,7 @@ def test_behind_a_proxy_the_client_address_and_scheme_come_from_it(app, database
             "PROXY_FIX_X_FOR": "1",  # as the environment gives it
             "PROXY_FIX_X_PROTO": 1,
             "GIVE_RATE_LIMIT": Config.GIVE_RATE_LIMIT,
+            "PUBLIC_URL": "https://localhost",
         },
     )
     client = browser(proxied)
@@ -173,7 +175,7 @@ def test_behind_a_proxy_the_client_address_and_scheme_come_from_it(app, database
 
     first = [give("198.51.100.1", n) for n in range(11)]
     assert [r.status_code for r in first] == [303] * 10 + [429]
-    assert "cancel=https://localhost/give" in first[0].headers["Location"]  # links keep the scheme
+    assert "cancel=https://localhost/give" in first[0].headers["Location"]  # return addresses: on PUBLIC_URL
     assert give("198.51.100.2", 99).status_code == 303  # another reader, same proxy
 
     # Without PROXY_FIX_* the header is not trusted: anyone could pick their own address.

@@ -60,7 +60,7 @@ def test_the_apps_own_log_lines_hold_no_email(app, fund, webhook_secret, caplog,
     """Walk through what logs: a gift, a decline, a honeypot, a rate-limit refusal, a Stripe
     event that cannot be applied, mail sent, a privacy export."""
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setitem(app.config, "GIVE_RATE_LIMIT", "2 per minute")
+    monkeypatch.setitem(app.config, "GIVE_RATE_LIMIT", "1 per minute")
     monkeypatch.setitem(app.config, "MAIL_DIR", str(tmp_path))
     reader = browser(app, "203.0.113.5")
     token = csrf_token(reader)

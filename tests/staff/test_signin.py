@@ -339,6 +339,7 @@ def test_production_session_cookie_is_secure(app, database_url):
             "STRIPE_WEBHOOK_SECRET": "whsec_cookie",
             "SERVER_NAME": "localhost",
             "PUBLIC_URL": "https://localhost",
+            "TRUSTED_HOSTS": ["localhost"],
         },
     )
     with production.app_context():

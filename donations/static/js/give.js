@@ -38,10 +38,12 @@
   }
   form.addEventListener("change", update);
   form.addEventListener("input", update);
+  // Typing an amount chooses "Other amount"; merely passing through the box (Tab) does not, so
+  // a keyboard reader keeps the amount picked above.
   var custom = form.querySelector("input[name=custom_amount]");
-  custom.addEventListener("focus", function () {
+  custom.addEventListener("input", function () {
     var other = form.querySelector("input[name=amount_choice][value=other]");
-    if (other) { other.checked = true; }
+    if (other && custom.value.trim() !== "") { other.checked = true; update(); }
   });
   update();
 })();
