@@ -4,8 +4,8 @@ member_links: one row per emailed link and the member session it opened. staff_s
 failed staff sign-ins per email and client address, replacing the per-account lock
 (staff_users.failed_signins, locked_until), which anyone could aim at a staff member.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-30
 
 """
@@ -13,8 +13,8 @@ Create Date: 2026-11-30
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
