@@ -420,7 +420,7 @@ def app_env(database_url: str, stripe_api_base: str | None = None, **extra: str)
         STRIPE_API_BASE=stripe_api_base or "http://127.0.0.1:9",
         # Production requires them; nothing benchmarked here sends mail or builds mailed links.
         PUBLIC_URL="https://give.example.org",
-        TRUSTED_HOSTS="127.0.0.1,localhost",
+        TRUSTED_HOSTS="127.0.0.1,localhost,give.example.org",
         SMTP_URL="smtp://127.0.0.1:9",
         PYTHONPATH=str(ROOT),
     )

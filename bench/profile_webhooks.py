@@ -58,7 +58,7 @@ def _app(url: str):  # type: ignore[no-untyped-def]
         STRIPE_WEBHOOK_SECRET=SECRET,
         STRIPE_API_BASE="http://127.0.0.1:9",
         PUBLIC_URL="https://give.example.org",
-        TRUSTED_HOSTS="127.0.0.1,localhost",
+        TRUSTED_HOSTS="127.0.0.1,localhost,give.example.org",
         SMTP_URL="smtp://127.0.0.1:9",
     )
     from flask_migrate import upgrade
