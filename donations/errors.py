@@ -110,7 +110,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
         # Flask-Limiter's own text is the limit ("10 per 1 minute"); say how long to wait instead.
-        from donations.giving.protection import wait_in_words
+        from donations.protection.card_testing import wait_in_words
 
         current = limiter.current_limit
         wait = max(int(current.reset_at - time.time()), 1) if current else 60
