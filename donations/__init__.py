@@ -8,13 +8,11 @@ from typing import Any
 
 from flask import Flask
 
-from config import CONFIGS, DEFAULT_SECRET_KEY, load_environment
+from config import CONFIGS, DEFAULT_SECRET_KEY, ConfigurationError, load_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-class ConfigurationError(RuntimeError):
-    pass
+__all__ = ["ConfigurationError", "create_app"]
 
 
 def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
