@@ -27,9 +27,11 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "Install Debian's chromium (sudo apt-get install chromium) for the browser tests"; exit 1; fi; }
 
+# ruff, and the import contract (pyproject.toml): a package never imports one above it.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # Security: bandit finds no medium or high issue in donations/ (an accepted one is marked
 # `# nosec` with its reason), and pip-audit finds no known vulnerability in requirements.lock.

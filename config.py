@@ -10,6 +10,10 @@ from typing import Any
 DEFAULT_SECRET_KEY = "dev-only-not-secret"
 
 
+class ConfigurationError(RuntimeError):
+    """A setting is missing or wrong: the app refuses to start, saying which."""
+
+
 class Config:
     SECRET_KEY = DEFAULT_SECRET_KEY
     SQLALCHEMY_DATABASE_URI: str | None = None  # default: SQLite under instance/

@@ -8,13 +8,11 @@ from typing import Any
 
 from flask import Flask
 
-from config import CONFIGS, DEFAULT_SECRET_KEY, load_environment
+from config import CONFIGS, DEFAULT_SECRET_KEY, ConfigurationError, load_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-class ConfigurationError(RuntimeError):
-    pass
+__all__ = ["ConfigurationError", "create_app"]
 
 
 def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
@@ -46,12 +44,12 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     from donations.giving.membership_views import bp as membership_bp
     from donations.giving.views import bp as giving_bp
     from donations.grants.views import bp as grants_bp
+    from donations.mail import worker as receipts_worker
+    from donations.mail.staff_views import bp as receipts_staff_bp
+    from donations.mail.views import bp as statements_bp
     from donations.payments.staff_views import bp as payments_staff_bp
     from donations.payments.views import bp as payments_bp
-    from donations.receipts import worker as receipts_worker
-    from donations.receipts.staff_views import bp as receipts_staff_bp
-    from donations.receipts.views import bp as statements_bp
-    from donations.staff.privacy_views import bp as privacy_bp
+    from donations.privacy.views import bp as privacy_bp
     from donations.staff.views import bp as staff_bp
 
     app.register_blueprint(health.bp)
@@ -71,7 +69,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     cli.register(app)
     errors.register(app)
     from donations import security
-    from donations.giving import protection
+    from donations.protection import card_testing as protection
 
     security.init_app(app)
     protection.init_app(app)  # after the blueprints: it wraps the checkout views in rate limits
@@ -124,12 +122,12 @@ def _finish_config(app: Flask) -> None:
 
 def _import_models() -> None:
     """Import every area's models so the metadata (and Alembic) sees all tables."""
-    from donations.giving import protection as _protection  # noqa: F401
+    from donations.accounts import models as _staff  # noqa: F401
     from donations.grants import models as _grants  # noqa: F401
     from donations.ledger import models as _ledger  # noqa: F401
+    from donations.mail import models as _receipts  # noqa: F401
     from donations.payments import models as _payments  # noqa: F401
-    from donations.receipts import models as _receipts  # noqa: F401
-    from donations.staff import models as _staff  # noqa: F401
+    from donations.protection import card_testing as _protection  # noqa: F401
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from donations.accounts import service as accounts
+from donations.accounts.audit import cli_actor
 from donations.extensions import db
 from donations.ledger.models import Fund
 from donations.staff import service as staff_service
@@ -18,10 +19,6 @@ funds_cli = AppGroup("funds", help="Funds (designations and campaigns).")
 demo_cli = AppGroup("demo", help="Demo data for development.")
 
 
-def cli_actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
 @staff_cli.command("create")
 @click.argument("email")
 @click.option("--role", type=click.Choice(["admin", "finance", "viewer"]), required=True)
@@ -29,13 +26,11 @@ def cli_actor() -> str:
 @click.option("--ask", is_flag=True, help="Ask for the password instead of printing a one-time one.")
 def staff_create(email: str, role: str, name: str | None, ask: bool) -> None:
     """Create a staff user and print a one-time password (or ask for one with --ask)."""
-    password = (
-        click.prompt("Password", hide_input=True, confirmation_prompt=True) if ask else staff_service.new_password()
-    )
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True) if ask else accounts.new_password()
     try:
         # A printed password is one-time: the first sign-in asks for the user's own.
-        user = staff_service.create_staff_user(email, role, password, name=name, must_change_password=not ask)
-    except staff_service.StaffError as exc:
+        user = accounts.create_staff_user(email, role, password, name=name, must_change_password=not ask)
+    except accounts.StaffError as exc:
         raise click.ClickException(str(exc)) from None
     staff_service.audit(
         "staff.create", actor=cli_actor(), target_type="staff_user", target_id=user.id, details={"role": role}
@@ -97,8 +92,8 @@ def demo_seed() -> None:
     """A demo fund and an admin (DEMO_STAFF_EMAIL) whose new password is printed (development only)."""
     from sqlalchemy import select
 
+    from donations.accounts.models import StaffUser
     from donations.ledger import funds
-    from donations.staff.models import StaffUser
 
     if current_app.config["CONFIG_NAME"] == "production":
         raise click.ClickException("demo data is never seeded in production")
@@ -117,12 +112,12 @@ def demo_seed() -> None:
             show_progress=True,
         )
     email = os.environ.get("DEMO_STAFF_EMAIL", "admin@example.org")
-    password = staff_service.new_password()
+    password = accounts.new_password()
     user = db.session.scalar(select(StaffUser).where(StaffUser.email == email))
     if user is None:
-        staff_service.create_staff_user(email, "admin", password, name="Demo Admin")
+        accounts.create_staff_user(email, "admin", password, name="Demo Admin")
     else:
-        user.password_hash = staff_service.hash_password(password)
+        user.password_hash = accounts.hash_password(password)
     db.session.commit()
     click.echo(f"Demo fund: /give/community-forums. Staff sign-in at /staff/: {email} / {password}")
 
@@ -133,12 +128,12 @@ def register(app: Flask) -> None:
     from donations.payments.cli import payments_cli
 
     app.cli.add_command(payments_cli)
-    from donations.receipts.cli import receipts_cli
+    from donations.mail.cli import receipts_cli
 
     app.cli.add_command(receipts_cli)
     from donations.grants.cli import grants_cli
 
     app.cli.add_command(grants_cli)
-    from donations.ledger.privacy import privacy_cli
+    from donations.privacy.service import privacy_cli
 
     app.cli.add_command(privacy_cli)

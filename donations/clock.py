@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,3 +39,14 @@ def local_day_bounds(first: date, last: date, zone: ZoneInfo | None = None) -> t
     start = datetime.combine(first, time.min, zone).astimezone(UTC)
     end = datetime.combine(last + timedelta(days=1), time.min, zone).astimezone(UTC)
     return start, end
+
+
+def wait_in_words(seconds: int) -> str:
+    """'about 40 seconds', 'about 1 minute', 'about 2 hours': how long a refused reader waits."""
+    if seconds < 60:
+        amount, unit = max(seconds, 1), "second"
+    elif seconds < 3600:
+        amount, unit = math.ceil(seconds / 60), "minute"
+    else:
+        amount, unit = math.ceil(seconds / 3600), "hour"
+    return f"about {amount} {unit}{'' if amount == 1 else 's'}"

@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
 
+from donations.clock import wait_in_words
 from donations.extensions import db, limiter
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,6 @@ def register(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
         # Flask-Limiter's own text is the limit ("10 per 1 minute"); say how long to wait instead.
-        from donations.giving.protection import wait_in_words
-
         current = limiter.current_limit
         wait = max(int(current.reset_at - time.time()), 1) if current else 60
         message = f"Too many attempts from here in a short time. Please wait {wait_in_words(wait)} and try again."

@@ -89,7 +89,7 @@ def content_security_policy(config: Mapping[str, Any], endpoint: str | None) -> 
 @functools.cache
 def _policy(*, stripe_form: bool, portal_form: bool = False, captcha: str) -> str:
     # A handful of distinct policies per process: built once each, not on every response.
-    from donations.giving.protection import CAPTCHA_PROVIDERS
+    from donations.protection.card_testing import CAPTCHA_PROVIDERS
 
     script_src = ["'self'"]
     style_src = ["'self'"]

@@ -33,12 +33,12 @@ from donations.ledger import memberships
 from donations.ledger import service as ledger
 from donations.ledger.donors import resolve_merged
 from donations.ledger.models import RECEIVED_STATUSES, Donor, Gift, Membership, MembershipStatus
+from donations.mail import service as receipts
+from donations.mail import statements
+from donations.mail.render import public_url
 from donations.money import format_money
-from donations.payments import local_billing
 from donations.payments.gateway import get_gateway
-from donations.receipts import service as receipts
-from donations.receipts import statements
-from donations.receipts.render import public_url
+from donations.payments.local import billing as local_billing
 
 LINK_SALT = "membership-self-service-link"
 SESSION_KEY = "membership_member"

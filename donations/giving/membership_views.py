@@ -20,12 +20,12 @@ from flask import (
 from flask.wrappers import Response
 
 from donations.giving import membership_service as service
-from donations.giving import protection
 from donations.giving.membership_forms import AmountForm, CardForm, LinkRequestForm
 from donations.ledger.models import Donor
+from donations.mail.render import public_url
 from donations.payments.gateway import GatewayError
-from donations.payments.local_billing import LocalBillingError
-from donations.receipts.render import public_url
+from donations.payments.local.billing import LocalBillingError
+from donations.protection import card_testing as protection
 
 bp = Blueprint("membership", __name__)
 

@@ -8,14 +8,15 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from donations.extensions import db
-from donations.giving import protection, service
+from donations.giving import service
 from donations.giving.forms import GiftForm
 from donations.giving.page_cache import cached_gift_page
 from donations.ledger import memberships
 from donations.ledger import service as ledger
 from donations.ledger.models import RECEIVED_STATUSES, UNPAID_STATUSES, Frequency, Fund, Gift, GiftStatus
+from donations.mail.render import public_url
 from donations.payments.gateway import GatewayError
-from donations.receipts.render import public_url
+from donations.protection import card_testing as protection
 
 bp = Blueprint("giving", __name__)
 

@@ -21,7 +21,7 @@ grants_cli = AppGroup("grants", help="Matching-grant programs and their reports.
 
 
 def _actor() -> str:
-    from donations.cli import cli_actor
+    from donations.accounts.audit import cli_actor
 
     return cli_actor()
 

@@ -18,9 +18,9 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from donations.forms import SOURCE_CHOICES, DollarsField, GetForm, choices, no_control_characters
 from donations.grants.models import REPORT_FORMATS
 from donations.grants.rules import RecurringRule
-from donations.staff.forms import SOURCE_CHOICES, DollarsField, GetForm, choices, no_control_characters
 
 RULE_CHOICES = choices(
     [
@@ -39,7 +39,7 @@ class CheckboxesField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-def _positive(form: Any, field: DollarsField) -> None:
+def positive(form: Any, field: DollarsField) -> None:
     if field.cents is not None and field.cents <= 0:
         raise ValidationError("The amount must be more than zero.")
 
@@ -52,8 +52,8 @@ class ProgramForm(FlaskForm):
     )
     first_day = DateField("First day of the window", validators=[InputRequired("Enter the first day.")])
     last_day = DateField("Last day of the window (inclusive)", validators=[InputRequired("Enter the last day.")])
-    cap = DollarsField("Per-donor cap in dollars (empty: no cap)", validators=[Optional(), _positive])
-    goal = DollarsField("Local-match goal in dollars (optional)", validators=[Optional(), _positive])
+    cap = DollarsField("Per-donor cap in dollars (empty: no cap)", validators=[Optional(), positive])
+    goal = DollarsField("Local-match goal in dollars (optional)", validators=[Optional(), positive])
     funds = CheckboxesField("Funds counted (none ticked: every fund)", coerce=int, validators=[Optional()])
     sources = CheckboxesField(
         "Sources counted", choices=choices(SOURCE_CHOICES), validators=[InputRequired("Count at least one source.")]

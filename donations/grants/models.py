@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from donations.accounts.models import StaffUser
 from donations.clock import utcnow
 from donations.extensions import Base
 from donations.grants.rules import RecurringRule
 from donations.ledger.models import Fund, GiftSource
-from donations.staff.models import StaffUser
 
 REPORT_KINDS = ("summary", "donors", "ledger", "reversals", "disclosure", "payouts")
 # The kinds whose rows count gifts toward the program: a reversal recorded after one of these

@@ -19,6 +19,7 @@ from sqlalchemy import Row, select
 
 from donations.clock import local_date, newsroom_zone
 from donations.extensions import db
+from donations.forms import SOURCE_CHOICES
 from donations.grants import queries
 from donations.grants.models import COUNTING_KINDS, REPORT_KINDS, ProgramSettings, ReportRun
 from donations.grants.queries import Window
@@ -38,7 +39,6 @@ from donations.grants.rules import (
 )
 from donations.ledger.models import Fund
 from donations.payments.reconcile import payout_reconciliation_rows
-from donations.staff.forms import SOURCE_CHOICES
 
 DISCLOSURE_TIERS = (500_000, 100_000)  # $5,000 and $1,000, in cents
 SOURCE_LABELS = dict(SOURCE_CHOICES)

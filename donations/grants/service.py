@@ -18,6 +18,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
+from donations.accounts.audit import audit
+from donations.accounts.models import StaffUser
 from donations.clock import local_date, newsroom_zone, utcnow
 from donations.extensions import db
 from donations.grants import export, queries, reports
@@ -34,8 +36,6 @@ from donations.grants.rules import Period, RecurringRule, exclusion
 from donations.ledger.currency import counted_gift
 from donations.ledger.funds import SLUG
 from donations.ledger.models import Fund, Gift, Reversal
-from donations.staff.models import StaffUser
-from donations.staff.service import audit
 
 
 class GrantError(ValueError):

@@ -15,16 +15,16 @@ from babel.dates import format_date
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 
+from donations.accounts.models import StaffUser
+from donations.accounts.roles import MONEY, READ, role_required
 from donations.extensions import db
+from donations.forms import choices
 from donations.grants import service
 from donations.grants.forms import ExportForm, ProgramForm, ReportFilterForm
 from donations.grants.models import ALL_SOURCES, REPORT_KINDS, GrantProgram
 from donations.grants.reports import REPORT_TITLES, Cell, Money, Percent, ReportParams
+from donations.ledger.funds import funds_for_choice
 from donations.money import cents_text, format_money
-from donations.staff.auth import MONEY, READ, role_required
-from donations.staff.forms import choices
-from donations.staff.models import StaffUser
-from donations.staff.queries import funds_for_choice
 
 bp = Blueprint("grants", __name__, url_prefix="/staff/grants")
 PAGE_SIZE = 100

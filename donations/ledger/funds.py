@@ -155,3 +155,10 @@ def fund_progress(fund: Fund) -> FundProgress | None:
             with _progress_lock:
                 _progress_cache[fund.id] = (now + ttl, raised)
     return FundProgress(raised_cents=max(raised, 0), goal_cents=fund.goal_cents)
+
+
+def funds_for_choice(*, active_only: bool = False) -> list[Fund]:
+    statement = select(Fund).order_by(Fund.active.desc(), Fund.name)
+    if active_only:
+        statement = statement.where(Fund.active.is_(True))
+    return list(db.session.scalars(statement))

@@ -40,7 +40,7 @@ from donations.ledger.models import (
     MembershipChange,
     MembershipStatus,
 )
-from donations.receipts import service as receipts
+from donations.mail import service as receipts
 
 DEFAULT_LEVELS: list[tuple[int, str]] = [(0, "Supporter"), (12_000, "Sustainer"), (60_000, "Champion")]
 

@@ -21,7 +21,7 @@ from donations.ledger import donors as donor_ledger
 from donations.ledger import service as ledger
 from donations.ledger.currency import newsroom_currency
 from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
-from donations.receipts import service as receipts
+from donations.mail import service as receipts
 
 OFFLINE_SOURCES = (GiftSource.CHECK, GiftSource.CASH, GiftSource.OTHER)
 # Donors who sent no email address get one that can never be delivered (RFC 2606 `.invalid`).

@@ -30,7 +30,7 @@ def sync_command(since: date | None) -> None:
 
     if current_app.config["PAYMENTS_GATEWAY"] == "local":
         # Stripe expires abandoned checkouts itself; the local gateway does it here.
-        from donations.payments.local import expire_stale_checkouts
+        from donations.payments.local.gateway import expire_stale_checkouts
 
         click.echo(f"Expired {expire_stale_checkouts(utcnow())} local checkouts left unpaid for 24 hours.")
     start = local_day_bounds(since.date(), since.date())[0] if since else utcnow() - timedelta(days=DEFAULT_SYNC_DAYS)
@@ -46,7 +46,7 @@ def sync_command(since: date | None) -> None:
 @click.option("--reason", required=True, help="Why (kept in the audit log and on the refund).")
 def refund_command(gift_id: int, amount: int | None, reason: str) -> None:
     """Ask Stripe to refund a gift; the ledger records it when Stripe's events arrive."""
-    from donations.cli import cli_actor
+    from donations.accounts.audit import cli_actor
     from donations.payments.refunds import RefundError, request_refund
 
     try:
@@ -69,7 +69,7 @@ def bill_due_command(as_of: date | None) -> None:
     from flask import current_app
 
     from donations.clock import local_day_bounds, utcnow
-    from donations.payments.local_billing import bill_due
+    from donations.payments.local.billing import bill_due
 
     if current_app.config["PAYMENTS_GATEWAY"] != "local":
         raise click.ClickException("bill-due is for the local gateway: Stripe bills its own subscriptions")

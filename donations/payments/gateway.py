@@ -85,6 +85,6 @@ def get_gateway() -> PaymentGateway:
         from donations.payments.stripe_gateway import StripeGateway
 
         return StripeGateway.from_config(current_app.config)
-    from donations.payments.local import LocalGateway
+    from donations.payments.local.gateway import LocalGateway
 
     return LocalGateway()

@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select
 
+from donations.accounts.audit import audit
+from donations.accounts.models import StaffUser
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger import reversals
@@ -18,8 +20,6 @@ from donations.ledger.models import Dispute, Gift, GiftSource, GiftStatus, Rever
 from donations.money import format_money
 from donations.payments.gateway import GatewayError, GatewayRefused, RefundParams, get_gateway
 from donations.payments.models import RefundRequest
-from donations.staff.models import StaffUser
-from donations.staff.service import audit
 
 # Stripe keeps an idempotency key for 24 hours: an unanswered request is retried within it.
 IDEMPOTENCY_WINDOW = timedelta(hours=23)

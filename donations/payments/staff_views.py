@@ -8,11 +8,11 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 
+from donations.accounts.roles import MONEY, READ, role_required
 from donations.extensions import db
 from donations.ledger.reversals import open_disputes
 from donations.payments import sync
 from donations.payments.events import Outcome
-from donations.staff.auth import MONEY, READ, role_required
 
 bp = Blueprint("payments_staff", __name__, url_prefix="/staff")
 

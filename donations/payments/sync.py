@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from donations.accounts.audit import audit
+from donations.accounts.models import StaffUser
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.payments import events, reconcile
 from donations.payments.gateway import GatewayError, PaymentGateway, get_gateway
 from donations.payments.models import StripeEvent, SyncRun
-from donations.staff.models import StaffUser
-from donations.staff.service import audit
 
 PAGE_SIZE = 100
 

@@ -9,11 +9,13 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 
 from donations.clock import utcnow
 from donations.extensions import csrf, db, limiter
-from donations.giving import protection
 from donations.ledger import service as ledger
 from donations.ledger.models import Frequency, Gift, GiftStatus
-from donations.payments import events, local, local_billing, signing
-from donations.receipts.render import public_url
+from donations.mail.render import public_url
+from donations.payments import events, signing
+from donations.payments.local import billing as local_billing
+from donations.payments.local import gateway as local
+from donations.protection import card_testing as protection
 
 log = logging.getLogger(__name__)
 

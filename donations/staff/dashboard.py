@@ -13,10 +13,10 @@ from sqlalchemy import case, func, select
 
 from donations.clock import local_date, local_day_bounds, utcnow
 from donations.extensions import db
-from donations.giving.protection import BlockReason, blocked_attempt_counts
 from donations.ledger.currency import counted_gift
 from donations.ledger.models import Gift, Membership, MembershipStatus, Reversal
-from donations.staff.localtime import local_date as sql_local_date
+from donations.localtime import local_date as sql_local_date
+from donations.protection.card_testing import BlockReason, blocked_attempt_counts
 
 CHART_DAYS = 90
 

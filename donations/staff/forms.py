@@ -3,14 +3,12 @@ validate is answered with its messages and a 400, and nothing is written."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
-    Field,
     FieldList,
     Form,
     FormField,
@@ -20,21 +18,23 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, ValidationError
 
+from donations.accounts.models import Role
 from donations.extensions import MAX_ROW_ID
+from donations.forms import (
+    FREQUENCY_CHOICES,
+    SOURCE_CHOICES,
+    DollarsField,
+    GetForm,
+    choices,
+    no_control_characters,
+    positive,
+    supported_date,
+)
 from donations.ledger.models import GiftSource, GiftStatus
 from donations.money import AmountError, parse_dollars
-from donations.staff.models import Role
 
-
-def choices(pairs: list[tuple[Any, str]]) -> list[SelectChoice]:
-    return [SelectChoice(value, label) for value, label in pairs]
-
-
-FREQUENCY_CHOICES = [("one_time", "One time"), ("monthly", "Monthly"), ("annual", "Annual")]
-SOURCE_CHOICES = [("stripe", "Online (Stripe)"), ("check", "Check"), ("cash", "Cash"), ("other", "Other")]
 OFFLINE_SOURCE_CHOICES = [choice for choice in SOURCE_CHOICES if choice[0] != GiftSource.STRIPE]
 STATUS_CHOICES = [(status.value, status.value.replace("_", " ").capitalize()) for status in GiftStatus]
 TRIBUTE_CHOICES = [("", "No dedication"), ("honor", "In honor of"), ("memory", "In memory of")]
@@ -43,50 +43,6 @@ ROLE_CHOICES = [
     (Role.FINANCE.value, "Finance: gifts, refunds, offline gifts, exports"),
     (Role.VIEWER.value, "Viewer: read only"),
 ]
-
-
-# Dates staff may search by: a newsroom's records start after 2000, and far-off years would
-# overflow the time-zone arithmetic (9999-12-31 has no next day). Offline gifts need no bound:
-# the ledger refuses a future date with its own message.
-FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2100, 12, 31)
-
-
-def supported_date(form: Any, field: Field) -> None:
-    if field.data is not None and not FIRST_DATE <= field.data <= LAST_DATE:
-        raise ValidationError(f"Enter a date from {FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()}.")
-
-
-def no_control_characters(form: Any, field: Field) -> None:
-    if field.data and any((ord(ch) < 32 and ch not in "\r\n\t") or ord(ch) == 127 for ch in field.data):
-        raise ValidationError("Remove the special characters from this field.")
-
-
-class DollarsField(StringField):
-    """Dollars typed by a person ("25", "1,000.50"), held as integer cents in `.cents`."""
-
-    cents: int | None = None
-
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        super().process_formdata(valuelist)
-        self.cents = None
-        text = (self.data or "").strip()
-        if text:
-            try:
-                self.cents = parse_dollars(text)
-            except AmountError as exc:
-                raise ValueError(str(exc)) from None
-
-
-def _positive(form: Any, field: DollarsField) -> None:
-    if field.cents is not None and field.cents <= 0:
-        raise ValidationError("The amount must be more than zero.")
-
-
-class GetForm(FlaskForm):
-    """Filters in a query string: no CSRF token (they change nothing)."""
-
-    class Meta:
-        csrf = False
 
 
 # --- Sign-in and account -----------------------------------------------------------------------
@@ -120,10 +76,6 @@ class PasswordForm(FlaskForm):
             raise ValidationError("The two new passwords differ.")
 
 
-class ButtonForm(FlaskForm):
-    """A form that is only a button: it carries the CSRF token."""
-
-
 # --- Gifts -------------------------------------------------------------------------------------
 
 
@@ -153,7 +105,7 @@ class GiftFilterForm(GetForm):
 class RefundForm(FlaskForm):
     amount = DollarsField(
         "Amount to refund ($; leave empty for everything not yet refunded)",
-        validators=[Optional(), Length(max=20), _positive],
+        validators=[Optional(), Length(max=20), positive],
     )
     reason = TextAreaField(
         "Reason (kept in the audit log)",
@@ -215,7 +167,7 @@ class OfflineGiftForm(FlaskForm):
     region = StringField("State", validators=[Optional(), Length(max=100), no_control_characters])
     postal_code = _DonorFields.postal_code
     source = SelectField("Kind", choices=choices(OFFLINE_SOURCE_CHOICES), default="check", validators=[InputRequired()])
-    amount = DollarsField("Amount ($)", validators=[InputRequired("Enter the amount."), Length(max=20), _positive])
+    amount = DollarsField("Amount ($)", validators=[InputRequired("Enter the amount."), Length(max=20), positive])
     fund = SelectField("Fund", coerce=int, validators=[InputRequired("Choose a fund.")])
     received_on = DateField("Date received", validators=[InputRequired("Enter the date received.")])
     check_number = StringField("Check number", validators=[Optional(), Length(max=50), no_control_characters])
@@ -237,7 +189,7 @@ class CheckRowForm(Form):
     postmarked_on = DateField("Postmark date", validators=[Optional()])
     # No Optional(): it would stop the chain before validate_amount, which requires an amount
     # on every row that is not blank.
-    amount = DollarsField("Amount ($)", validators=[Length(max=20), _positive])
+    amount = DollarsField("Amount ($)", validators=[Length(max=20), positive])
 
     def is_blank(self) -> bool:
         """Nothing typed in the row (unused rows of the batch are skipped)."""
@@ -289,7 +241,7 @@ class FundForm(FlaskForm):
         validators=[InputRequired("Choose the fund's address."), Length(max=80)],
     )
     description = TextAreaField("Description (shown on its gift page)", validators=[Length(max=2000)])
-    goal = DollarsField("Goal ($, optional)", validators=[Optional(), Length(max=20), _positive])
+    goal = DollarsField("Goal ($, optional)", validators=[Optional(), Length(max=20), positive])
     one_time = AmountListField("Suggested one-time amounts ($, comma separated)", validators=[Length(max=200)])
     monthly = AmountListField("Suggested monthly amounts ($)", validators=[Length(max=200)])
     annual = AmountListField("Suggested annual amounts ($)", validators=[Length(max=200)])

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, case, func, select, tuple_
 from sqlalchemy.orm import joinedload, selectinload
 
+from donations.accounts.models import AuditEntry, StaffUser
 from donations.clock import local_day_bounds
 from donations.extensions import MAX_ROW_ID, db
 from donations.ledger.currency import counted_gift
@@ -29,8 +30,7 @@ from donations.ledger.models import (
     Reversal,
 )
 from donations.ledger.service import email_key
-from donations.staff.localtime import local_year
-from donations.staff.models import AuditEntry, StaffUser
+from donations.localtime import local_year
 
 PAGE_SIZE = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -314,10 +314,3 @@ def audit_actions() -> list[str]:
 
 def staff_users() -> list[StaffUser]:
     return list(db.session.scalars(select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.email)))
-
-
-def funds_for_choice(*, active_only: bool = False) -> list[Fund]:
-    statement = select(Fund).order_by(Fund.active.desc(), Fund.name)
-    if active_only:
-        statement = statement.where(Fund.active.is_(True))
-    return list(db.session.scalars(statement))

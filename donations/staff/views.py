@@ -26,6 +26,10 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
+from donations import forms as shared_forms
+from donations.accounts import service as accounts
+from donations.accounts.models import Role, StaffUser
+from donations.accounts.roles import ADMIN, MONEY, READ, role_required
 from donations.clock import utcnow
 from donations.extensions import db, limiter, login_manager
 from donations.ledger import donors as donor_ledger
@@ -39,8 +43,6 @@ from donations.payments import refunds
 from donations.payments.gateway import GatewayError
 from donations.staff import dashboard as dashboard_queries
 from donations.staff import forms, queries, service
-from donations.staff.auth import ADMIN, MONEY, READ, role_required
-from donations.staff.models import Role, StaffUser
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -52,7 +54,7 @@ PENDING_KEY = "staff_pending_sign_in"  # password checked, waiting for the two-f
 PENDING_SECONDS = 300
 SIGNED_IN_AT_KEY = "staff_signed_in_at"
 # Errors a person can fix: shown with a 400, nothing written.
-USER_ERRORS = (service.StaffError, LedgerError, fund_ledger.FundError, donor_ledger.MergeError)
+USER_ERRORS = (accounts.StaffError, LedgerError, fund_ledger.FundError, donor_ledger.MergeError)
 # Views a signed-in user may reach before changing a one-time password or enrolling two-factor.
 GATE_FREE_ENDPOINTS = {
     "staff.logout",
@@ -112,7 +114,7 @@ def staff_gates() -> Response | None:
     if current_user.must_change_password:
         flash("Choose your own password before you go on.", "info")
         return redirect(url_for("staff.password"))
-    if service.two_factor_required(current_user) and not current_user.two_factor_enabled:
+    if accounts.two_factor_required(current_user) and not current_user.two_factor_enabled:
         flash("Administrators must turn on two-factor sign-in before they go on.", "info")
         return redirect(url_for("staff.two_factor"))
     return None
@@ -159,7 +161,7 @@ def _safe_next(target: str | None) -> str:
 
 
 def _finish_sign_in(user: StaffUser, next_url: str | None) -> Response:
-    service.complete_sign_in(user, _addr())
+    accounts.complete_sign_in(user, _addr())
     session.clear()  # nothing from before sign-in survives it (the CSRF token is renewed too)
     session.permanent = True
     login_user(user)
@@ -177,8 +179,8 @@ def login():  # type: ignore[no-untyped-def]
     error = None
     if form.validate_on_submit():
         try:
-            user = service.check_credentials(form.email.data, form.password.data, _addr())
-        except service.SignInRefused as exc:
+            user = accounts.check_credentials(form.email.data, form.password.data, _addr())
+        except accounts.SignInRefused as exc:
             error = str(exc)
         else:
             if user.two_factor_enabled:
@@ -211,10 +213,10 @@ def login_code():  # type: ignore[no-untyped-def]
     error = None
     if form.validate_on_submit():
         try:
-            service.check_sign_in_code(user, form.code.data, _addr())
-        except service.SignInRefused as exc:
+            accounts.check_sign_in_code(user, form.code.data, _addr())
+        except accounts.SignInRefused as exc:
             error = str(exc)
-            if service.is_locked(user.email, _addr()):
+            if accounts.is_locked(user.email, _addr()):
                 session.pop(PENDING_KEY, None)
         else:
             return _finish_sign_in(user, request.args.get("next"))
@@ -226,7 +228,7 @@ def login_code():  # type: ignore[no-untyped-def]
 def logout():  # type: ignore[no-untyped-def]
     # CSRF protection (app-wide) has already checked the form's token.
     if current_user.is_authenticated:
-        service.record_sign_out(_actor(), _addr())
+        accounts.record_sign_out(_actor(), _addr())
     _end_session()
     flash("You are signed out, in this browser and any other.", "info")
     return redirect(url_for("staff.login"))
@@ -238,7 +240,7 @@ def logout():  # type: ignore[no-untyped-def]
 @bp.get("/account")
 @role_required(*READ)
 def account():  # type: ignore[no-untyped-def]
-    return render_template("staff/account.html", required=service.two_factor_required(current_user))
+    return render_template("staff/account.html", required=accounts.two_factor_required(current_user))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -248,8 +250,8 @@ def password():  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         user = _actor()
         try:
-            service.change_password(user, form.current.data, form.new.data, _addr())
-        except service.StaffError as exc:
+            accounts.change_password(user, form.current.data, form.new.data, _addr())
+        except accounts.StaffError as exc:
             form.current.errors = [*form.current.errors, str(exc)]
         else:
             # The old session id died with the old version: sign this browser in again.
@@ -271,10 +273,10 @@ def two_factor():  # type: ignore[no-untyped-def]
         "staff/two_factor.html",
         pending=pending,
         secret=user.totp_secret if pending else None,
-        uri=service.provisioning_uri(user) if pending else None,
-        required=service.two_factor_required(user),
+        uri=accounts.provisioning_uri(user) if pending else None,
+        required=accounts.two_factor_required(user),
         form=forms.CodeForm(),
-        start_form=forms.ButtonForm(),
+        start_form=shared_forms.ButtonForm(),
     )
 
 
@@ -282,8 +284,8 @@ def two_factor():  # type: ignore[no-untyped-def]
 @role_required(*READ)
 def two_factor_start():  # type: ignore[no-untyped-def]
     try:
-        service.begin_two_factor(_actor())
-    except service.StaffError as exc:
+        accounts.begin_two_factor(_actor())
+    except accounts.StaffError as exc:
         flash(str(exc), "error")
     return redirect(url_for("staff.two_factor"))
 
@@ -294,8 +296,8 @@ def two_factor_confirm():  # type: ignore[no-untyped-def]
     form = forms.CodeForm()
     if form.validate_on_submit():
         try:
-            service.confirm_two_factor(_actor(), form.code.data, _addr())
-        except service.StaffError as exc:
+            accounts.confirm_two_factor(_actor(), form.code.data, _addr())
+        except accounts.StaffError as exc:
             flash(str(exc), "error")
             return redirect(url_for("staff.two_factor"), 303)
         flash("Two-factor sign-in is on: from now on, sign-in asks for a code.", "success")
@@ -310,8 +312,8 @@ def two_factor_off():  # type: ignore[no-untyped-def]
     form = forms.CodeForm()
     if form.validate_on_submit():
         try:
-            service.turn_off_two_factor(_actor(), form.code.data, _addr())
-        except service.StaffError as exc:
+            accounts.turn_off_two_factor(_actor(), form.code.data, _addr())
+        except accounts.StaffError as exc:
             flash(str(exc), "error")
         else:
             flash("Two-factor sign-in is off.", "success")
@@ -333,17 +335,17 @@ def dashboard():  # type: ignore[no-untyped-def]
 def _fund_choices(first: tuple[Any, str] | None = None, *, active_only: bool = False) -> list[SelectChoice]:
     pairs = [
         (fund.id, fund.name if fund.active else f"{fund.name} (inactive)")
-        for fund in queries.funds_for_choice(active_only=active_only)
+        for fund in fund_ledger.funds_for_choice(active_only=active_only)
     ]
-    return forms.choices([first, *pairs] if first else pairs)
+    return shared_forms.choices([first, *pairs] if first else pairs)
 
 
 @bp.get("/gifts")
 @role_required(*READ)
 def gifts():  # type: ignore[no-untyped-def]
     form = forms.GiftFilterForm(formdata=request.args)
-    form.fund.choices = forms.choices(
-        [("", "Any fund"), *((str(fund.id), fund.name) for fund in queries.funds_for_choice())]
+    form.fund.choices = shared_forms.choices(
+        [("", "Any fund"), *((str(fund.id), fund.name) for fund in fund_ledger.funds_for_choice())]
     )
     page = queries.GiftPage([], None)
     status = 200
@@ -618,7 +620,7 @@ def offline_batch():  # type: ignore[no-untyped-def]
 @bp.get("/funds")
 @role_required(*READ)
 def funds():  # type: ignore[no-untyped-def]
-    all_funds = queries.funds_for_choice()
+    all_funds = fund_ledger.funds_for_choice()
     return render_template("staff/funds.html", funds=all_funds, raised=fund_ledger.raised_by_fund())
 
 
@@ -697,10 +699,10 @@ def fund_edit(fund_id: int):  # type: ignore[no-untyped-def]
 def audit():  # type: ignore[no-untyped-def]
     form = forms.AuditFilterForm(formdata=request.args)
     users = queries.staff_users()
-    form.user.choices = forms.choices(
+    form.user.choices = shared_forms.choices(
         [("", "Anyone"), ("none", "No staff user (CLI, system, unknown)")] + [(str(u.id), u.email) for u in users]
     )
-    form.action.choices = forms.choices([("", "Any action")] + [(a, a) for a in queries.audit_actions()])
+    form.action.choices = shared_forms.choices([("", "Any action")] + [(a, a) for a in queries.audit_actions()])
     if not form.validate():
         return render_template("staff/audit.html", form=form, page=queries.AuditPage([], None), next_url=None), 400
     page = queries.audit_page(
@@ -732,7 +734,7 @@ def _render_users(form: forms.StaffUserForm | None = None, status: int = 200, **
         users=queries.staff_users(),
         form=form or forms.StaffUserForm(),
         role_form=forms.RoleForm(),
-        button=forms.ButtonForm(),
+        button=shared_forms.ButtonForm(),
         roles=[role.value for role in Role],
         **extra,
     ), status
@@ -750,10 +752,10 @@ def user_new():  # type: ignore[no-untyped-def]
     form = forms.StaffUserForm()
     if form.validate_on_submit():
         try:
-            user, one_time = service.add_staff_user(
+            user, one_time = accounts.add_staff_user(
                 form.email.data, form.role.data, form.name.data or None, _actor(), _addr()
             )
-        except service.StaffError as exc:
+        except accounts.StaffError as exc:
             form.email.errors = [*form.email.errors, str(exc)]
         else:
             # Shown once, on this response only (never stored in the session or the log).
@@ -767,19 +769,19 @@ def _user_action(user_id: int, action: str) -> Response:
         if action == "role":
             form = forms.RoleForm()
             if not form.validate_on_submit():
-                raise service.StaffError("Choose a role.")
-            service.change_role(user, form.role.data, _actor(), _addr())
+                raise accounts.StaffError("Choose a role.")
+            accounts.change_role(user, form.role.data, _actor(), _addr())
             flash(f"{user.email} is now {user.role}.", "success")
         elif action == "deactivate":
-            service.set_active(user, False, _actor(), _addr())
+            accounts.set_active(user, False, _actor(), _addr())
             flash(f"{user.email} is deactivated and signed out everywhere.", "success")
         elif action == "activate":
-            service.set_active(user, True, _actor(), _addr())
+            accounts.set_active(user, True, _actor(), _addr())
             flash(f"{user.email} is active again.", "success")
         elif action == "reset-two-factor":
-            service.reset_two_factor(user, _actor(), _addr())
+            accounts.reset_two_factor(user, _actor(), _addr())
             flash(f"Two-factor sign-in of {user.email} is reset.", "success")
-    except service.StaffError as exc:
+    except accounts.StaffError as exc:
         flash(str(exc), "error")
     return redirect(url_for("staff.users"), 303)
 
@@ -812,5 +814,5 @@ def user_reset_two_factor(user_id: int):  # type: ignore[no-untyped-def]
 @role_required(*ADMIN)
 def user_reset_password(user_id: int):  # type: ignore[no-untyped-def]
     user = _staff_user_or_404(user_id)
-    one_time = service.reset_password(user, _actor(), _addr())
+    one_time = accounts.reset_password(user, _actor(), _addr())
     return _render_users(reset=user, one_time_password=one_time)[0]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from donations.clock import local_date
 from donations.extensions import db
 from donations.ledger.models import Donor, Gift, GiftStatus, Membership, MembershipStatus
-from donations.receipts.models import OutboxMessage
+from donations.mail.models import OutboxMessage
 from tests.factories import make_fund
 from tests.giving.memberships import start_local_membership
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from donations.extensions import db
 from donations.ledger.models import Donor, Gift, GiftStatus
+from donations.mail.models import OutboxMessage
 from donations.payments.models import StripeEvent
-from donations.receipts.models import OutboxMessage
 from tests.forms import csrf_token
 
 

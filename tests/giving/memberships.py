@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from donations.extensions import db
 from donations.ledger.models import Membership
-from donations.receipts.models import OutboxMessage
+from donations.mail.models import OutboxMessage
 from tests.forms import csrf_token, extract_csrf_token
 from tests.giving.gifts import post_gift
 

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from donations.extensions import db
 from donations.ledger.models import GiftStatus
+from donations.mail import render
+from donations.mail.models import OutboxMessage
 from donations.payments.models import StripeEvent
-from donations.receipts import render
-from donations.receipts.models import OutboxMessage
 from tests.factories import make_fund
 from tests.forms import checked_values, extract_csrf_token, input_value, page_text
 from tests.giving.gifts import counted_gifts, expected_fee, only_gift, post_gift, row_counts

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from donations.extensions import db
 from donations.giving import membership_service
 from donations.ledger.models import Gift, GiftStatus, Membership, MembershipChange, MembershipStatus
-from donations.receipts.models import OutboxMessage
+from donations.mail.models import OutboxMessage
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import checked_values, csrf_token, extract_csrf_token, page_text
@@ -74,7 +74,7 @@ def test_paying_twice_makes_one_membership(client, fund):
     checkout = urlsplit(response.headers["Location"])
     token = extract_csrf_token(client.get(f"{checkout.path}?{checkout.query}").get_data(as_text=True))
     gift = db.session.scalars(select(Gift)).one()
-    from donations.payments import local_billing
+    from donations.payments.local import billing as local_billing
 
     local_billing.start_subscription(gift, "4242424242424242")  # a double click got there first
     client.post(checkout.path, data={"csrf_token": token, "card_number": "4242424242424242"})

@@ -11,9 +11,9 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
+from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.grants.models import GrantProgram, ReportRun
-from donations.staff.models import AuditEntry
 from tests.factories import make_donor, make_fund, make_gift
 from tests.grants.support import local
 

@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
+from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.grants import service
 from donations.grants.models import GrantProgram, ReportRun
 from donations.grants.rules import RecurringRule
 from donations.ledger.models import Donor, Frequency, Fund, Gift, Membership, MembershipChange, Reversal
 from donations.payments.models import Payout
-from donations.staff.models import AuditEntry
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import extract_csrf_token
 from tests.grants.support import (

@@ -7,10 +7,10 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
+from donations.accounts.models import AuditEntry
 from donations.clock import local_date, utcnow
 from donations.extensions import db
 from donations.grants.models import GrantProgram, ReportRun
-from donations.staff.models import AuditEntry
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token, extract_csrf_token
 from tests.grants.support import html_table, local, make_program

@@ -19,11 +19,11 @@ from flask import Flask
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.exc import OperationalError
 
+from donations.accounts.models import StaffUser
 from donations.extensions import db
 from donations.ledger import service
 from donations.ledger.donors import MergeError
 from donations.ledger.models import Donor
-from donations.staff.models import StaffUser
 from donations.staff.service import merge_donors
 from tests.factories import make_donor
 from tests.staff.support import make_staff

@@ -11,7 +11,7 @@ from donations.extensions import db
 from donations.ledger import memberships
 from donations.ledger import service as ledger
 from donations.ledger.models import Gift, GiftStatus, Membership, MembershipChange, MembershipStatus
-from donations.receipts.models import OutboxMessage
+from donations.mail.models import OutboxMessage
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund
 

@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from donations.extensions import db
 from donations.ledger.models import Gift, GiftStatus
+from donations.mail import render
+from donations.mail.models import OutboxMessage
 from donations.payments.models import StripeEvent
-from donations.receipts import render
-from donations.receipts.models import OutboxMessage
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 

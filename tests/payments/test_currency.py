@@ -14,8 +14,8 @@ from donations.extensions import db
 from donations.ledger import donors, funds
 from donations.ledger import service as ledger
 from donations.ledger.models import Gift, GiftStatus
+from donations.mail import statements
 from donations.payments.models import StripeEvent
-from donations.receipts import statements
 from donations.staff import dashboard, queries
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift

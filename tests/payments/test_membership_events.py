@@ -26,9 +26,9 @@ from donations.ledger.models import (
     MembershipChange,
     MembershipStatus,
 )
-from donations.payments import local_billing
+from donations.mail.models import OutboxMessage
+from donations.payments.local import billing as local_billing
 from donations.payments.models import StripeEvent
-from donations.receipts.models import OutboxMessage
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund
 from tests.giving.memberships import start_local_membership

@@ -10,10 +10,10 @@ from sqlalchemy.exc import IntegrityError
 
 from donations.extensions import db
 from donations.ledger.models import Donor, Fund, Gift
+from donations.mail.models import OutboxMessage
 from donations.payments import events
 from donations.payments.handlers import checkout as checkout_handlers
 from donations.payments.models import StripeEvent
-from donations.receipts.models import OutboxMessage
 from tests import stripe_events as se
 from tests.factories import make_fund
 

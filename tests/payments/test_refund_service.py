@@ -9,12 +9,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
+from donations.accounts.models import AuditEntry
+from donations.accounts.service import create_staff_user
 from donations.extensions import db
 from donations.ledger.models import Gift, GiftSource, GiftStatus, Reversal
 from donations.payments.models import RefundRequest
 from donations.payments.refunds import RefundError, request_refund
-from donations.staff.models import AuditEntry
-from donations.staff.service import create_staff_user
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.http_recorder import Answer, HTTPRecorder, RecordedRequest, stripe_error

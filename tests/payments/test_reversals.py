@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from donations.clock import from_timestamp
 from donations.extensions import db
 from donations.ledger.models import Dispute, Gift, GiftStatus, InvoicePaymentLink, Reversal
+from donations.mail.models import OutboxMessage
 from donations.payments.models import StripeEvent
-from donations.receipts.models import OutboxMessage
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.payments import money_events as me

@@ -7,11 +7,11 @@ from flask import g, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from donations.accounts.models import AuditEntry, StaffUser
+from donations.accounts.service import create_staff_user
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.payments.models import StripeEvent, SyncRun
-from donations.staff.models import AuditEntry, StaffUser
-from donations.staff.service import create_staff_user
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.forms import extract_csrf_token

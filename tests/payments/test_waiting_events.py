@@ -10,9 +10,9 @@ from sqlalchemy import func, select, update
 
 from donations.extensions import db
 from donations.ledger.models import Donor, Fund, Gift, GiftStatus
+from donations.mail.models import OutboxMessage
 from donations.payments import events
 from donations.payments.models import StripeEvent
-from donations.receipts.models import OutboxMessage
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.payments import money_events as me

@@ -12,12 +12,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
+from donations.accounts.models import StaffUser
+from donations.accounts.service import create_staff_user
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.giving import protection
 from donations.ledger.models import Gift, GiftStatus
-from donations.staff.models import StaffUser
-from donations.staff.service import create_staff_user
+from donations.protection import card_testing as protection
 from donations.staff.views import SIGNED_IN_AT_KEY
 from tests import forms
 

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.giving import protection
 from donations.ledger.models import Gift, GiftStatus
+from donations.protection import card_testing as protection
 from tests import stripe_events as se
 from tests.forms import extract_csrf_token, page_text
 from tests.giving.gifts import gift_form
@@ -181,7 +181,7 @@ def test_honeypot_hits_are_logged_without_personal_data_and_counted(app, client,
     assert response.status_code == 302  # looks like success to the bot
     assert all_gifts() == 0
     assert blocked("honeypot") == 1
-    lines = [r.getMessage() for r in caplog.records if r.name == "donations.giving.protection"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "donations.protection.card_testing"]
     assert lines == ["blocked attempt: honeypot at giving.give"]
     assert "rae@example.org" not in caplog.text and "127.0.0.1" not in caplog.text
 

@@ -24,9 +24,9 @@ from sqlalchemy.engine import make_url
 from donations import create_app
 from donations.extensions import db
 from donations.ledger.models import Gift, GiftStatus
+from donations.mail.models import OutboxMessage, OutboxStatus
+from donations.mail.worker import OutboxWorker
 from donations.payments.models import StripeEvent
-from donations.receipts.models import OutboxMessage, OutboxStatus
-from donations.receipts.worker import OutboxWorker
 from tests import stripe_events as se
 from tests.conftest import TEST_CONFIG
 from tests.forms import page_text

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from donations.extensions import db
 from donations.ledger.models import Gift
-from donations.receipts.worker import OutboxWorker
+from donations.mail.worker import OutboxWorker
 from donations.security import redact
 from tests import stripe_events as se
 from tests.forms import extract_csrf_token

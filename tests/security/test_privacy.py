@@ -9,13 +9,13 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
+from donations.accounts.models import AuditEntry
 from donations.extensions import db
-from donations.ledger import privacy
 from donations.ledger.donors import merge
 from donations.ledger.models import Donor, Gift, Reversal
+from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import StripeEvent
-from donations.receipts.models import OutboxMessage, OutboxStatus
-from donations.staff.models import AuditEntry
+from donations.privacy import service as privacy
 from tests import stripe_events as se
 from tests.factories import make_donor, make_gift
 from tests.forms import extract_csrf_token

@@ -11,12 +11,12 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Rule
 
+from donations.accounts.audit import audit
 from donations.clock import local_date, utcnow
 from donations.extensions import db
 from donations.ledger.models import Fund, GiftStatus, Membership, MembershipStatus
+from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import StripeEvent
-from donations.receipts.models import OutboxMessage, OutboxStatus
-from donations.staff.service import audit
 from tests.factories import make_donor, make_fund, make_gift
 
 SCRIPT = '<script>alert("xss")</script>'

@@ -17,10 +17,11 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from donations.accounts import service as accounts
+from donations.accounts.models import StaffUser
 from donations.clock import newsroom_zone
 from donations.extensions import db
-from donations.staff import dashboard, service
-from donations.staff.models import StaffUser
+from donations.staff import dashboard
 from tests.forms import csrf_token
 
 PASSWORD = "correct horse battery staple"
@@ -30,13 +31,13 @@ _addresses = itertools.count(1)
 
 @functools.cache
 def _default_hash() -> str:
-    return service.hash_password(PASSWORD)
+    return accounts.hash_password(PASSWORD)
 
 
 def make_staff(role: str = "admin", email: str | None = None, password: str = PASSWORD, **kwargs: object) -> StaffUser:
     """A staff user; with the default password its Argon2 hash is computed once per run."""
     if password != PASSWORD:
-        user = service.create_staff_user(email or f"{role}{next(_seq)}@newsroom.example", role, password)
+        user = accounts.create_staff_user(email or f"{role}{next(_seq)}@newsroom.example", role, password)
     else:
         user = StaffUser(
             email=email or f"{role}{next(_seq)}@newsroom.example", role=role, password_hash=_default_hash()

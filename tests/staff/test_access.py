@@ -14,10 +14,10 @@ from flask import Flask
 from sqlalchemy import func, select
 from werkzeug.routing import Rule
 
+from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.grants import service as grants
-from donations.receipts.models import OutboxMessage, OutboxStatus
-from donations.staff.models import AuditEntry
+from donations.mail.models import OutboxMessage, OutboxStatus
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token
 from tests.staff.support import make_staff, sign_in

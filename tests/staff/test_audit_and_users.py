@@ -7,9 +7,10 @@ import re
 import pyotp
 from sqlalchemy import func, select
 
+from donations.accounts import service as accounts
+from donations.accounts.models import AuditEntry, StaffUser
 from donations.extensions import db
 from donations.staff import queries, service
-from donations.staff.models import AuditEntry, StaffUser
 from tests.forms import csrf_token, page_text
 from tests.staff.conftest import new_client
 from tests.staff.support import fresh_address, make_staff, sign_in, sign_in_with_form
@@ -103,7 +104,7 @@ def test_a_new_password_and_a_two_factor_reset_for_someone_who_lost_theirs(clien
     db.session.expire_all()
     user = db.session.get(StaffUser, finance.id)
     assert user.must_change_password and user.totp_secret is None
-    assert service.check_password(user, one_time)
+    assert accounts.check_password(user, one_time)
     actions = set(db.session.scalars(select(AuditEntry.action)))
     assert actions == {"staff.password_reset", "staff.two_factor_reset"}
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.ledger import donors as donor_ledger
 from donations.ledger.models import Donor, Gift, Membership, Reversal
 from donations.staff import queries
-from donations.staff.models import AuditEntry
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token, page_text
 from tests.staff.support import make_staff, sign_in

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import func, select
 
+from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.ledger.models import Gift, GiftStatus, Reversal
 from donations.payments.models import RefundRequest
 from donations.staff import queries
-from donations.staff.models import AuditEntry
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token, page_text
 from tests.staff.support import make_staff, sign_in

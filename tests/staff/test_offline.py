@@ -8,13 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from donations.accounts.models import AuditEntry
 from donations.clock import local_date, utcnow
 from donations.extensions import db
 from donations.ledger import funds
 from donations.ledger.models import Donor, Gift, GiftStatus
-from donations.receipts.models import OutboxMessage
+from donations.mail.models import OutboxMessage
 from donations.staff import dashboard
-from donations.staff.models import AuditEntry
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token, page_text
 from tests.staff.support import make_staff, sign_in

@@ -15,10 +15,10 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy import func, select, update
 
 from donations import create_app
+from donations.accounts import service as accounts
+from donations.accounts.models import AuditEntry, SignInFailure, StaffUser
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.staff import service
-from donations.staff.models import AuditEntry, SignInFailure, StaffUser
 from tests.forms import csrf_token, page_text
 from tests.staff.conftest import new_client
 from tests.staff.support import PASSWORD, fresh_address, make_staff, sign_in, sign_in_with_form
@@ -120,7 +120,7 @@ def test_every_sign_in_answer_costs_one_argon2_verification(client, app, monkeyp
     for _ in range(app.config["STAFF_MAX_FAILED_SIGNINS"]):
         sign_in_with_form(client, user.email, "wrong password!!", address=locked_out)
     hasher = CountingHasher()
-    monkeypatch.setattr(service, "_hasher", hasher)
+    monkeypatch.setattr(accounts, "_hasher", hasher)
     attempts = {
         "unknown email": ("nobody@newsroom.example", PASSWORD, fresh_address()),
         "inactive account": ("gone@newsroom.example", PASSWORD, fresh_address()),

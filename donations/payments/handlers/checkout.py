@@ -7,9 +7,9 @@ from typing import Any
 from donations.ledger import service as ledger
 from donations.ledger.currency import ForeignCurrency
 from donations.ledger.models import GiftStatus
+from donations.mail import service as receipts
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.subscriptions import start_membership_from_checkout
-from donations.receipts import service as receipts
 
 MAX_AMOUNT_CENTS = 10**12  # far above any gift, far below the BIGINT column's limit
 

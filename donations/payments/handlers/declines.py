@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from donations.extensions import db
-from donations.giving import protection
 from donations.ledger import service as ledger
 from donations.ledger.models import Gift
 from donations.payments.handlers import StripeEventData, handles
 from donations.payments.handlers.payload import field
+from donations.protection import card_testing as protection
 
 
 def _email_of(charge: dict[str, Any]) -> str | None:

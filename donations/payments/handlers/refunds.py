@@ -12,9 +12,9 @@ from typing import Any
 from donations.clock import from_timestamp
 from donations.ledger import reversals
 from donations.ledger.models import ReversalKind
+from donations.mail import service as receipts
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import object_id
-from donations.receipts import service as receipts
 
 
 def refund_facts(

@@ -27,8 +27,8 @@ from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger.donors import merged_from, resolve_merged
 from donations.ledger.models import Donor, Gift, Membership, MembershipChange, Reversal
+from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import StripeEvent
-from donations.receipts.models import OutboxMessage, OutboxStatus
 
 ERASED_ORGANIZATION = "(erased organization)"
 # Personal fields in Stripe's objects (customer_details, billing_details, shipping, address).
@@ -262,8 +262,7 @@ privacy_cli = AppGroup("privacy", help="A donor's personal data: export or erase
 @click.option("-o", "--output", type=click.File("w"), default="-", help="File to write (default: standard output).")
 def export_command(donor_id: int, output: Any) -> None:
     """Write everything held about DONOR_ID as JSON."""
-    from donations.cli import cli_actor
-    from donations.staff.service import audit
+    from donations.accounts.audit import audit, cli_actor
 
     try:
         data = export_donor(donor_id)
@@ -280,8 +279,7 @@ def export_command(donor_id: int, output: Any) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def erase_command(donor_id: int, yes: bool) -> None:
     """Erase DONOR_ID's personal data; the gifts stay in the ledger, anonymized."""
-    from donations.cli import cli_actor
-    from donations.staff.service import audit
+    from donations.accounts.audit import audit, cli_actor
 
     if not yes:
         click.confirm(f"Erase the personal data of donor #{donor_id}? This cannot be undone", abort=True)

@@ -23,9 +23,9 @@ from donations.clock import local_date, newsroom_zone, utcnow
 from donations.extensions import db
 from donations.ledger.memberships import annualized_cents, level_of
 from donations.ledger.models import Frequency, Gift, GiftSource, Membership, Reversal, ReversalKind
+from donations.mail.models import OutboxMessage
+from donations.mail.statements import Statement, StatementError, statement_for
 from donations.money import format_money
-from donations.receipts.models import OutboxMessage
-from donations.receipts.statements import Statement, StatementError, statement_for
 
 LOCALE = "en_US"
 T = TypeVar("T")

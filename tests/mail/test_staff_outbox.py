@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import url_for
 from sqlalchemy import select
 
+from donations.accounts.models import AuditEntry
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.receipts import service
-from donations.receipts.models import OutboxMessage, OutboxStatus
-from donations.staff.models import AuditEntry
+from donations.mail import service
+from donations.mail.models import OutboxMessage, OutboxStatus
 from tests.factories import make_donor
 from tests.forms import csrf_token, page_text
-from tests.receipts.conftest import sign_in
+from tests.mail.conftest import sign_in
 
 
 def parked_message(error: str = "SMTPServerDisconnected: Connection unexpectedly closed") -> OutboxMessage:

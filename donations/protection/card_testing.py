@@ -45,7 +45,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from donations.clock import utcnow
+from config import ConfigurationError
+from donations.clock import utcnow, wait_in_words
 from donations.extensions import Base, db, limiter
 
 log = logging.getLogger(__name__)
@@ -152,17 +153,6 @@ def _email_key() -> str:
 # Counted by the view at the moment it is about to act (open a checkout at the gateway, queue a
 # link), after the form was accepted: a reader's typos cost nothing. Test and hit are one atomic
 # step per key in the limiter's storage, so concurrent posts cannot all slip under the limit.
-
-
-def wait_in_words(seconds: int) -> str:
-    """'about 40 seconds', 'about 1 minute', 'about 2 hours': how long a refused reader waits."""
-    if seconds < 60:
-        amount, unit = max(seconds, 1), "second"
-    elif seconds < 3600:
-        amount, unit = math.ceil(seconds / 60), "minute"
-    else:
-        amount, unit = math.ceil(seconds / 3600), "hour"
-    return f"about {amount} {unit}{'' if amount == 1 else 's'}"
 
 
 def _limit_ids(scope: str, key: str) -> tuple[str, ...]:
@@ -406,7 +396,6 @@ def _captcha_context() -> dict[str, Any]:
 
 
 def _check_config(config: Mapping[str, Any]) -> None:
-    from donations import ConfigurationError
 
     parse_many(config["GIVE_RATE_LIMIT"])
     parse_many(config["MAGIC_LINK_RATE_LIMIT"])

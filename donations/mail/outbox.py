@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from donations.accounts.audit import audit
+from donations.accounts.models import StaffUser
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.receipts.models import OutboxMessage, OutboxStatus
-from donations.staff.models import StaffUser
-from donations.staff.service import audit
+from donations.mail.models import OutboxMessage, OutboxStatus
 
 STAFF_LIST_LIMIT = 200
 

@@ -15,17 +15,17 @@ from sqlalchemy import func, insert, select, update
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger.models import Gift, Membership, MembershipStatus, Reversal, ReversalKind
+from donations.mail import outbox as outbox_service
+from donations.mail import service
+from donations.mail import worker as outbox_worker
+from donations.mail.mailer import MailConfigError, SmtpSettings
+from donations.mail.models import OutboxMessage, OutboxStatus
+from donations.mail.worker import OutboxWorker, backoff, run_until_stopped
 from donations.payments.handlers import StripeEventData
 from donations.payments.handlers.checkout import checkout_paid
-from donations.receipts import outbox as outbox_service
-from donations.receipts import service
-from donations.receipts import worker as outbox_worker
-from donations.receipts.mailer import MailConfigError, SmtpSettings
-from donations.receipts.models import OutboxMessage, OutboxStatus
-from donations.receipts.worker import OutboxWorker, backoff, run_until_stopped
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
-from tests.receipts.conftest import SmtpServer
+from tests.mail.conftest import SmtpServer
 
 # 2026-01-01 07:30 UTC is 23:30 on December 31, 2025 in Los Angeles: the receipt says December 31.
 NEW_YEARS_EVE_LATE = datetime(2026, 1, 1, 7, 30, tzinfo=UTC)
@@ -380,7 +380,7 @@ def test_without_smtp_url_mail_is_logged_and_written_as_eml_files(app, monkeypat
     service.queue("gift_receipt", "dev@example.org", {"gift_id": gift.id})
     service.queue("magic_link", "dev@example.org", {"url": "http://127.0.0.1:5000/m/x", "expires_at_iso": "2026-05-01"})
     db.session.commit()
-    with caplog.at_level("INFO", logger="donations.receipts.mailer"):
+    with caplog.at_level("INFO", logger="donations.mail.mailer"):
         assert OutboxWorker().drain().sent == 2
     files = sorted(tmp_path.glob("*.eml"))
     assert len(files) == 2

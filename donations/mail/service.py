@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from donations.extensions import db, insert_ignoring
-from donations.receipts.models import OutboxMessage
+from donations.mail.models import OutboxMessage
 
 
 def queue(

@@ -11,16 +11,16 @@ from flask import url_for
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.ledger.models import Donor, GiftStatus, Reversal, ReversalKind
-from donations.receipts import statements
-from donations.receipts.models import OutboxMessage
-from donations.receipts.worker import OutboxWorker
-from donations.staff.models import AuditEntry
+from donations.mail import statements
+from donations.mail.models import OutboxMessage
+from donations.mail.worker import OutboxWorker
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token, extract_csrf_token, page_text
-from tests.receipts.conftest import sign_in
+from tests.mail.conftest import sign_in
 
 
 def at(year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:

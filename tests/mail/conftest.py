@@ -21,9 +21,9 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from flask import Flask, g, url_for
 from flask.testing import FlaskClient
 
+from donations.accounts.models import StaffUser
+from donations.accounts.service import create_staff_user
 from donations.extensions import db
-from donations.staff.models import StaffUser
-from donations.staff.service import create_staff_user
 from tests.forms import extract_csrf_token
 
 _addresses = itertools.count(1)

@@ -11,9 +11,9 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from donations.extensions import db
-from donations.receipts import statements
-from donations.receipts.mailer import MailConfigError, transport_for
-from donations.receipts.worker import OutboxWorker, run_until_stopped
+from donations.mail import statements
+from donations.mail.mailer import MailConfigError, transport_for
+from donations.mail.worker import OutboxWorker, run_until_stopped
 
 receipts_cli = AppGroup("receipts", help="Donor mail: the outbox worker and annual statements.")
 
@@ -52,8 +52,7 @@ def work(once: bool) -> None:
 @click.option("--year", type=int, required=True, help="Calendar year, in the newsroom's time zone.")
 def queue_statements(year: int) -> None:
     """Queue an annual statement for every donor who gave in YEAR (never twice per year)."""
-    from donations.cli import cli_actor
-    from donations.staff.service import audit
+    from donations.accounts.audit import audit, cli_actor
 
     try:
         queued = statements.queue_annual_statements(year)

@@ -21,7 +21,7 @@ from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger import memberships as ledger_memberships
 from donations.ledger.models import FREQUENCY_INTERVAL, INTERVAL_FREQUENCY, Gift, Membership, MembershipStatus
-from donations.payments import local
+from donations.payments.local import gateway as local
 
 log = logging.getLogger(__name__)
 

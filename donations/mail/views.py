@@ -8,8 +8,8 @@ from flask import Blueprint, render_template
 
 from donations.extensions import db
 from donations.ledger.models import Donor
-from donations.receipts import statements
-from donations.receipts.forms import StatementRequestForm
+from donations.mail import statements
+from donations.mail.forms import StatementRequestForm
 
 bp = Blueprint("statements", __name__, url_prefix="/statements")
 

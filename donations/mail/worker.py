@@ -35,9 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.receipts.mailer import MailConfigError, PermanentDeliveryError, Transport, transport_for
-from donations.receipts.models import OutboxMessage, OutboxStatus
-from donations.receipts.render import build_email
+from donations.mail.mailer import MailConfigError, PermanentDeliveryError, Transport, transport_for
+from donations.mail.models import OutboxMessage, OutboxStatus
+from donations.mail.render import build_email
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def init_app(app: Flask) -> None:
 
 def _show_mail_log() -> None:
     """The development server configures no logging: print the mail log (links included)."""
-    logger = logging.getLogger("donations.receipts")
+    logger = logging.getLogger("donations.mail")
     logger.setLevel(logging.INFO)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()

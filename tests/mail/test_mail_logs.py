@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 from donations.extensions import db
-from donations.receipts import service
-from donations.receipts.worker import OutboxWorker
+from donations.mail import service
+from donations.mail.worker import OutboxWorker
 from tests.factories import make_donor, make_fund, make_gift
 
 ADDRESS = "private.person@example.org"
@@ -17,9 +17,9 @@ def test_a_sent_message_is_logged_by_id_and_kind_only(app, smtp, caplog):
     gift = make_gift(make_donor(ADDRESS), make_fund(), 2_500)
     message = service.queue("gift_receipt", ADDRESS, {"gift_id": gift.id})
     db.session.commit()
-    with caplog.at_level(logging.INFO, logger="donations.receipts.worker"):
+    with caplog.at_level(logging.INFO, logger="donations.mail.worker"):
         assert OutboxWorker().drain().sent == 1
-    lines = [record.getMessage() for record in caplog.records if record.name == "donations.receipts.worker"]
+    lines = [record.getMessage() for record in caplog.records if record.name == "donations.mail.worker"]
     assert lines == [f"sent outbox message {message.id} (gift_receipt)"]
     assert smtp.mailbox.to(ADDRESS)  # it did go to the donor
 
@@ -29,9 +29,9 @@ def test_the_development_mail_log_names_the_message_not_the_recipient(app, monke
     monkeypatch.setitem(app.config, "MAIL_DIR", str(tmp_path))
     message = service.queue("magic_link", ADDRESS, {"url": "http://127.0.0.1:5000/m/x", "expires_at_iso": "2026-05-01"})
     db.session.commit()
-    with caplog.at_level(logging.INFO, logger="donations.receipts"):
+    with caplog.at_level(logging.INFO, logger="donations.mail"):
         assert OutboxWorker().drain().sent == 1
-    (record,) = [r for r in caplog.records if r.name == "donations.receipts.mailer"]
+    (record,) = [r for r in caplog.records if r.name == "donations.mail.mailer"]
     first_line = record.getMessage().splitlines()[0]
     assert first_line.startswith(f"mail written to {tmp_path}/outbox-{message.id}-")
     assert "private.person" not in caplog.text and "[email redacted]" not in first_line

@@ -6,13 +6,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from donations.accounts.roles import MONEY, READ, role_required
 from donations.extensions import db
 from donations.ledger.models import Donor
-from donations.receipts import outbox as outbox_service
-from donations.receipts import statements
-from donations.receipts.forms import ActionForm
-from donations.receipts.render import statement_values
-from donations.staff.auth import MONEY, READ, role_required
+from donations.mail import outbox as outbox_service
+from donations.mail import statements
+from donations.mail.forms import ActionForm
+from donations.mail.render import statement_values
 
 bp = Blueprint("receipts_staff", __name__, url_prefix="/staff")
 

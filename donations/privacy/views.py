@@ -12,11 +12,11 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import InputRequired
 
+from donations.accounts.audit import audit
+from donations.accounts.roles import ADMIN, role_required
 from donations.extensions import db
-from donations.ledger import privacy
 from donations.ledger.models import Donor
-from donations.staff.auth import ADMIN, role_required
-from donations.staff.service import audit
+from donations.privacy import service as privacy
 
 bp = Blueprint("privacy", __name__, url_prefix="/staff/donors")
 

@@ -14,14 +14,14 @@ from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import String, and_, cast, exists, func, literal, select
 
+from donations.accounts.audit import audit
+from donations.accounts.models import StaffUser
 from donations.clock import local_date, local_day_bounds, utcnow
 from donations.extensions import UTCDateTime, db, insert_ignoring
 from donations.ledger.currency import counted_gift, newsroom_currency
 from donations.ledger.models import Donor, Fund, Gift, Reversal
-from donations.receipts.models import OutboxMessage, OutboxStatus
-from donations.receipts.service import queue
-from donations.staff.models import StaffUser
-from donations.staff.service import audit
+from donations.mail.models import OutboxMessage, OutboxStatus
+from donations.mail.service import queue
 
 FIRST_YEAR = 2000  # no gift here predates the software; keeps bad input out of date arithmetic
 STATEMENT_LINK_MAX_AGE_SECONDS = 24 * 3600

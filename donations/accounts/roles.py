@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import abort
 from flask_login import current_user, login_required
 
-from donations.staff.models import Role
+from donations.accounts.models import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,0 +1,1 @@
+"""Staff identity, roles, sign-in, two-factor codes, and the audit log (layer 1)."""

@@ -1,0 +1,1 @@
+"""Protection against card testing: rate limits, decline cool-downs, CAPTCHA (layer 3)."""
