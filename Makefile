@@ -7,7 +7,7 @@ PYTHON ?= python3
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint audit browser bench bench-tools clean
+.PHONY: install run test test-quick lint typecheck audit browser bench bench-tools clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 
+# mypy over donations/ (settings in pyproject.toml).
+typecheck: install
+	$(VENV)/bin/mypy
+
 # Security: bandit finds no medium or high issue in donations/ (an accepted one is marked
 # `# nosec` with its reason), and pip-audit finds no known vulnerability in requirements.lock.
 # Where pip-audit cannot reach a vulnerability service, PyPI's latest-release data checks the pins
@@ -42,7 +46,7 @@ audit: install
 	$(VENV)/bin/bandit -q -r donations -ll
 	$(PY) .ci/audit_dependencies.py
 
-test: install browser bench-tools lint
+test: install browser bench-tools lint typecheck
 	$(MAKE) audit AUDIT_OFFLINE=warn
 	$(PY) -m pytest $(PYTEST_ARGS)
 	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest $(PYTEST_ARGS)
