@@ -6,6 +6,8 @@ FLASK := $(VENV)/bin/flask --app wsgi
 PYTHON ?= python3
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
+# pytest-xdist: tests on every core (each worker its own SQLite file or PostgreSQL database).
+PYTEST_XDIST ?= -n auto
 
 .PHONY: install run test test-quick lint typecheck audit browser bench bench-tools clean
 
@@ -48,8 +50,12 @@ audit: install
 
 test: install browser bench-tools lint typecheck
 	$(MAKE) audit AUDIT_OFFLINE=warn
-	$(PY) -m pytest $(PYTEST_ARGS)
-	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL= $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+
+# The edit-test loop: SQLite only, no browser tests, in parallel; `make test` is what CI runs.
+test-quick: install
+	TEST_DATABASE_URL= $(PY) -m pytest $(PYTEST_XDIST) -m "not browser" $(PYTEST_ARGS)
 
 # Debian's wrk, GNU time and the sqlite3 shell: the benchmarks' load generator and meters.
 bench-tools:
