@@ -6,8 +6,10 @@ FLASK := $(VENV)/bin/flask --app wsgi
 PYTHON ?= python3
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
+# pytest-xdist: tests on every core (each worker its own SQLite file or PostgreSQL database).
+PYTEST_XDIST ?= -n auto
 
-.PHONY: install run test lint audit browser bench bench-tools clean
+.PHONY: install run test test-quick lint typecheck audit browser bench bench-tools clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +35,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 
+# mypy over donations/ (settings in pyproject.toml).
+typecheck: install
+	$(VENV)/bin/mypy
+
 # Security: bandit finds no medium or high issue in donations/ (an accepted one is marked
 # `# nosec` with its reason), and pip-audit finds no known vulnerability in requirements.lock.
 # Where pip-audit cannot reach a vulnerability service, PyPI's latest-release data checks the pins
@@ -42,10 +48,14 @@ audit: install
 	$(VENV)/bin/bandit -q -r donations -ll
 	$(PY) .ci/audit_dependencies.py
 
-test: install browser bench-tools lint
+test: install browser bench-tools lint typecheck
 	$(MAKE) audit AUDIT_OFFLINE=warn
-	$(PY) -m pytest $(PYTEST_ARGS)
-	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL= $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+
+# The edit-test loop: SQLite only, no browser tests, in parallel; `make test` is what CI runs.
+test-quick: install
+	TEST_DATABASE_URL= $(PY) -m pytest $(PYTEST_XDIST) -m "not browser" $(PYTEST_ARGS)
 
 # Debian's wrk, GNU time and the sqlite3 shell: the benchmarks' load generator and meters.
 bench-tools:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 
 from flask import Flask, abort, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
@@ -64,7 +65,7 @@ def register(app: Flask) -> None:
     app.before_request(_refuse_nul_bytes)
 
     @app.errorhandler(DBAPIError)
-    def database_error(exc: DBAPIError):  # type: ignore[no-untyped-def]
+    def database_error(exc: DBAPIError) -> ResponseReturnValue:
         with contextlib.suppress(DBAPIError):
             db.session.rollback()
         name = type(exc.orig).__name__ if exc.orig else type(exc).__name__
@@ -88,17 +89,17 @@ def register(app: Flask) -> None:
         return render_template("errors/unavailable.html"), 503, headers
 
     @app.errorhandler(CSRFError)
-    def csrf_failed(exc: CSRFError):  # type: ignore[no-untyped-def]
+    def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
         message = "This form expired or was sent from elsewhere. Go back, reload the page and try again."
         return render_template("errors/error.html", code=400, message=message), 400
 
     @app.errorhandler(SecurityError)
-    def untrusted_host(exc: SecurityError):  # type: ignore[no-untyped-def]
+    def untrusted_host(exc: SecurityError) -> ResponseReturnValue:
         # A Host outside TRUSTED_HOSTS: no URL can be built for it, so no page template either.
         return "Bad request: this site is not served at that host name.\n", 400, {"Content-Type": "text/plain"}
 
     @app.errorhandler(RequestEntityTooLarge)
-    def too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
+    def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
         # Raised before the body is read (Content-Length above the limit) or while reading it.
         if _wants_json():
             return jsonify(error="request body too large"), 413
@@ -109,7 +110,7 @@ def register(app: Flask) -> None:
         return render_template("errors/error.html", code=413, message=message), 413
 
     @app.errorhandler(RateLimitExceeded)
-    def rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
+    def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
         # Flask-Limiter's own text is the limit ("10 per 1 minute"); say how long to wait instead.
         current = limiter.current_limit
         wait = max(int(current.reset_at - time.time()), 1) if current else 60
@@ -119,7 +120,7 @@ def register(app: Flask) -> None:
         return render_template("errors/error.html", code=429, message=message), 429
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         if _wants_json():
-            return jsonify(error=exc.description), exc.code
-        return render_template("errors/error.html", code=exc.code, message=exc.description), exc.code
+            return jsonify(error=exc.description), exc.code or 500
+        return render_template("errors/error.html", code=exc.code, message=exc.description), exc.code or 500

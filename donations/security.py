@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, request
@@ -59,7 +59,7 @@ class SigningSessionInterface(SecureCookieSessionInterface):
 @functools.lru_cache(maxsize=8)
 def _signing_serializer(interface: SigningSessionInterface, keys: tuple[str | bytes, ...]) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(
-        list(keys),
+        [key.encode() if isinstance(key, str) else key for key in keys],  # as itsdangerous would
         salt=interface.salt,
         serializer=interface.serializer,
         signer_kwargs={"key_derivation": interface.key_derivation, "digest_method": interface.digest_method},
@@ -72,6 +72,7 @@ def _install_proxy_fix(app: Flask) -> None:
     clients reach directly, or any client could choose its own address (and rate-limit key)."""
     counts = {key: int(app.config.get(f"PROXY_FIX_X_{key.upper()}") or 0) for key in PROXY_FIX_KEYS}
     if any(counts.values()):
+        # Flask's documented way to wrap its WSGI app, though its types make wsgi_app a method.
         app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{key}": n for key, n in counts.items()})  # type: ignore[method-assign]
 
 
@@ -174,11 +175,18 @@ def install_log_redaction() -> None:
     errors quote the parameters of the failing statement.
     """
     previous = logging.getLogRecordFactory()
-    if getattr(previous, "redacts_personal_data", False):
-        return
+    if not isinstance(previous, _RedactingFactory):
+        logging.setLogRecordFactory(_RedactingFactory(previous))
 
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
+
+class _RedactingFactory:
+    """A log record factory that redacts what the one before it makes."""
+
+    def __init__(self, previous: Callable[..., logging.LogRecord]) -> None:
+        self.previous = previous
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.previous(*args, **kwargs)
         try:
             message = record.getMessage()
         except (TypeError, ValueError):  # a malformed call: leave it to logging's own error path
@@ -189,6 +197,3 @@ def install_log_redaction() -> None:
         if record.exc_info and record.exc_info[0] is not None:
             record.exc_text = redact(_exception_formatter.formatException(record.exc_info))
         return record
-
-    factory.redacts_personal_data = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)

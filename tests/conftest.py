@@ -1,5 +1,9 @@
 """Test fixtures. The suite runs once on SQLite (default) and once on PostgreSQL
-(TEST_DATABASE_URL). The schema is made by the Alembic migrations, as in production."""
+(TEST_DATABASE_URL). The schema is made by the Alembic migrations, as in production.
+
+Each test runs in an app context of its own (its database session, its `g`), and every request
+a test client makes runs in another one of its own, as in production: two clients in one test
+are two browsers, sharing nothing with each other or with the test but the database."""
 
 from __future__ import annotations
 
@@ -7,15 +11,30 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import settings
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
+from werkzeug.test import TestResponse
 
 from donations import create_app
 from donations.extensions import db, limiter
+
+
+class RequestClient(FlaskClient):
+    """A test client whose every request pushes an app context of its own. (Flask's request
+    context reuses the app context it finds, which in a test is the test's own.)"""
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+# Every app a test makes (create_app in a test, too) hands out such clients.
+Flask.test_client_class = RequestClient
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -29,7 +48,7 @@ if IN_CI:
 
 def _database_url() -> str:
     if TEST_DATABASE_URL:
-        return TEST_DATABASE_URL
+        return _worker_database(TEST_DATABASE_URL)
     return f"sqlite:///{Path(tempfile.mkdtemp(prefix='donations-test-')) / 'test.sqlite'}"
 
 
@@ -51,9 +70,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("postgresql_only")]
 
 
-def _reset_postgresql(url: str) -> None:
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker has a PostgreSQL database of its own, the given one's name
+    with the worker's id appended (`test_gw0`, made on first use); alone, the given one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not url.startswith("postgres"):
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+
+
+def _psycopg(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _create_database(url: str) -> None:
+    """Make the worker's database through the given one (which must exist), if it is missing."""
+    name = make_url(url).database
+    engine = create_engine(_psycopg(TEST_DATABASE_URL or url), isolation_level="AUTOCOMMIT")
     try:
+        with engine.connect() as connection:
+            # One at a time: concurrent CREATE DATABASE from one template can refuse each other.
+            connection.execute(text("SELECT pg_advisory_lock(1414)"))
+            if not connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}):
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text("SELECT pg_advisory_unlock(1414)"))
+    finally:
+        engine.dispose()
+
+
+def _reset_postgresql(url: str) -> None:
+    engine = create_engine(_psycopg(url))
+    try:
+        if url != TEST_DATABASE_URL:
+            _create_database(url)
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
             connection.execute(text("CREATE SCHEMA public"))
@@ -123,6 +173,7 @@ def _empty_all_tables() -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_database(app: Flask) -> Iterator[None]:
+    """The test's own app context, and an empty database after it."""
     with app.app_context():
         yield
         db.session.remove()

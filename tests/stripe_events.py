@@ -255,7 +255,7 @@ def signed_headers(body: bytes, secret: str, timestamp: int | None = None) -> di
     return {"Stripe-Signature": sign(body, secret, timestamp), "Content-Type": "application/json"}
 
 
-def post_event(client: FlaskClient, payload: dict[str, Any], secret: str, timestamp: int | None = None):  # type: ignore[no-untyped-def]
+def post_event(client: FlaskClient, payload: dict[str, Any], secret: str, timestamp: int | None = None):
     body = json.dumps(payload).encode()
     return client.post("/stripe/webhook", data=body, headers=signed_headers(body, secret, timestamp))
 

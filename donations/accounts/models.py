@@ -44,7 +44,7 @@ class StaffUser(UserMixin, Base):
     session_version: Mapped[int] = mapped_column(default=1)
 
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return self.active
 
     @property

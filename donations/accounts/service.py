@@ -322,9 +322,9 @@ def change_password(user: StaffUser, current: str, new: str, remote_addr: str | 
 
 
 def _active_admins() -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count()).select_from(StaffUser).where(StaffUser.role == Role.ADMIN, StaffUser.active.is_(True))
-    )
+    ).scalar_one()
 
 
 def add_staff_user(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -59,7 +61,7 @@ class GiftForm(FlaskForm):
     website = StringField("Leave this empty", validators=[Optional(), Length(max=200)])
     resume = HiddenField()
 
-    def __init__(self, suggested: dict[str, list[int]], frequencies: list[str], **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, suggested: dict[str, list[int]], frequencies: list[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.suggested = suggested
         self.frequency.choices = [(f, FREQUENCY_LABELS[f]) for f in frequencies]

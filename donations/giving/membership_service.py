@@ -19,11 +19,11 @@ import hmac
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import ForeignKey, select, update
+from sqlalchemy import CursorResult, ForeignKey, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from donations.clock import from_timestamp, utcnow
@@ -167,7 +167,7 @@ def sign_in(session: Any, link: MemberLink) -> None:
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if cast(CursorResult[Any], claimed).rowcount != 1:  # DML gives a CursorResult
         db.session.rollback()
         raise LinkUsed("this link has been used")
     _end(session)

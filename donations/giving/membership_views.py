@@ -17,6 +17,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 
 from donations.giving import membership_service as service
@@ -38,7 +39,7 @@ def _headers(response: Response) -> Response:
 
 
 @bp.route("/membership", methods=["GET", "POST"])
-def request_link():  # type: ignore[no-untyped-def]
+def request_link() -> ResponseReturnValue:
     form = LinkRequestForm()
     if form.validate_on_submit():
         # Counted only once the form is accepted (a mistyped address costs nothing), and whether
@@ -55,12 +56,12 @@ def request_link():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/membership/sent")
-def link_sent():  # type: ignore[no-untyped-def]
+def link_sent() -> ResponseReturnValue:
     return render_template("giving/membership_link_sent.html", hours=current_app.config["MAGIC_LINK_MAX_AGE"] // 3600)
 
 
 @bp.get("/membership/link/<token>")
-def open_link(token: str):  # type: ignore[no-untyped-def]
+def open_link(token: str) -> ResponseReturnValue:
     try:
         _, link = service.read_link_token(token)
         service.sign_in(session, link)
@@ -82,12 +83,12 @@ def _member() -> Donor:
 
 
 @bp.get("/membership/account")
-def account():  # type: ignore[no-untyped-def]
+def account() -> ResponseReturnValue:
     return render_template("giving/membership_account.html", account=service.account(_member()))
 
 
 @bp.post("/membership/account/<int(max=2147483647):membership_id>/manage")
-def manage(membership_id: int):  # type: ignore[no-untyped-def]
+def manage(membership_id: int) -> ResponseReturnValue:
     donor = _member()
     try:
         url = service.portal_url(donor, membership_id, public_url(url_for("membership.account")))
@@ -102,7 +103,7 @@ def manage(membership_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/membership/sign-out")
-def sign_out():  # type: ignore[no-untyped-def]
+def sign_out() -> ResponseReturnValue:
     service.sign_out(session)
     return redirect(url_for("membership.request_link"), code=303)
 
@@ -115,7 +116,7 @@ def _local_only() -> None:
         abort(404)
 
 
-def _render_local_portal(donor: Donor, customer_id: str, status: int = 200, **forms: object):  # type: ignore[no-untyped-def]
+def _render_local_portal(donor: Donor, customer_id: str, status: int = 200, **forms: object) -> ResponseReturnValue:
     try:
         rows = service.local_portal(donor, customer_id)
     except service.NotYours:
@@ -131,12 +132,12 @@ def _render_local_portal(donor: Donor, customer_id: str, status: int = 200, **fo
 
 
 @bp.get("/membership/local/<customer_id>")
-def local_portal(customer_id: str):  # type: ignore[no-untyped-def]
+def local_portal(customer_id: str) -> ResponseReturnValue:
     _local_only()
     return _render_local_portal(_member(), customer_id)
 
 
-def _local_change(customer_id: str, membership_id: int, change, done: str, **forms: object):  # type: ignore[no-untyped-def]
+def _local_change(customer_id: str, membership_id: int, change, done: str, **forms: object) -> ResponseReturnValue:
     """Apply one change from the local portal, then back to the member's page."""
     donor = _member()
     try:
@@ -152,7 +153,7 @@ def _local_change(customer_id: str, membership_id: int, change, done: str, **for
     return redirect(url_for("membership.account"), code=303)
 
 
-def _local_form_change(customer_id: str, membership_id: int, name: str, form, change, done: str):  # type: ignore[no-untyped-def]
+def _local_form_change(customer_id: str, membership_id: int, name: str, form, change, done: str) -> ResponseReturnValue:
     """A change made with a form (`name` in the portal's template): refused with the form's
     errors, or applied as `_local_change` does."""
     _local_only()
@@ -162,7 +163,7 @@ def _local_form_change(customer_id: str, membership_id: int, name: str, form, ch
 
 
 @bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/amount")
-def local_amount(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
+def local_amount(customer_id: str, membership_id: int) -> ResponseReturnValue:
     return _local_form_change(
         customer_id,
         membership_id,
@@ -174,7 +175,7 @@ def local_amount(customer_id: str, membership_id: int):  # type: ignore[no-untyp
 
 
 @bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/card")
-def local_card(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
+def local_card(customer_id: str, membership_id: int) -> ResponseReturnValue:
     return _local_form_change(
         customer_id,
         membership_id,
@@ -186,7 +187,7 @@ def local_card(customer_id: str, membership_id: int):  # type: ignore[no-untyped
 
 
 @bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/cancel")
-def local_cancel(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
+def local_cancel(customer_id: str, membership_id: int) -> ResponseReturnValue:
     _local_only()
     return _local_change(
         customer_id,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app
 
 from donations.extensions import db
 from donations.ledger import service as ledger
-from donations.ledger.models import Fund, GiftStatus
+from donations.ledger.models import Fund, Gift, GiftStatus
 from donations.money import fee_to_cover, format_money
 from donations.payments.gateway import CheckoutRequest, GatewayError, get_gateway
 
@@ -44,7 +45,7 @@ def check_amount(amount_cents: int) -> None:
         raise AmountOutOfRange(f"Gifts can be from {format_money(low)} to {format_money(high)}.")
 
 
-def begin_checkout(intent: GiftIntent, success_url: str, cancel_url_for) -> str:  # type: ignore[no-untyped-def]
+def begin_checkout(intent: GiftIntent, success_url: str, cancel_url_for: Callable[[Gift], str]) -> str:
     """Record a pending gift, open a checkout for it, and return the checkout's address.
 
     The pending gift commits before the gateway is called, so its id can key the request

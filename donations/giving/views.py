@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from donations.extensions import db
@@ -77,7 +79,7 @@ def _prefill_from(token: str) -> dict[str, Any]:
 @bp.route("/give", methods=["GET", "POST"])
 @bp.route("/give/<fund_slug>", methods=["GET", "POST"])
 @cached_gift_page
-def give(fund_slug: str | None = None):  # type: ignore[no-untyped-def]
+def give(fund_slug: str | None = None) -> ResponseReturnValue:
     fund = _fund_or_404(fund_slug)
     suggested = {**DEFAULT_SUGGESTED, **(fund.suggested_amounts or {})}
     prefill = _prefill_from(request.args["resume"]) if request.method == "GET" and "resume" in request.args else {}
@@ -157,7 +159,7 @@ def _success_url() -> str:
     return public_url(url_for("giving.thanks")) + "?session_id={CHECKOUT_SESSION_ID}"
 
 
-def _cancel_url_for(fund_slug: str | None):  # type: ignore[no-untyped-def]
+def _cancel_url_for(fund_slug: str | None) -> Callable[[Gift], str]:
     def cancel_url(gift: Gift) -> str:
         token = _resume_serializer().dumps(gift.id)
         return public_url(url_for("giving.give", fund_slug=fund_slug, resume=token))
@@ -166,7 +168,7 @@ def _cancel_url_for(fund_slug: str | None):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/give/thanks")
-def thanks():  # type: ignore[no-untyped-def]
+def thanks() -> ResponseReturnValue:
     session_id = request.args.get("session_id", "")
     gift = ledger.gift_for_session(session_id) if session_id else None
     if gift is None:
@@ -181,5 +183,5 @@ def thanks():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return redirect(url_for("giving.give"))

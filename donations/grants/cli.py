@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -62,8 +62,8 @@ def _fund_id(slug: str) -> int:
 def add_program(
     slug: str,
     name: str,
-    first_day: object,
-    last_day: object,
+    first_day: datetime,
+    last_day: datetime,
     cap: str | None,
     goal: str | None,
     funds: tuple[str, ...],
@@ -77,8 +77,8 @@ def add_program(
     data = service.ProgramInput(
         name=name,
         slug=slug,
-        first_day=first_day.date(),  # type: ignore[attr-defined]
-        last_day=last_day.date(),  # type: ignore[attr-defined]
+        first_day=first_day.date(),
+        last_day=last_day.date(),
         cap_cents=_dollars(cap),
         goal_cents=_dollars(goal),
         fund_ids=tuple(_fund_id(f) for f in funds) or None,
@@ -103,8 +103,8 @@ def list_programs() -> None:
         click.echo(f"{program.slug}\t{program.first_day} to {program.last_day}\t{program.name}")
 
 
-def _day(value: object) -> date | None:
-    return None if value is None else value.date()  # type: ignore[attr-defined]
+def _day(value: datetime | None) -> date | None:
+    return None if value is None else value.date()
 
 
 @grants_cli.command("report")
@@ -127,8 +127,8 @@ def report(
     kind: str,
     fmt: str,
     output: Path,
-    first_day: object,
-    last_day: object,
+    first_day: datetime | None,
+    last_day: datetime | None,
     year: int | None,
 ) -> None:
     """Export one of PROGRAM's reports to a file, saved as a report run (who, when, SHA-256)."""

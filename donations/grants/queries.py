@@ -187,7 +187,7 @@ def donor_groups(
 
 def donor_groups_stmt(
     window: Window, periods: Sequence[Period] = (Period.BEFORE, Period.IN), *, raw_times: bool = False
-) -> Select[Any]:
+) -> Select[*tuple[Any, ...]]:
     """The groups with the surviving donor's name, email and organization, in donor order."""
     groups = donor_groups(window, periods, raw_times=raw_times)
     person = aliased(Donor, name="person")
@@ -203,7 +203,7 @@ def donor_groups_stmt(
     )
 
 
-def increases_stmt(window: Window) -> Select[Any]:
+def increases_stmt(window: Window) -> Select[*tuple[Any, ...]]:
     """Membership amount changes made in the window, in donor order."""
     return (
         select(
@@ -223,7 +223,7 @@ def _in_ledger(window: Window, span: Window) -> ColumnElement[bool]:
     return or_(period_of(window) == 0, period_of(span) == 0)
 
 
-def gifts_stmt(window: Window, span: Window) -> Select[Any]:
+def gifts_stmt(window: Window, span: Window) -> Select[*tuple[Any, ...]]:
     """One row per paid gift counted in the window or dated in `span`, in donor order."""
     sums = _reversal_sums()
     reversed_ = _clamped(sums.c.total)
@@ -267,7 +267,7 @@ def gifts_stmt(window: Window, span: Window) -> Select[Any]:
     )
 
 
-def ledger_reversals_stmt(window: Window, span: Window) -> Select[Any]:
+def ledger_reversals_stmt(window: Window, span: Window) -> Select[*tuple[Any, ...]]:
     """The reversals of the gifts `gifts_stmt` lists, in donor order."""
     return (
         select(
@@ -285,7 +285,7 @@ def ledger_reversals_stmt(window: Window, span: Window) -> Select[Any]:
     )
 
 
-def reversals_stmt(window: Window) -> Select[Any]:
+def reversals_stmt(window: Window) -> Select[*tuple[Any, ...]]:
     """Every reversal of a gift paid in the window, whatever its own date, in date order."""
     person = aliased(Donor, name="person")
     return (
@@ -318,7 +318,7 @@ def reversals_stmt(window: Window) -> Select[Any]:
     )
 
 
-def anonymous_owners_stmt(window: Window) -> Select[Any]:
+def anonymous_owners_stmt(window: Window) -> Select[*tuple[Any, ...]]:
     """The donors who gave anonymously in the window: every export names them only by id."""
     return (
         select(owner_id().label("owner"))
@@ -342,7 +342,7 @@ def _net_in(span: Window) -> tuple[Subquery, ColumnElement[int]]:
     return rows, rows.c.net
 
 
-def disclosure_stmt(year: Window, threshold_cents: int) -> Select[Any]:
+def disclosure_stmt(year: Window, threshold_cents: int) -> Select[*tuple[Any, ...]]:
     """Donors whose net gifts in the year reach `threshold_cents`, largest first.
 
     Each row also carries the year's totals over every donor (window functions), so that one scan
@@ -376,7 +376,7 @@ def disclosure_stmt(year: Window, threshold_cents: int) -> Select[Any]:
     )
 
 
-def disclosure_totals_stmt(year: Window) -> Select[Any]:
+def disclosure_totals_stmt(year: Window) -> Select[*tuple[Any, ...]]:
     rows, net = _net_in(year)
     anonymous_net = case((rows.c.anonymous == 1, net), else_=0)
     return select(
@@ -386,7 +386,7 @@ def disclosure_totals_stmt(year: Window) -> Select[Any]:
     )
 
 
-def stream(stmt: Select[Any]) -> Iterator[Row[Any]]:
+def stream(stmt: Select[*tuple[Any, ...]]) -> Iterator[Row[*tuple[Any, ...]]]:
     """Rows in batches through a server-side cursor: memory holds one batch, whatever the total.
 
     Executed by Core on the session's connection: these are plain columns, and the ORM's result
@@ -397,19 +397,19 @@ def stream(stmt: Select[Any]) -> Iterator[Row[Any]]:
 _OWNER = operator.itemgetter(0)  # every stream grouped by donor has the owner as its first column
 
 
-def by_owner(rows: Iterable[Row[Any]]) -> Iterator[tuple[int, list[Row[Any]]]]:
+def by_owner(rows: Iterable[Row[*tuple[Any, ...]]]) -> Iterator[tuple[int, list[Row[*tuple[Any, ...]]]]]:
     for owner, group in itertools.groupby(rows, key=_OWNER):
         yield owner, list(group)
 
 
 def merge_by_owner(
-    main: Iterable[tuple[int, list[Row[Any]]]], *sides: Iterable[tuple[int, list[Row[Any]]]]
-) -> Iterator[tuple[int, list[Row[Any]], list[list[Row[Any]]]]]:
+    main: Iterable[tuple[int, list[Row[*tuple[Any, ...]]]]], *sides: Iterable[tuple[int, list[Row[*tuple[Any, ...]]]]]
+) -> Iterator[tuple[int, list[Row[*tuple[Any, ...]]], list[list[Row[*tuple[Any, ...]]]]]]:
     """Walk streams sorted by owner together: each of `main`'s donors with its rows from `sides`."""
     side_iters = [iter(side) for side in sides]
-    heads: list[tuple[int, list[Row[Any]]] | None] = [next(it, None) for it in side_iters]
+    heads: list[tuple[int, list[Row[*tuple[Any, ...]]]] | None] = [next(it, None) for it in side_iters]
     for owner, rows in main:
-        extra: list[list[Row[Any]]] = []
+        extra: list[list[Row[*tuple[Any, ...]]]] = []
         for index, it in enumerate(side_iters):
             head = heads[index]
             while head is not None and head[0] < owner:
@@ -423,7 +423,7 @@ def merge_by_owner(
         yield owner, rows, extra
 
 
-def count_donors_stmt(window: Window) -> Select[Any]:
+def count_donors_stmt(window: Window) -> Select[*tuple[Any, ...]]:
     """How many donors the donors report will list (for a progress bar)."""
     return (
         select(func.count(func.distinct(owner_id())))
@@ -433,7 +433,7 @@ def count_donors_stmt(window: Window) -> Select[Any]:
     )
 
 
-def count_ledger_stmt(span: Window) -> Select[Any]:
+def count_ledger_stmt(span: Window) -> Select[*tuple[Any, ...]]:
     """How many gift and reversal rows the ledger will have (for a progress bar)."""
     in_span = and_(_money_gift(), period_of(span) == 0)
     gifts = select(func.count()).select_from(Gift).where(in_span).scalar_subquery()

@@ -170,7 +170,7 @@ class EvaluatedDonor:
     result: DonorResult
 
 
-def _group_facts(row: Row[Any]) -> GiftFacts:
+def _group_facts(row: Row[*tuple[Any, ...]]) -> GiftFacts:
     # Unpacked by position (the columns of queries.donor_groups): a report reads half a million
     # of these rows, and attribute access on a Row costs a lookup each.
     (
@@ -209,7 +209,7 @@ def _group_facts(row: Row[Any]) -> GiftFacts:
     )
 
 
-def _gift_facts(row: Row[Any]) -> GiftFacts:
+def _gift_facts(row: Row[*tuple[Any, ...]]) -> GiftFacts:
     # By position, as _group_facts: the columns of queries.gifts_stmt.
     (
         _owner,
@@ -253,7 +253,7 @@ def _gift_facts(row: Row[Any]) -> GiftFacts:
     )
 
 
-def _increases(rows: Sequence[Row[Any]]) -> dict[int, Increase]:
+def _increases(rows: Sequence[Row[*tuple[Any, ...]]]) -> dict[int, Increase]:
     """Per membership: the amount before its first change in the window, after its last."""
     if not rows:
         return _NO_INCREASES
@@ -537,7 +537,7 @@ def ledger(ctx: Context) -> Report:
             facts = [_gift_facts(row) for row in gift_rows] + [_group_facts(row) for row in before]
             result = evaluate(rules, DonorFacts(facts, _increases(increase_rows)))
             donors_counted += result.counted_cents > 0
-            reversals_of: dict[int, list[Row[Any]]] = {}
+            reversals_of: dict[int, list[Row[*tuple[Any, ...]]]] = {}
             for row in reversal_rows:
                 reversals_of.setdefault(row.gift_id, []).append(row)
             for gift in result.gifts:
@@ -585,7 +585,7 @@ def _donor_label(name: str | None, anonymous: bool) -> str:
 _REASON_TEXT = {reason: (reason.value, reason.explanation) for reason in Reason}
 
 
-def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult, anonymous: bool) -> tuple[Cell, ...]:
+def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResult, anonymous: bool) -> tuple[Cell, ...]:
     # By position (the columns of queries.gifts_stmt): a million of these.
     (
         owner,
@@ -643,7 +643,9 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult, anonymous:
     )
 
 
-def _ledger_reversal_row(zone: ZoneInfo, row: Row[Any], reversal: Row[Any], anonymous: bool) -> tuple[Cell, ...]:
+def _ledger_reversal_row(
+    zone: ZoneInfo, row: Row[*tuple[Any, ...]], reversal: Row[*tuple[Any, ...]], anonymous: bool
+) -> tuple[Cell, ...]:
     _owner, _gift_id, reversal_id, kind, amount, reversed_at = reversal
     return (
         row.id,
@@ -707,7 +709,7 @@ def saved_exports(program_id: int) -> list[SavedExport]:
     return [SavedExport(r.id, r.created_at, ProgramSettings.from_snapshot(r.program_settings)) for r in runs]
 
 
-def _eligible_under(settings: ProgramSettings, row: Row[Any], zone: ZoneInfo) -> Reason | None:
+def _eligible_under(settings: ProgramSettings, row: Row[*tuple[Any, ...]], zone: ZoneInfo) -> Reason | None:
     day = counting_date(row.gift_received_at, row.gift_postmarked_on, zone)
     if day < settings.first_day:
         period = Period.BEFORE
@@ -718,7 +720,7 @@ def _eligible_under(settings: ProgramSettings, row: Row[Any], zone: ZoneInfo) ->
     return exclusion(rules_for(settings), reversed_gift_facts(row, period))
 
 
-def reversed_gift_facts(row: Row[Any], period: Period) -> GiftFacts:
+def reversed_gift_facts(row: Row[*tuple[Any, ...]], period: Period) -> GiftFacts:
     """The facts about a reversal's gift that decide whether a program counts it at all."""
     return GiftFacts(
         gift_id=row.gift_id,
@@ -734,7 +736,7 @@ def reversed_gift_facts(row: Row[Any], period: Period) -> GiftFacts:
     )
 
 
-def earlier_export(exports: Sequence[SavedExport], row: Row[Any], zone: ZoneInfo) -> SavedExport | None:
+def earlier_export(exports: Sequence[SavedExport], row: Row[*tuple[Any, ...]], zone: ZoneInfo) -> SavedExport | None:
     """The first saved export that counted this reversal's gift before the reversal was recorded."""
     for export in exports:
         if row.gift_created_at <= export.created_at < row.created_at and (
@@ -873,6 +875,7 @@ PAYOUT_COLUMNS = (
 def payouts(ctx: Context) -> Report:
     params = ctx.params
     assert params.first_day is not None and params.last_day is not None
+    first_day, last_day = params.first_day, params.last_day
     report = Report(
         kind="payouts",
         title=f"Stripe payouts {params.first_day.isoformat()} to {params.last_day.isoformat()}",
@@ -887,7 +890,7 @@ def payouts(ctx: Context) -> Report:
 
     def rows() -> Iterator[tuple[Cell, ...]]:
         totals = Counter[str]()
-        for row in payout_reconciliation_rows(params.first_day, params.last_day):
+        for row in payout_reconciliation_rows(first_day, last_day):
             totals.update(
                 payouts=1,
                 gifts=row.gift_count,

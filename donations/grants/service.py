@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -308,7 +308,12 @@ def download(
     started_at = utcnow()
     report = build_report(program, kind, params)
     filename = export_filename(program, kind, fmt, started_at)
-    saving = {"started_at": started_at, "filename": filename, "actor": actor, "remote_addr": remote_addr}
+    saving: dict[str, Any] = {
+        "started_at": started_at,
+        "filename": filename,
+        "actor": actor,
+        "remote_addr": remote_addr,
+    }
     if fmt == "csv":
 
         def chunks() -> Iterator[bytes]:
@@ -427,7 +432,8 @@ def compare_with_now(run: ReportRun) -> Comparison:
         LateGift(
             id=gift.id,
             amount_cents=gift.amount_cents,
-            received_on=reports.counting_date(gift.received_at, gift.postmarked_on, zone),
+            # cast: the query asks for received_at IS NOT NULL
+            received_on=reports.counting_date(cast(datetime, gift.received_at), gift.postmarked_on, zone),
             recorded_on=local_date(gift.created_at, zone),
         )
         for gift in db.session.scalars(

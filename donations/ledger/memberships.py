@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ScalarSelect, Select, bindparam, insert, select, update
+from sqlalchemy import BindParameter, ScalarSelect, Select, bindparam, insert, select, update
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -137,7 +137,7 @@ def find_membership(subscription_id: str) -> Membership | None:
 
 
 @cache
-def _find_membership_query() -> Select[tuple[Membership]]:
+def _find_membership_query() -> Select[Membership]:
     """Built once (webhooks run it on every invoice); the id is bound at execution."""
     return (
         select(Membership)
@@ -441,9 +441,9 @@ def _invoice_state(
 
 
 @cache
-def _invoice_state_queries() -> tuple[ScalarSelect[int], ScalarSelect[str], Select[Any]]:
+def _invoice_state_queries() -> tuple[ScalarSelect[int], ScalarSelect[str], Select[*tuple[Any, ...]]]:
     """`_invoice_state`'s statements, built once; the ids are bound at execution."""
-    invoice_id = bindparam("invoice_id")
+    invoice_id: BindParameter[str] = bindparam("invoice_id")
     recorded = select(Gift.id).where(Gift.stripe_invoice_id == invoice_id).scalar_subquery()
     linked = (
         select(InvoicePaymentLink.stripe_payment_intent_id)

@@ -52,7 +52,7 @@ def resend(message_id: int, *, actor: StaffUser | str, remote_addr: str | None =
 
 def status_counts() -> dict[str, int]:
     rows = db.session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
-    counts = dict.fromkeys(OutboxStatus, 0)
+    counts: dict[str, int] = dict.fromkeys(OutboxStatus, 0)
     counts.update(dict(rows))
     return counts
 

@@ -230,9 +230,9 @@ def _refund_confirmed(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if reversal.kind != ReversalKind.REFUND or reversal.amount_cents <= 0:
         raise MessageDataError(f"reversal {reversal.id} is not a refund")
     gift = reversal.gift
-    refunded_so_far = db.session.scalar(
+    refunded_so_far = db.session.execute(
         select(func.coalesce(func.sum(Reversal.amount_cents), 0)).where(Reversal.gift_id == gift.id)
-    )
+    ).scalar_one()
     return f"Your refund of {format_money(reversal.amount_cents, gift.currency)}", {
         "donor_name": gift.donor.name,
         "gift": gift_facts(gift),
@@ -299,12 +299,13 @@ def statement_values(statement: Statement) -> dict[str, Any]:
 
 
 def _reversal_words(kind: str) -> str:
-    return {
+    words: dict[str, str] = {
         ReversalKind.REFUND: "Refund",
         ReversalKind.REFUND_FAILED: "Refund reversed",
         ReversalKind.DISPUTE_LOST: "Card dispute",
         ReversalKind.DISPUTE_WON: "Card dispute won",
-    }.get(kind, kind)
+    }
+    return words.get(kind, kind)
 
 
 @loader("annual_statement")

@@ -4,6 +4,7 @@ and a donor's printable annual statement."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from donations.accounts.roles import MONEY, READ, role_required
@@ -24,7 +25,7 @@ def _check_form() -> None:
 
 @bp.get("/outbox")
 @role_required(*MONEY)
-def outbox():  # type: ignore[no-untyped-def]
+def outbox() -> ResponseReturnValue:
     return render_template(
         "receipts/outbox.html",
         counts=outbox_service.status_counts(),
@@ -36,7 +37,7 @@ def outbox():  # type: ignore[no-untyped-def]
 
 @bp.post("/outbox/<int(max=2147483647):message_id>/resend")
 @role_required(*MONEY)
-def resend(message_id: int):  # type: ignore[no-untyped-def]
+def resend(message_id: int) -> ResponseReturnValue:
     _check_form()
     try:
         outbox_service.resend(message_id, actor=current_user, remote_addr=request.remote_addr)
@@ -53,7 +54,7 @@ def resend(message_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/donors/<int(max=2147483647):donor_id>/statement")
 @role_required(*READ)
-def statement_years(donor_id: int):  # type: ignore[no-untyped-def]
+def statement_years(donor_id: int) -> ResponseReturnValue:
     donor = db.session.get(Donor, donor_id)
     if donor is None:
         abort(404)
@@ -62,7 +63,7 @@ def statement_years(donor_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/donors/<int(max=2147483647):donor_id>/statement/<int(max=2147483647):year>")
 @role_required(*READ)
-def statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
+def statement(donor_id: int, year: int) -> ResponseReturnValue:
     try:
         found = statements.statement_for(donor_id, year)
     except statements.StatementError:
@@ -77,7 +78,7 @@ def statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/donors/<int(max=2147483647):donor_id>/statement/<int(max=2147483647):year>/email")
 @role_required(*MONEY)
-def email_statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
+def email_statement(donor_id: int, year: int) -> ResponseReturnValue:
     _check_form()
     try:
         message = statements.queue_statement(donor_id, year, actor=current_user, remote_addr=request.remote_addr)

@@ -7,12 +7,13 @@ statements add up to the money that year actually kept.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from datetime import MAXYEAR, date, datetime
 
 from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import String, and_, cast, exists, func, literal, select
+from sqlalchemy import CursorResult, String, and_, cast, exists, func, literal, select
 
 from donations.accounts.audit import audit
 from donations.accounts.models import StaffUser
@@ -169,8 +170,8 @@ def statement_for(donor_id: int, year: int) -> Statement:
         gifts=tuple(
             StatementGift(
                 gift_id=row[0],
-                received_at=row[1],
-                received_on=local_date(row[1]),
+                received_at=typing.cast(datetime, row[1]),  # a gift received in the year: never None
+                received_on=local_date(typing.cast(datetime, row[1])),
                 amount_cents=row[2],
                 currency=row[3],
                 fund_name=row[4],
@@ -211,7 +212,7 @@ def statement_years(donor_id: int) -> list[int]:
     last_reversal = db.session.scalar(
         select(func.max(Reversal.reversed_at)).join(Gift, Reversal.gift_id == Gift.id).where(Gift.donor_id == donor_id)
     )
-    if first_gift is None:
+    if first_gift is None or last_gift is None:  # both or neither
         return []
     last = max(last_gift, last_reversal) if last_reversal is not None else last_gift
     return list(range(local_date(last).year, local_date(first_gift).year - 1, -1))
@@ -290,7 +291,7 @@ def queue_annual_statements(year: int) -> int:
         )
         .execution_options(preserve_rowcount=True)  # an INSERT's row count is not kept by default
     )
-    return db.session.execute(statement).rowcount
+    return typing.cast(CursorResult[typing.Any], db.session.execute(statement)).rowcount  # DML gives a CursorResult
 
 
 def _link_serializer() -> URLSafeTimedSerializer:

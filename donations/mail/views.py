@@ -5,6 +5,7 @@ nothing); POST queues the statement by email."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+from flask.typing import ResponseReturnValue
 
 from donations.extensions import db
 from donations.ledger.models import Donor
@@ -20,7 +21,7 @@ def masked(email: str) -> str:
 
 
 @bp.route("/<token>", methods=["GET", "POST"])
-def request_statement(token: str):  # type: ignore[no-untyped-def]
+def request_statement(token: str) -> ResponseReturnValue:
     try:
         donor_id = statements.donor_from_link(token)
     except statements.StatementError as exc:
@@ -31,6 +32,6 @@ def request_statement(token: str):  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         statements.queue_statement(donor_id, form.year.data)
         db.session.commit()
-        email = db.session.get(Donor, donor_id).email
+        email = db.session.get_one(Donor, donor_id).email
         return render_template("receipts/statement_requested.html", year=form.year.data, email=masked(email))
     return render_template("receipts/request_statement.html", form=form, years=years), 400 if form.errors else 200

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 
 import click
 from flask.cli import AppGroup
@@ -21,7 +21,7 @@ DEFAULT_SYNC_DAYS = 3
     help=f"Local date (YYYY-MM-DD) of the oldest events to look at; default: {DEFAULT_SYNC_DAYS} days ago. "
     "Stripe keeps events for 30 days.",
 )
-def sync_command(since: date | None) -> None:
+def sync_command(since: datetime | None) -> None:
     """Apply every Stripe event not applied yet, retry failed ones, reconcile payouts."""
     from flask import current_app
 
@@ -64,7 +64,7 @@ def refund_command(gift_id: int, amount: int | None, reason: str) -> None:
     default=None,
     help="Bill as if it were the end of this local date (YYYY-MM-DD); default: now.",
 )
-def bill_due_command(as_of: date | None) -> None:
+def bill_due_command(as_of: datetime | None) -> None:
     """Local gateway only: renew every membership whose period has ended, as Stripe would."""
     from flask import current_app
 

@@ -140,10 +140,10 @@ def relink_transactions(limit: int = 500) -> int:
         .order_by(line.created_at)
         .limit(limit)
     ).all()
-    for line in lines:
-        _link(line)
+    for transaction in lines:
+        _link(transaction)
     db.session.commit()
-    return sum(1 for line in lines if line.gift_id is not None)
+    return sum(1 for transaction in lines if transaction.gift_id is not None)
 
 
 def fill_fees(gateway: PaymentGateway | None = None, limit: int = 200) -> int:

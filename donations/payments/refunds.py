@@ -164,7 +164,9 @@ def request_refund(
         # Gift id + its request counter (counted under the gift's row lock): a second partial
         # refund gets a new key, a retry of an unanswered one reuses its own.
         number = (
-            db.session.scalar(select(func.count()).select_from(RefundRequest).where(RefundRequest.gift_id == gift_id))
+            db.session.execute(
+                select(func.count()).select_from(RefundRequest).where(RefundRequest.gift_id == gift_id)
+            ).scalar_one()
             + 1
         )
         request = RefundRequest(

@@ -4,6 +4,7 @@ button for finance and admins) and open disputes with their evidence deadlines."
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,7 @@ class RetryForm(FlaskForm):
 
 @bp.get("/events")
 @role_required(*READ)
-def failed_events():  # type: ignore[no-untyped-def]
+def failed_events() -> ResponseReturnValue:
     return render_template(
         "payments/failed_events.html",
         events=sync.failing_events(),
@@ -35,7 +36,7 @@ def failed_events():  # type: ignore[no-untyped-def]
 
 @bp.post("/events/<event_id>/retry")
 @role_required(*MONEY)
-def retry_event(event_id: str):  # type: ignore[no-untyped-def]
+def retry_event(event_id: str) -> ResponseReturnValue:
     if not RetryForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
     try:
@@ -55,5 +56,5 @@ def retry_event(event_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/disputes")
 @role_required(*READ)
-def disputes():  # type: ignore[no-untyped-def]
+def disputes() -> ResponseReturnValue:
     return render_template("payments/disputes.html", disputes=open_disputes())

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
+from stripe.params import BalanceTransactionListParams, EventListParams, RefundCreateParams
+from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItemPriceData
 
 from donations.ledger.models import FREQUENCY_INTERVAL
 from donations.payments.gateway import (
@@ -51,12 +53,12 @@ class StripeGateway:
             "frequency": request.frequency,
             **request.metadata,
         }
-        price_data: dict[str, Any] = {
+        price_data: SessionCreateParamsLineItemPriceData = {
             "currency": request.currency,
             "unit_amount": request.amount_cents,
             "product_data": {"name": request.description},
         }
-        params: dict[str, Any] = {
+        params: SessionCreateParams = {
             "line_items": [{"price_data": price_data, "quantity": 1}],
             "customer_email": request.donor_email,
             "client_reference_id": str(request.gift_id),
@@ -77,7 +79,7 @@ class StripeGateway:
             params["name_collection"] = {"business": {"enabled": True, "optional": False}}
         try:
             session = self.client.v1.checkout.sessions.create(
-                params=params,  # type: ignore[arg-type]
+                params=params,
                 options={"idempotency_key": f"checkout-gift-{request.gift_id}"},
             )
         except stripe.StripeError as exc:
@@ -88,18 +90,18 @@ class StripeGateway:
 
     def refund(self, request: RefundParams) -> str:
         words = request.reason.strip()
-        params: dict[str, Any] = {
+        params: RefundCreateParams = {
             "amount": request.amount_cents,
             "reason": words.lower() if words.lower() in STRIPE_REFUND_REASONS else "requested_by_customer",
             "metadata": {"gift_id": str(request.gift_id), "reason": words[:500]},
         }
         if request.payment_intent_id:
             params["payment_intent"] = request.payment_intent_id
-        else:
+        elif request.charge_id:
             params["charge"] = request.charge_id
         try:
             refund = self.client.v1.refunds.create(
-                params=params,  # type: ignore[arg-type]
+                params=params,
                 options={"idempotency_key": request.idempotency_key},
             )
         except _REFUSALS as exc:
@@ -109,11 +111,11 @@ class StripeGateway:
         return refund.id
 
     def list_events(self, *, created_gte: int, starting_after: str | None = None, limit: int = 100) -> EventPage:
-        params: dict[str, Any] = {"created": {"gte": created_gte}, "limit": limit}
+        params: EventListParams = {"created": {"gte": created_gte}, "limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
         try:
-            page = self.client.v1.events.list(params=params)  # type: ignore[arg-type]
+            page = self.client.v1.events.list(params=params)
         except stripe.StripeError as exc:
             raise GatewayError(f"Stripe's Events list failed: {type(exc).__name__}") from exc
         return EventPage(events=[event.to_dict(for_json=True) for event in page.data], has_more=bool(page.has_more))
@@ -127,9 +129,9 @@ class StripeGateway:
             raise GatewayError(f"Stripe's balance transaction failed: {type(exc).__name__}") from exc
 
     def list_payout_balance_transactions(self, payout_id: str) -> Iterator[dict[str, Any]]:
-        params = {"payout": payout_id, "limit": 100, "expand": ["data.source"]}
+        params: BalanceTransactionListParams = {"payout": payout_id, "limit": 100, "expand": ["data.source"]}
         try:
-            page = self.client.v1.balance_transactions.list(params=params)  # type: ignore[arg-type]
+            page = self.client.v1.balance_transactions.list(params=params)
             for transaction in page.auto_paging_iter():
                 yield transaction.to_dict(for_json=True)
         except stripe.StripeError as exc:

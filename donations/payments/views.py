@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from donations.clock import utcnow
 from donations.extensions import csrf, db, limiter
@@ -25,7 +26,7 @@ bp = Blueprint("payments", __name__)
 @bp.post("/stripe/webhook")
 @csrf.exempt
 @limiter.exempt
-def webhook():  # type: ignore[no-untyped-def]
+def webhook() -> ResponseReturnValue:
     # Events are larger than forms (MAX_CONTENT_LENGTH) but bounded too: a longer body gets a 413
     # from get_data() before it is read, signed or not.
     request.max_content_length = current_app.config["WEBHOOK_MAX_CONTENT_LENGTH"]
@@ -58,7 +59,7 @@ def _pending_local_gift(session_id: str) -> Gift:
 
 
 @bp.route("/pay/local/<session_id>", methods=["GET", "POST"])
-def local_checkout(session_id: str):  # type: ignore[no-untyped-def]
+def local_checkout(session_id: str) -> ResponseReturnValue:
     """Stands in for Stripe's hosted checkout page on this machine."""
     _local_gateway_only()
     gift = _pending_local_gift(session_id)

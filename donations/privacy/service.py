@@ -21,7 +21,7 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import ColumnElement, Text, cast, func, or_, select
 
 from donations.clock import utcnow
 from donations.extensions import db
@@ -170,7 +170,7 @@ def export_donor(donor_id: int) -> dict[str, Any]:
     }
 
 
-def _mail_of(donor: Donor, merged: list[Donor]):  # type: ignore[no-untyped-def]
+def _mail_of(donor: Donor, merged: list[Donor]) -> ColumnElement[bool]:
     people = [donor, *merged]
     return or_(
         OutboxMessage.donor_id.in_([p.id for p in people]),
@@ -181,7 +181,7 @@ def _mail_of(donor: Donor, merged: list[Donor]):  # type: ignore[no-untyped-def]
 def _scrub(value: Any, emails: set[str], replacement: str) -> Any:
     """A copy of a Stripe object without the person's fields."""
     if isinstance(value, dict):
-        scrubbed = {}
+        scrubbed: dict[str, Any] = {}
         for key, item in value.items():
             if key in STRIPE_PERSONAL_KEYS and isinstance(item, str):
                 scrubbed[key] = None

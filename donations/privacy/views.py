@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -40,7 +41,7 @@ def _donor_or_404(donor_id: int) -> Donor:
 
 @bp.get("/<int(max=2147483647):donor_id>/privacy")
 @role_required(*ADMIN)
-def privacy_page(donor_id: int):  # type: ignore[no-untyped-def]
+def privacy_page(donor_id: int) -> ResponseReturnValue:
     return render_template(
         "staff/privacy.html", donor=_donor_or_404(donor_id), export_form=ExportForm(), erase_form=EraseForm()
     )
@@ -48,7 +49,7 @@ def privacy_page(donor_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int(max=2147483647):donor_id>/privacy/export")
 @role_required(*ADMIN)
-def export(donor_id: int):  # type: ignore[no-untyped-def]
+def export(donor_id: int) -> ResponseReturnValue:
     _donor_or_404(donor_id)
     if not ExportForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
@@ -71,7 +72,7 @@ def export(donor_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int(max=2147483647):donor_id>/privacy/erase")
 @role_required(*ADMIN)
-def erase(donor_id: int):  # type: ignore[no-untyped-def]
+def erase(donor_id: int) -> ResponseReturnValue:
     donor = _donor_or_404(donor_id)
     form = EraseForm()
     if not form.validate_on_submit() or form.confirm.data.strip() != CONFIRMATION:

@@ -8,6 +8,7 @@ gifts costs what page 1 does: one index range scan.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -95,7 +96,7 @@ def listed_by_start(filters: GiftFilters) -> bool:
     return filters.status in UNPAID_STATUSES
 
 
-def gift_list_statement(filters: GiftFilters, after: GiftCursor | None, limit: int) -> Select[Any]:
+def gift_list_statement(filters: GiftFilters, after: GiftCursor | None, limit: int) -> Select[*tuple[Any, ...]]:
     """Received gifts (or, asked for by status, unpaid ones), newest first, filtered; the page
     after `after`."""
     moment = Gift.created_at if listed_by_start(filters) else Gift.received_at
@@ -150,7 +151,7 @@ def gift_list_statement(filters: GiftFilters, after: GiftCursor | None, limit: i
 
 @dataclass(frozen=True)
 class GiftPage:
-    rows: list[Any]
+    rows: Sequence[Any]
     next_cursor: GiftCursor | None
 
 
@@ -197,7 +198,7 @@ def history_of(target_type: str, target_id: int) -> list[AuditEntry]:
 DONOR_GIFTS_SHOWN = 500
 
 
-def donor_gifts(donor_ids: list[int], *, unpaid: bool = False) -> list[Any]:
+def donor_gifts(donor_ids: list[int], *, unpaid: bool = False) -> Sequence[Any]:
     """The donor's gifts (`donor_ids`: the donor and the duplicates merged into it), newest
     first, with each one's net reversal; checkouts never paid only with `unpaid` (listed last)."""
     statement = (

@@ -44,7 +44,7 @@ def _offline_details(gift: Gift) -> dict[str, Any]:
         "source": gift.source,
         "check_number": gift.check_number,
         "postmarked_on": gift.postmarked_on.isoformat() if gift.postmarked_on else None,
-        "received_at": gift.received_at.isoformat(),
+        "received_at": gift.received_at.isoformat() if gift.received_at else None,
     }
 
 

@@ -22,6 +22,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
@@ -84,7 +85,7 @@ def _signin_limit() -> str:
 
 
 def _actor() -> StaffUser:
-    return current_user._get_current_object()  # type: ignore[attr-defined]
+    return current_user._get_current_object()
 
 
 def _addr() -> str | None:
@@ -171,7 +172,7 @@ def _finish_sign_in(user: StaffUser, next_url: str | None) -> Response:
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 @limiter.shared_limit(_signin_limit, scope="staff-sign-in", methods=["POST"])
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("staff.dashboard"))
     form = forms.SignInForm()
@@ -203,7 +204,7 @@ def _pending_user() -> StaffUser | None:
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @limiter.shared_limit(_signin_limit, scope="staff-sign-in", methods=["POST"])
-def login_code():  # type: ignore[no-untyped-def]
+def login_code() -> ResponseReturnValue:
     user = _pending_user()
     if user is None:
         session.pop(PENDING_KEY, None)
@@ -225,7 +226,7 @@ def login_code():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/sign-out")
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     # CSRF protection (app-wide) has already checked the form's token.
     if current_user.is_authenticated:
         accounts.record_sign_out(_actor(), _addr())
@@ -239,13 +240,13 @@ def logout():  # type: ignore[no-untyped-def]
 
 @bp.get("/account")
 @role_required(*READ)
-def account():  # type: ignore[no-untyped-def]
+def account() -> ResponseReturnValue:
     return render_template("staff/account.html", required=accounts.two_factor_required(current_user))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @role_required(*READ)
-def password():  # type: ignore[no-untyped-def]
+def password() -> ResponseReturnValue:
     form = forms.PasswordForm()
     if form.validate_on_submit():
         user = _actor()
@@ -266,7 +267,7 @@ def password():  # type: ignore[no-untyped-def]
 
 @bp.get("/account/two-factor")
 @role_required(*READ)
-def two_factor():  # type: ignore[no-untyped-def]
+def two_factor() -> ResponseReturnValue:
     user = _actor()
     pending = user.totp_secret is not None and not user.two_factor_enabled
     return render_template(
@@ -282,7 +283,7 @@ def two_factor():  # type: ignore[no-untyped-def]
 
 @bp.post("/account/two-factor/start")
 @role_required(*READ)
-def two_factor_start():  # type: ignore[no-untyped-def]
+def two_factor_start() -> ResponseReturnValue:
     try:
         accounts.begin_two_factor(_actor())
     except accounts.StaffError as exc:
@@ -292,7 +293,7 @@ def two_factor_start():  # type: ignore[no-untyped-def]
 
 @bp.post("/account/two-factor/confirm")
 @role_required(*READ)
-def two_factor_confirm():  # type: ignore[no-untyped-def]
+def two_factor_confirm() -> ResponseReturnValue:
     form = forms.CodeForm()
     if form.validate_on_submit():
         try:
@@ -308,7 +309,7 @@ def two_factor_confirm():  # type: ignore[no-untyped-def]
 
 @bp.post("/account/two-factor/off")
 @role_required(*READ)
-def two_factor_off():  # type: ignore[no-untyped-def]
+def two_factor_off() -> ResponseReturnValue:
     form = forms.CodeForm()
     if form.validate_on_submit():
         try:
@@ -325,7 +326,7 @@ def two_factor_off():  # type: ignore[no-untyped-def]
 
 @bp.get("/")
 @role_required(*READ)
-def dashboard():  # type: ignore[no-untyped-def]
+def dashboard() -> ResponseReturnValue:
     return render_template("staff/dashboard.html", board=dashboard_queries.dashboard())
 
 
@@ -342,7 +343,7 @@ def _fund_choices(first: tuple[Any, str] | None = None, *, active_only: bool = F
 
 @bp.get("/gifts")
 @role_required(*READ)
-def gifts():  # type: ignore[no-untyped-def]
+def gifts() -> ResponseReturnValue:
     form = forms.GiftFilterForm(formdata=request.args)
     form.fund.choices = shared_forms.choices(
         [("", "Any fund"), *((str(fund.id), fund.name) for fund in fund_ledger.funds_for_choice())]
@@ -370,11 +371,11 @@ def gifts():  # type: ignore[no-untyped-def]
             page = queries.gift_page(filters, after)
     else:
         status = 400
+    arguments: dict[str, Any] = {key: value for key, value in request.args.items() if key != "after" and value}
     next_url = None
     if page.next_cursor is not None:
-        arguments = {key: value for key, value in request.args.items() if key != "after" and value}
         next_url = url_for("staff.gifts", **arguments, after=page.next_cursor.encode())
-    first_url = url_for("staff.gifts", **{k: v for k, v in request.args.items() if k != "after" and v})
+    first_url = url_for("staff.gifts", **arguments)
     return render_template(
         "staff/gifts.html",
         form=form,
@@ -418,13 +419,13 @@ def _render_gift(
 
 @bp.get("/gifts/<int(max=2147483647):gift_id>")
 @role_required(*READ)
-def gift(gift_id: int):  # type: ignore[no-untyped-def]
+def gift(gift_id: int) -> ResponseReturnValue:
     return _render_gift(_gift_or_404(gift_id))
 
 
 @bp.post("/gifts/<int(max=2147483647):gift_id>/refund")
 @role_required(*MONEY)
-def gift_refund(gift_id: int):  # type: ignore[no-untyped-def]
+def gift_refund(gift_id: int) -> ResponseReturnValue:
     gift = _gift_or_404(gift_id)
     form = forms.RefundForm()
     if not form.validate_on_submit():
@@ -443,7 +444,7 @@ def gift_refund(gift_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/gifts/<int(max=2147483647):gift_id>/designation")
 @role_required(*MONEY)
-def gift_designation(gift_id: int):  # type: ignore[no-untyped-def]
+def gift_designation(gift_id: int) -> ResponseReturnValue:
     gift = _gift_or_404(gift_id)
     form = forms.DesignationForm()
     form.fund.choices = _fund_choices()
@@ -464,7 +465,7 @@ def gift_designation(gift_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/donors")
 @role_required(*READ)
-def donors():  # type: ignore[no-untyped-def]
+def donors() -> ResponseReturnValue:
     form = forms.DonorSearchForm(formdata=request.args)
     if not form.validate():
         return render_template("staff/donors.html", form=form, matches=[]), 400
@@ -482,7 +483,7 @@ def _donor_or_404(donor_id: int) -> Donor:
 def _statement_url(donor_id: int, year: int | None = None) -> str:
     """The receipts area's annual statement page for this donor (and year)."""
     endpoint = "receipts_staff.statement_years" if year is None else "receipts_staff.statement"
-    return url_for(endpoint, donor_id=donor_id, **({} if year is None else {"year": year}))
+    return url_for(endpoint, donor_id=donor_id) if year is None else url_for(endpoint, donor_id=donor_id, year=year)
 
 
 def _render_donor(donor: Donor, merge_form: forms.MergeForm | None = None, status: int = 200) -> tuple[str, int]:
@@ -511,13 +512,13 @@ def _render_donor(donor: Donor, merge_form: forms.MergeForm | None = None, statu
 
 @bp.get("/donors/<int(max=2147483647):donor_id>")
 @role_required(*READ)
-def donor(donor_id: int):  # type: ignore[no-untyped-def]
+def donor(donor_id: int) -> ResponseReturnValue:
     return _render_donor(_donor_or_404(donor_id))
 
 
 @bp.post("/donors/<int(max=2147483647):donor_id>/merge")
 @role_required(*MONEY)
-def donor_merge(donor_id: int):  # type: ignore[no-untyped-def]
+def donor_merge(donor_id: int) -> ResponseReturnValue:
     kept = _donor_or_404(donor_id)
     form = forms.MergeForm()
     if form.validate_on_submit():
@@ -540,7 +541,7 @@ def donor_merge(donor_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/offline/new", methods=["GET", "POST"])
 @role_required(*MONEY)
-def offline_gift():  # type: ignore[no-untyped-def]
+def offline_gift() -> ResponseReturnValue:
     form = forms.OfflineGiftForm()
     form.fund.choices = _fund_choices(active_only=True)
     if request.method == "GET":
@@ -583,7 +584,7 @@ def offline_gift():  # type: ignore[no-untyped-def]
 
 @bp.route("/offline/batch", methods=["GET", "POST"])
 @role_required(*MONEY)
-def offline_batch():  # type: ignore[no-untyped-def]
+def offline_batch() -> ResponseReturnValue:
     form = forms.BatchForm()
     form.fund.choices = _fund_choices(active_only=True)
     error = None
@@ -619,7 +620,7 @@ def offline_batch():  # type: ignore[no-untyped-def]
 
 @bp.get("/funds")
 @role_required(*READ)
-def funds():  # type: ignore[no-untyped-def]
+def funds() -> ResponseReturnValue:
     all_funds = fund_ledger.funds_for_choice()
     return render_template("staff/funds.html", funds=all_funds, raised=fund_ledger.raised_by_fund())
 
@@ -639,7 +640,7 @@ def _fund_settings(form: forms.FundForm) -> service.FundSettings:
 
 @bp.route("/funds/new", methods=["GET", "POST"])
 @role_required(*ADMIN)
-def fund_new():  # type: ignore[no-untyped-def]
+def fund_new() -> ResponseReturnValue:
     form = forms.FundForm()
     error = None
     if form.validate_on_submit():
@@ -656,7 +657,7 @@ def fund_new():  # type: ignore[no-untyped-def]
 
 @bp.route("/funds/<int(max=2147483647):fund_id>", methods=["GET", "POST"])
 @role_required(*ADMIN)
-def fund_edit(fund_id: int):  # type: ignore[no-untyped-def]
+def fund_edit(fund_id: int) -> ResponseReturnValue:
     fund = db.session.get(Fund, fund_id)
     if fund is None:
         abort(404, "There is no such fund.")
@@ -696,7 +697,7 @@ def fund_edit(fund_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/audit")
 @role_required(*MONEY)
-def audit():  # type: ignore[no-untyped-def]
+def audit() -> ResponseReturnValue:
     form = forms.AuditFilterForm(formdata=request.args)
     users = queries.staff_users()
     form.user.choices = shared_forms.choices(
@@ -713,7 +714,7 @@ def audit():  # type: ignore[no-untyped-def]
     )
     next_url = None
     if page.next_before is not None:
-        arguments = {key: value for key, value in request.args.items() if key != "before" and value}
+        arguments: dict[str, Any] = {key: value for key, value in request.args.items() if key != "before" and value}
         next_url = url_for("staff.audit", **arguments, before=page.next_before)
     return render_template("staff/audit.html", form=form, page=page, next_url=next_url)
 
@@ -742,13 +743,13 @@ def _render_users(form: forms.StaffUserForm | None = None, status: int = 200, **
 
 @bp.get("/users")
 @role_required(*ADMIN)
-def users():  # type: ignore[no-untyped-def]
+def users() -> ResponseReturnValue:
     return _render_users()
 
 
 @bp.post("/users")
 @role_required(*ADMIN)
-def user_new():  # type: ignore[no-untyped-def]
+def user_new() -> ResponseReturnValue:
     form = forms.StaffUserForm()
     if form.validate_on_submit():
         try:
@@ -788,31 +789,31 @@ def _user_action(user_id: int, action: str) -> Response:
 
 @bp.post("/users/<int(max=2147483647):user_id>/role")
 @role_required(*ADMIN)
-def user_role(user_id: int):  # type: ignore[no-untyped-def]
+def user_role(user_id: int) -> ResponseReturnValue:
     return _user_action(user_id, "role")
 
 
 @bp.post("/users/<int(max=2147483647):user_id>/deactivate")
 @role_required(*ADMIN)
-def user_deactivate(user_id: int):  # type: ignore[no-untyped-def]
+def user_deactivate(user_id: int) -> ResponseReturnValue:
     return _user_action(user_id, "deactivate")
 
 
 @bp.post("/users/<int(max=2147483647):user_id>/activate")
 @role_required(*ADMIN)
-def user_activate(user_id: int):  # type: ignore[no-untyped-def]
+def user_activate(user_id: int) -> ResponseReturnValue:
     return _user_action(user_id, "activate")
 
 
 @bp.post("/users/<int(max=2147483647):user_id>/reset-two-factor")
 @role_required(*ADMIN)
-def user_reset_two_factor(user_id: int):  # type: ignore[no-untyped-def]
+def user_reset_two_factor(user_id: int) -> ResponseReturnValue:
     return _user_action(user_id, "reset-two-factor")
 
 
 @bp.post("/users/<int(max=2147483647):user_id>/reset-password")
 @role_required(*ADMIN)
-def user_reset_password(user_id: int):  # type: ignore[no-untyped-def]
+def user_reset_password(user_id: int) -> ResponseReturnValue:
     user = _staff_user_or_404(user_id)
     one_time = accounts.reset_password(user, _actor(), _addr())
     return _render_users(reset=user, one_time_password=one_time)[0]

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from donations.ledger.models import GiftStatus
 from donations.money import format_money
 from tests.factories import make_fund
-from tests.giving.gifts import counted_gifts, expected_fee, only_gift
+from tests.giving.support import counted_gifts, expected_fee, only_gift
 
 pytestmark = pytest.mark.browser
 

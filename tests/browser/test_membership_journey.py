@@ -15,7 +15,7 @@ from donations.extensions import db
 from donations.ledger.models import Donor, Gift, GiftStatus, Membership, MembershipStatus
 from donations.mail.models import OutboxMessage
 from tests.factories import make_fund
-from tests.giving.memberships import start_local_membership
+from tests.giving.support import start_local_membership
 
 pytestmark = pytest.mark.browser
 

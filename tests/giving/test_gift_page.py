@@ -12,7 +12,7 @@ from donations.ledger.models import Frequency, GiftSource, GiftStatus
 from donations.money import format_money
 from tests.factories import make_fund
 from tests.forms import checked_values, csrf_token, input_value, inputs, page_text
-from tests.giving.gifts import NOTHING_WRITTEN, expected_fee, gift_form, only_gift, post_gift, row_counts
+from tests.giving.support import NOTHING_WRITTEN, expected_fee, gift_form, only_gift, post_gift, row_counts
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from flask import g
 from flask.testing import FlaskClient
 
 from donations.extensions import db
@@ -14,7 +13,7 @@ from donations.giving import page_cache
 from donations.ledger.models import Fund
 from tests.factories import make_fund
 from tests.forms import extract_csrf_token, page_text
-from tests.giving.gifts import gift_form, only_gift
+from tests.giving.support import gift_form, only_gift
 
 
 @pytest.fixture
@@ -28,10 +27,6 @@ def caching(app) -> Iterator[None]:
 
 
 def page(client: FlaskClient, url: str = "/give") -> str:
-    # Each test runs inside one app context, which every request then shares, and Flask-WTF
-    # keeps the request's token in `g`: dropped here, as a new request in production starts
-    # without it (otherwise every client would get the first one's token).
-    g.pop("csrf_token", None)
     return client.get(url).get_data(as_text=True)
 
 

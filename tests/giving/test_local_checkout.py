@@ -17,7 +17,7 @@ from donations.mail.models import OutboxMessage
 from donations.payments.models import StripeEvent
 from tests.factories import make_fund
 from tests.forms import checked_values, extract_csrf_token, input_value, page_text
-from tests.giving.gifts import counted_gifts, expected_fee, only_gift, post_gift, row_counts
+from tests.giving.support import counted_gifts, expected_fee, only_gift, post_gift, row_counts
 
 PAYS = "4242 4242 4242 4242"
 DECLINES = "4000 0000 0000 0002"
@@ -28,7 +28,7 @@ def fund(app):
     return make_fund("community-forums", name="Community Forums Reporting", is_default=True)
 
 
-def open_checkout(client, **overrides) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def open_checkout(client, **overrides) -> tuple[str, str]:
     """Post the gift form; return (checkout path, checkout page html)."""
     response = post_gift(client, **overrides)
     assert response.status_code == 303, page_text(response.get_data(as_text=True))
@@ -38,7 +38,7 @@ def open_checkout(client, **overrides) -> tuple[str, str]:  # type: ignore[no-un
     return checkout, page.get_data(as_text=True)
 
 
-def pay(client, checkout: str, html: str, card: str):  # type: ignore[no-untyped-def]
+def pay(client, checkout: str, html: str, card: str):
     return client.post(checkout, data={"csrf_token": extract_csrf_token(html), "card_number": card})
 
 

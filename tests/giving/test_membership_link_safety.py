@@ -16,7 +16,7 @@ from donations import ConfigurationError, create_app
 from tests.conftest import TEST_CONFIG
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import extract_csrf_token, page_text
-from tests.giving.memberships import magic_links, open_account
+from tests.giving.support import magic_links, open_account
 
 EVIL = "http://evil.example"
 

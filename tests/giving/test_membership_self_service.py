@@ -19,8 +19,7 @@ from donations.mail.models import OutboxMessage
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import checked_values, csrf_token, extract_csrf_token, page_text
-from tests.giving.gifts import post_gift
-from tests.giving.memberships import magic_links, open_account, start_local_membership
+from tests.giving.support import magic_links, open_account, post_gift, start_local_membership
 from tests.http_recorder import Answer, HTTPRecorder
 
 PORTAL_URL = "https://billing.stripe.com/p/session/test_recorded"
@@ -158,6 +157,7 @@ def test_an_expired_link_gets_a_clear_page_and_no_data(client, fund):
     donor = make_donor("rae@example.org", name="Rae Reader")
     issued = int(time.time()) - 24 * 3600 - 1
     token = membership_service.make_link_token(donor, issued_at=issued)
+    db.session.commit()
     response = client.get(f"/membership/link/{token}")
     assert response.status_code == 410
     text = page_text(response.get_data(as_text=True))
@@ -169,6 +169,7 @@ def test_an_expired_link_gets_a_clear_page_and_no_data(client, fund):
 def test_a_link_within_its_life_works(client, fund):
     donor = make_donor("rae@example.org")
     token = membership_service.make_link_token(donor, issued_at=int(time.time()) - 23 * 3600)
+    db.session.commit()
     assert client.get(f"/membership/link/{token}").status_code == 303
     assert "Signed in as rae@example.org" in page_text(client.get("/membership/account").get_data(as_text=True))
 

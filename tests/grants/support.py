@@ -89,7 +89,7 @@ def rows(program: GrantProgram, kind: str, **params: Any) -> list[tuple[Cell, ..
 
 
 def summary(program: GrantProgram) -> dict[str, Cell]:
-    return dict(rows(program, "summary"))  # type: ignore[arg-type]
+    return dict(rows(program, "summary"))
 
 
 def donor_rows(program: GrantProgram) -> list[dict[str, Cell]]:

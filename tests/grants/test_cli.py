@@ -28,11 +28,11 @@ def fund(app):
     return make_fund("community-forums", is_default=True)
 
 
-def report(runner, *args: str):  # type: ignore[no-untyped-def]
+def report(runner, *args: str):
     return runner.invoke(args=["grants", "report", "newsmatch-2026", *args])
 
 
-def add_program(runner, *extra: str):  # type: ignore[no-untyped-def]
+def add_program(runner, *extra: str):
     return runner.invoke(
         args=[
             "grants",

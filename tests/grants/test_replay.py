@@ -19,7 +19,7 @@ from donations.grants.rules import RecurringRule
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.grants.support import donor_rows, ledger_rows, make_program, summary
-from tests.payments import money_events as me
+from tests.payments import support as me
 
 EMAILS = ["Ann@Example.org", "ann@example.ORG", "bo@example.org", "cy@example.org"]
 WINDOW_START = datetime(2026, 11, 1, 8, tzinfo=UTC)  # midnight Pacific
@@ -91,7 +91,7 @@ def _events(one_time: list[dict[str, Any]], recurring: list[dict[str, Any]]) -> 
     return events
 
 
-def _numbers(program) -> tuple[Any, ...]:  # type: ignore[no-untyped-def]
+def _numbers(program) -> tuple[Any, ...]:
     return (
         summary(program),
         [tuple(row.values()) for row in donor_rows(program)],

@@ -155,7 +155,7 @@ def _normal(text: str) -> str:
         return text
 
 
-def _xlsx_text(cell) -> str:  # type: ignore[no-untyped-def]
+def _xlsx_text(cell) -> str:
     value = cell.value
     if value is None:
         return ""
@@ -168,7 +168,7 @@ def _xlsx_text(cell) -> str:  # type: ignore[no-untyped-def]
     return str(value)
 
 
-def _seed(fund) -> GrantProgram:  # type: ignore[no-untyped-def]
+def _seed(fund) -> GrantProgram:
     program = make_program(goal_cents=500_000)
     tricky = make_donor("tricky@example.org", name=INJECTED)
     plain = make_donor("plain@example.org", name="Plain Person")
@@ -341,7 +341,7 @@ def test_reversal_recorded_after_an_export_is_flagged_after_export(client, fund)
     assert [row[-1] for row in html_table(html, "late-reversals")] == ["after export"]
 
 
-def _export(program: GrantProgram, kind: str, actor) -> ReportRun:  # type: ignore[no-untyped-def]
+def _export(program: GrantProgram, kind: str, actor) -> ReportRun:
     out = Path(tempfile.mkdtemp()) / f"{kind}.csv"
     run = service.export_to_file(program, kind, "csv", out, actor=actor)
     db.session.commit()

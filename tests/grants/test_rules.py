@@ -80,7 +80,7 @@ def gift(
 
 def installment(amount: int, membership: int, day: int, **kwargs: object) -> GiftFacts:
     period = BEFORE if day < 31 else IN if day <= 91 else AFTER  # T0 + 31 days is Nov 1
-    return gift(amount, membership=membership, day=day, period=kwargs.pop("period", period), **kwargs)  # type: ignore[arg-type]
+    return gift(amount, membership=membership, day=day, period=kwargs.pop("period", period), **kwargs)
 
 
 @dataclass

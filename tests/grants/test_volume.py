@@ -95,7 +95,7 @@ def _peak_memory() -> int:
     return _status_kb("VmHWM") * 1024
 
 
-def _explain(stmt) -> str:  # type: ignore[no-untyped-def]
+def _explain(stmt) -> str:
     compiled = stmt.compile(dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True})
     plan = db.session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
     return "\n".join(row[0] for row in plan)
@@ -115,7 +115,7 @@ def test_donors_report_of_a_million_gifts_streams_in_constant_memory(app, tmp_pa
     # The export reads through server-side (named) cursors: see which cursors run statements.
     cursors: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def record(conn, cursor, statement, parameters, context, executemany):
         cursors.append(type(cursor).__name__)
 
     event.listen(db.engine, "before_cursor_execute", record)

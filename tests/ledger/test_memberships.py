@@ -23,12 +23,12 @@ def fund(app):
     return make_fund("community-forums", is_default=True)
 
 
-def origin(subscription_id: str = "sub_ledger_1", at: datetime = T0, **kwargs) -> memberships.MembershipOrigin:  # type: ignore[no-untyped-def]
+def origin(subscription_id: str = "sub_ledger_1", at: datetime = T0, **kwargs) -> memberships.MembershipOrigin:
     values = {"email": "rae@example.org", "amount_cents": 1500, "interval": "month", **kwargs}
     return memberships.MembershipOrigin(subscription_id=subscription_id, as_of=at, **values)
 
 
-def payment(invoice_id: str, amount: int = 1500, paid_at: datetime = T0, first: bool = False):  # type: ignore[no-untyped-def]
+def payment(invoice_id: str, amount: int = 1500, paid_at: datetime = T0, first: bool = False):
     return memberships.InstallmentPayment(
         invoice_id=invoice_id,
         amount_cents=amount,
@@ -40,7 +40,7 @@ def payment(invoice_id: str, amount: int = 1500, paid_at: datetime = T0, first: 
     )
 
 
-def state(amount: int, at: datetime, event_id: str, status: str | None = "active", previous: int | None = None):  # type: ignore[no-untyped-def]
+def state(amount: int, at: datetime, event_id: str, status: str | None = "active", previous: int | None = None):
     return memberships.SubscriptionState(
         origin=origin(at=at, amount_cents=amount),
         event_id=event_id,
@@ -52,7 +52,7 @@ def state(amount: int, at: datetime, event_id: str, status: str | None = "active
     )
 
 
-def count(model) -> int:  # type: ignore[no-untyped-def]
+def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
 
 

@@ -25,7 +25,7 @@ from donations.payments.handlers import StripeEventData
 from donations.payments.handlers.checkout import checkout_paid
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
-from tests.mail.conftest import SmtpServer
+from tests.mail.support import SmtpServer
 
 # 2026-01-01 07:30 UTC is 23:30 on December 31, 2025 in Los Angeles: the receipt says December 31.
 NEW_YEARS_EVE_LATE = datetime(2026, 1, 1, 7, 30, tzinfo=UTC)

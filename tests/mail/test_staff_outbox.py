@@ -12,7 +12,7 @@ from donations.mail import service
 from donations.mail.models import OutboxMessage, OutboxStatus
 from tests.factories import make_donor
 from tests.forms import csrf_token, page_text
-from tests.mail.conftest import sign_in
+from tests.mail.support import sign_in
 
 
 def parked_message(error: str = "SMTPServerDisconnected: Connection unexpectedly closed") -> OutboxMessage:

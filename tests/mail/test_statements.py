@@ -20,7 +20,7 @@ from donations.mail.worker import OutboxWorker
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token, extract_csrf_token, page_text
-from tests.mail.conftest import sign_in
+from tests.mail.support import sign_in
 
 
 def at(year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:

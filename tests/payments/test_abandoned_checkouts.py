@@ -23,7 +23,7 @@ def fund(app):
     return make_fund("community-forums", is_default=True)
 
 
-def started(fund, session_id: str, *, hours_ago: float = 0) -> Gift:  # type: ignore[no-untyped-def]
+def started(fund, session_id: str, *, hours_ago: float = 0) -> Gift:
     gift = service.start_gift(make_donor(), fund, service.GiftDetails(2500, 0, "one_time", None, False, None, None, {}))
     gift.stripe_checkout_session_id = session_id
     gift.created_at = utcnow() - timedelta(hours=hours_ago)

@@ -31,7 +31,7 @@ from donations.payments.local import billing as local_billing
 from donations.payments.models import StripeEvent
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund
-from tests.giving.memberships import start_local_membership
+from tests.giving.support import start_local_membership
 
 DAY = 86_400
 # Events that say what state a membership is in (invoice_payment.paid says nothing of it).
@@ -197,7 +197,7 @@ def membership_life(fund: Fund) -> Life:
     return life
 
 
-def deliver_all(client, secret: str, payloads: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def deliver_all(client, secret: str, payloads: list[dict[str, Any]]) -> None:
     for payload in payloads:
         response = se.post_event(client, payload, secret)
         assert response.status_code == 200, response.data
@@ -209,7 +209,7 @@ def installments() -> list[Gift]:
 
 def outbox_kinds() -> dict[str, int]:
     rows = db.session.execute(select(OutboxMessage.kind, func.count()).group_by(OutboxMessage.kind)).all()
-    return dict(rows)  # type: ignore[arg-type]
+    return dict(rows)
 
 
 def assert_life_recorded(life: Life, deliveries: list[dict[str, Any]]) -> None:
@@ -469,7 +469,7 @@ def test_a_one_off_invoice_is_not_a_membership(client, webhook_secret, fund):
 # The local gateway's renewals: `flask --app wsgi payments bill-due` ----------------------------
 
 
-def bill_due(app, as_of: date) -> str:  # type: ignore[no-untyped-def]
+def bill_due(app, as_of: date) -> str:
     result = app.test_cli_runner().invoke(args=["payments", "bill-due", "--as-of", as_of.isoformat()])
     assert result.exit_code == 0, result.output
     return result.output.strip()

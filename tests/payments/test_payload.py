@@ -10,7 +10,7 @@ from donations.extensions import db
 from donations.payments.handlers.payload import object_id
 from donations.payments.models import StripeEvent
 from tests import stripe_events as se
-from tests.payments import money_events as me
+from tests.payments import support as me
 
 
 @pytest.mark.parametrize(

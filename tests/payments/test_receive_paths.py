@@ -23,7 +23,7 @@ def fund(app):
     return make_fund("community-forums", is_default=True)
 
 
-def count(model):  # type: ignore[no-untyped-def]
+def count(model):
     return db.session.scalar(select(func.count()).select_from(model))
 
 
@@ -89,7 +89,7 @@ def test_a_refused_value_after_the_donor_was_written_leaves_nothing(client, webh
     assert (count(Donor), count(Gift), count(OutboxMessage)) == (0, 0, 0)
 
 
-def _at_once(app, webhook_secret, payloads):  # type: ignore[no-untyped-def]
+def _at_once(app, webhook_secret, payloads):
     return sorted(outcome or str(status) for status, outcome in se.post_at_once(app, payloads, webhook_secret))
 
 

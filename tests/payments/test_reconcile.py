@@ -16,7 +16,7 @@ from donations.payments.sync import run_sync
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.http_recorder import Answer, HTTPRecorder, RecordedRequest
-from tests.payments import money_events as me
+from tests.payments import support as me
 
 TRANSACTIONS = "/v1/balance_transactions"
 ARRIVAL = 1_767_571_200  # 2026-01-05: Stripe sends the arrival day as midnight UTC

@@ -18,7 +18,7 @@ from donations.payments.refunds import RefundError, request_refund
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.http_recorder import Answer, HTTPRecorder, RecordedRequest, stripe_error
-from tests.payments import money_events as me
+from tests.payments import support as me
 
 REFUNDS = "/v1/refunds"
 

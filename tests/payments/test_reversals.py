@@ -17,7 +17,7 @@ from donations.mail.models import OutboxMessage
 from donations.payments.models import StripeEvent
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
-from tests.payments import money_events as me
+from tests.payments import support as me
 
 GIFT_TIME = 1_767_225_600  # 2026-01-01 00:00 UTC
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from flask import g, url_for
+from flask import url_for
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -15,7 +15,7 @@ from donations.payments.models import StripeEvent, SyncRun
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.forms import extract_csrf_token
-from tests.payments import money_events as me
+from tests.payments import support as me
 
 
 @pytest.fixture
@@ -34,9 +34,6 @@ def sign_in(client: FlaskClient, role: str) -> StaffUser:
         url_for("staff.login"), data={"email": email, "password": password, "csrf_token": token}, environ_base=address
     )
     assert response.status_code == 302, response.get_data(as_text=True)
-    # Requests share the test's app context, and Flask-WTF caches the CSRF token in `g`: forget
-    # the one bound to the session that signing in replaced.
-    g.pop("csrf_token", None)
     return user
 
 

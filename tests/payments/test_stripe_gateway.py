@@ -13,7 +13,7 @@ from donations.payments.stripe_gateway import StripeGateway
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.forms import extract_csrf_token, page_text
-from tests.giving.gifts import counted_gifts, expected_fee, gift_form, only_gift, post_gift, row_counts
+from tests.giving.support import counted_gifts, expected_fee, gift_form, only_gift, post_gift, row_counts
 from tests.http_recorder import Answer, HTTPRecorder, stripe_error
 
 SESSIONS = "/v1/checkout/sessions"
@@ -147,7 +147,7 @@ def test_the_paid_session_is_recorded_from_stripes_webhook(client, fund, stripe_
     )
 
 
-def assert_retry_page_and_failed_gift(response) -> None:  # type: ignore[no-untyped-def]
+def assert_retry_page_and_failed_gift(response) -> None:
     assert response.status_code == 503
     text = page_text(response.get_data(as_text=True))
     assert "We couldn't reach our payment processor" in text

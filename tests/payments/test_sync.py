@@ -17,7 +17,7 @@ from donations.payments.sync import run_sync
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.http_recorder import Answer, HTTPRecorder, RecordedRequest
-from tests.payments import money_events as me
+from tests.payments import support as me
 
 EVENTS = "/v1/events"
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)

@@ -15,7 +15,7 @@ from donations.payments import events
 from donations.payments.models import StripeEvent
 from tests import stripe_events as se
 from tests.factories import make_fund
-from tests.payments import money_events as me
+from tests.payments import support as me
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def paid_checkout(amount: int, email: str) -> tuple[dict[str, Any], str]:
     return se.event("checkout.session.completed", session), payment_intent
 
 
-def applied_at(event_id: str):  # type: ignore[no-untyped-def]
+def applied_at(event_id: str):
     db.session.expire_all()
     return db.session.get(StripeEvent, event_id).applied_at
 

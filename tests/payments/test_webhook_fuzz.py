@@ -24,7 +24,7 @@ from donations.payments.models import StripeEvent
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.forms import csrf_token
-from tests.giving.gifts import expected_fee, row_counts
+from tests.giving.support import expected_fee, row_counts
 
 FUZZ = settings(
     max_examples=60,

@@ -10,12 +10,12 @@ from tests.factories import make_fund
 
 
 @pytest.fixture
-def fund(app):  # type: ignore[no-untyped-def]
+def fund(app):
     return make_fund("community-forums", name="Community Forums Reporting", is_default=True)
 
 
 @pytest.fixture
-def strict_limits(app, monkeypatch):  # type: ignore[no-untyped-def]
+def strict_limits(app, monkeypatch):
     """The limits a deployment gets by default."""
     monkeypatch.setitem(app.config, "GIVE_RATE_LIMIT", Config.GIVE_RATE_LIMIT)
     monkeypatch.setitem(app.config, "DECLINE_COOLDOWN", Config.DECLINE_COOLDOWN)

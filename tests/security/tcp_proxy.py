@@ -59,7 +59,7 @@ class TcpProxy:
             thread.join(timeout=5)
         self._threads = [t for t in self._threads if t.is_alive()]
 
-    def _spawn(self, target, *args) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, target, *args) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
         self._threads.append(thread)
         thread.start()

@@ -8,8 +8,8 @@ import json
 
 from tests import stripe_events as se
 from tests.forms import page_text
-from tests.giving.gifts import NOTHING_WRITTEN, gift_form, row_counts
-from tests.security.helpers import browser, csrf_token
+from tests.giving.support import NOTHING_WRITTEN, gift_form, row_counts
+from tests.security.support import browser, csrf_token
 
 WEBHOOK_LIMIT = 1024 * 1024
 FORM_LIMIT = 64 * 1024
@@ -36,7 +36,7 @@ class CountingStream(io.RawIOBase):
     def tell(self) -> int:
         return self.position
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         n = max(0, min(len(buffer), self.size - self.position))
         buffer[:n] = b"x" * n
         self.position += n

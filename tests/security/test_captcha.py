@@ -7,21 +7,21 @@ from __future__ import annotations
 import pytest
 
 from donations import ConfigurationError, create_app
-from tests.giving.gifts import gift_form
+from tests.giving.support import gift_form
 from tests.http_recorder import Answer, HTTPRecorder
-from tests.security.helpers import all_gifts, blocked, csrf_token
+from tests.security.support import all_gifts, blocked, csrf_token
 
 SECRET = "captcha-secret-for-tests"
 SOLVED = "solved-token"
 
 
-def siteverify(request):  # type: ignore[no-untyped-def]
+def siteverify(request):
     ok = request.form.get("secret") == SECRET and request.form.get("response") == SOLVED
     return Answer(json={"success": ok} if ok else {"success": False, "error-codes": ["invalid-input-response"]})
 
 
 @pytest.fixture
-def captcha(app, monkeypatch):  # type: ignore[no-untyped-def]
+def captcha(app, monkeypatch):
     with HTTPRecorder() as provider:
         provider.route("POST", "/siteverify", siteverify)
         monkeypatch.setitem(app.config, "CAPTCHA_PROVIDER", "turnstile")

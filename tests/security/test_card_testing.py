@@ -19,20 +19,20 @@ from donations.ledger.models import Gift, GiftStatus
 from donations.protection import card_testing as protection
 from tests import stripe_events as se
 from tests.forms import extract_csrf_token, page_text
-from tests.giving.gifts import gift_form
+from tests.giving.support import gift_form
 from tests.http_recorder import Answer, HTTPRecorder
-from tests.security.helpers import all_gifts, blocked, browser, csrf_token, pending_gifts, signed_in
+from tests.security.support import all_gifts, blocked, browser, csrf_token, pending_gifts, signed_in
 
 DECLINES = "4000 0000 0000 0002"
 PAYS = "4242 4242 4242 4242"
 
 
 @pytest.fixture
-def stripe_api(app, monkeypatch):  # type: ignore[no-untyped-def]
+def stripe_api(app, monkeypatch):
     """The Stripe gateway, pointed at a recording stand-in for Stripe's API."""
     numbers = itertools.count(1)
 
-    def new_session(_request):  # type: ignore[no-untyped-def]
+    def new_session(_request):
         number = next(numbers)
         return Answer(
             json={
@@ -189,7 +189,7 @@ def test_honeypot_hits_are_logged_without_personal_data_and_counted(app, client,
 # -- declines ----------------------------------------------------------------------------------
 
 
-def open_checkout(client, email: str = "rae@example.org") -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def open_checkout(client, email: str = "rae@example.org") -> tuple[str, str]:
     response = client.post("/give", data=gift_form(csrf_token(client, "/give"), email=email))
     assert response.status_code == 303, page_text(response.get_data(as_text=True))
     page = client.get(response.headers["Location"])
@@ -250,7 +250,7 @@ def test_the_cool_down_ends_by_itself(app, fund, strict_limits):
 
 
 def test_stripe_declines_pause_the_email_they_came_with(app, client, fund, strict_limits, webhook_secret):
-    def failed_charge(fingerprint: str, email: str) -> dict:  # type: ignore[type-arg]
+    def failed_charge(fingerprint: str, email: str) -> dict:
         return se.stripe_object(
             "charge",
             id=se.unique("ch"),

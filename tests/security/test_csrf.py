@@ -9,8 +9,7 @@ from sqlalchemy import func, select
 
 from donations.extensions import db
 from tests.forms import extract_csrf_token, page_text
-from tests.security.helpers import browser, signed_in
-from tests.security.world import build_world, routes, url_for_rule
+from tests.security.support import browser, build_world, routes, signed_in, url_for_rule
 
 CSRF_REFUSAL = "This form expired or was sent from elsewhere"
 EXEMPT = {"payments.webhook"}  # Stripe signs it instead; tests/payments cover the signature
@@ -21,7 +20,7 @@ def row_counts() -> dict[str, int]:
 
 
 @pytest.fixture
-def world(app):  # type: ignore[no-untyped-def]
+def world(app):
     return build_world()
 
 

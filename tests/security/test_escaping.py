@@ -16,14 +16,23 @@ import pytest
 from donations.grants.export import FORMULA_PREFIXES
 from donations.grants.models import REPORT_FORMATS, REPORT_KINDS
 from tests.forms import extract_csrf_token
-from tests.security.helpers import signed_in
-from tests.security.world import NAME, ORGANIZATION, RAW, SCRIPT, TRIBUTE, build_world, routes, url_for_rule
+from tests.security.support import (
+    NAME,
+    ORGANIZATION,
+    RAW,
+    SCRIPT,
+    TRIBUTE,
+    build_world,
+    routes,
+    signed_in,
+    url_for_rule,
+)
 
 ESCAPED_SCRIPT = "&lt;script&gt;alert("
 
 
 @pytest.fixture
-def world(app):  # type: ignore[no-untyped-def]
+def world(app):
     return build_world()
 
 
@@ -31,7 +40,7 @@ def raw_markup(html: str) -> list[str]:
     return [raw for raw in RAW if raw in html]
 
 
-def staff_pages(app, world) -> list[str]:  # type: ignore[no-untyped-def]
+def staff_pages(app, world) -> list[str]:
     pages = [url_for_rule(rule, world.url_values) for rule in routes(app, "GET", "/staff")]
     slug = world.url_values["slug"]
     pages += [f"/staff/grants/{slug}/reports/{kind}" for kind in REPORT_KINDS]
@@ -61,7 +70,7 @@ def test_stored_scripts_are_text_on_every_staff_page(app, world):
     assert "&lt;img src=x onerror" in admin.get(f"/staff/gifts/{world.url_values['gift_id']}").get_data(as_text=True)
 
 
-def export(client, world, kind: str, fmt: str):  # type: ignore[no-untyped-def]
+def export(client, world, kind: str, fmt: str):
     slug = world.url_values["slug"]
     page = client.get(f"/staff/grants/{slug}/reports/{kind}").get_data(as_text=True)
     return client.post(

@@ -30,9 +30,9 @@ from donations.payments.models import StripeEvent
 from tests import stripe_events as se
 from tests.conftest import TEST_CONFIG
 from tests.forms import page_text
-from tests.giving.gifts import gift_form
+from tests.giving.support import gift_form
 from tests.http_recorder import Answer, HTTPRecorder, stripe_error
-from tests.security.helpers import all_gifts, browser, csrf_token
+from tests.security.support import all_gifts, browser, csrf_token
 from tests.security.tcp_proxy import TcpProxy, free_port
 
 BURST = 30
@@ -62,7 +62,7 @@ def app_via_proxy(database_url: str, proxy: TcpProxy) -> Iterator[Flask]:
         db.engine.dispose()
 
 
-def stored_and_gifts(payload: dict) -> tuple[StripeEvent | None, int]:  # type: ignore[type-arg]
+def stored_and_gifts(payload: dict) -> tuple[StripeEvent | None, int]:
     """The stored event, and how many gifts its checkout session has, as the database has them now."""
     stored = db.session.get(StripeEvent, payload["id"], populate_existing=True)
     session_id = payload["data"]["object"]["id"]
@@ -70,12 +70,12 @@ def stored_and_gifts(payload: dict) -> tuple[StripeEvent | None, int]:  # type: 
     return stored, db.session.scalar(count)
 
 
-def applied_once(payload: dict) -> bool:  # type: ignore[type-arg]
+def applied_once(payload: dict) -> bool:
     stored, gifts = stored_and_gifts(payload)
     return stored is not None and stored.applied_at is not None and gifts == 1
 
 
-def nothing_written(payload: dict) -> bool:  # type: ignore[type-arg]
+def nothing_written(payload: dict) -> bool:
     stored, gifts = stored_and_gifts(payload)
     return stored is None and gifts == 0
 
@@ -91,7 +91,7 @@ def test_database_refusing_connections_during_a_webhook_burst(app_via_proxy, pro
     finished = 0
     lock = threading.Lock()
 
-    def deliver(payload: dict) -> int:  # type: ignore[type-arg]
+    def deliver(payload: dict) -> int:
         nonlocal finished
         status = se.post_event(app_via_proxy.test_client(), payload, webhook_secret).status_code
         with lock:
@@ -144,7 +144,7 @@ def test_connection_lost_after_the_answer_is_ready_still_answers(app_via_proxy, 
     cut_once = threading.Event()
 
     @app_via_proxy.after_request
-    def cut_after_the_work(response):  # type: ignore[no-untyped-def]
+    def cut_after_the_work(response):
         if not cut_once.is_set():
             cut_once.set()
             proxy.cut()
@@ -159,7 +159,7 @@ def test_connection_lost_after_the_answer_is_ready_still_answers(app_via_proxy, 
 
 
 @pytest.fixture
-def stripe_api(app, monkeypatch) -> Iterator[HTTPRecorder]:  # type: ignore[no-untyped-def]
+def stripe_api(app, monkeypatch) -> Iterator[HTTPRecorder]:
     with HTTPRecorder() as api:
         monkeypatch.setitem(app.config, "PAYMENTS_GATEWAY", "stripe")
         monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_faults")
@@ -190,7 +190,7 @@ class _Inbox:
     def __init__(self) -> None:
         self.recipients: list[str] = []
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server, session, envelope) -> str:
         self.recipients.extend(envelope.rcpt_tos)
         return "250 OK"
 

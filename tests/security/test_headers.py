@@ -8,12 +8,12 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
+from flask.testing import FlaskClient
 
 from config import Config
 from donations import create_app
-from tests.giving.gifts import gift_form
-from tests.security.helpers import Browser, browser, csrf_token, signed_in
-from tests.security.world import build_world, routes, url_for_rule
+from tests.giving.support import gift_form
+from tests.security.support import browser, build_world, csrf_token, routes, signed_in, url_for_rule
 
 REQUIRED = {
     "X-Content-Type-Options": "nosniff",
@@ -24,7 +24,7 @@ REQUIRED = {
 
 
 @pytest.fixture
-def world(app):  # type: ignore[no-untyped-def]
+def world(app):
     return build_world()
 
 
@@ -50,7 +50,7 @@ def policy_problems(policy: str | None) -> list[str]:
     return problems
 
 
-def header_problems(response) -> list[str]:  # type: ignore[no-untyped-def]
+def header_problems(response) -> list[str]:
     problems = policy_problems(response.headers.get("Content-Security-Policy"))
     problems += [
         f"{name}: {response.headers.get(name)!r}"
@@ -86,7 +86,7 @@ def inline_code(html: str) -> list[str]:
     return parser.found
 
 
-def visitors(app) -> dict[str, Browser]:  # type: ignore[no-untyped-def]
+def visitors(app) -> dict[str, FlaskClient]:
     admin, _user = signed_in(app, "admin")
     return {"signed out": browser(app), "admin": admin}
 
@@ -169,7 +169,7 @@ def test_behind_a_proxy_the_client_address_and_scheme_come_from_it(app, database
     client = browser(proxied)
     token = csrf_token(client)
 
-    def give(address: str, n: int):  # type: ignore[no-untyped-def]
+    def give(address: str, n: int):
         headers = {"X-Forwarded-For": address, "X-Forwarded-Proto": "https", "Referer": "https://localhost/give"}
         return client.post("/give", data=gift_form(token, email=f"p{n}@example.org"), headers=headers)
 

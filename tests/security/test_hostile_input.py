@@ -17,9 +17,8 @@ from donations.extensions import db
 from donations.ledger.models import Gift
 from donations.payments.handlers import handled_types
 from tests import stripe_events as se
-from tests.giving.gifts import gift_form
-from tests.security.helpers import browser, csrf_token
-from tests.security.world import SCRIPT, build_world, routes, url_for_rule
+from tests.giving.support import gift_form
+from tests.security.support import SCRIPT, browser, build_world, csrf_token, routes, url_for_rule
 
 # Tables a refused request may still touch: the count of blocked attempts (no personal data).
 COUNTERS = {"blocked_attempts"}
@@ -83,12 +82,12 @@ def row_counts() -> dict[str, int]:
 
 
 @pytest.fixture
-def world(app, monkeypatch):  # type: ignore[no-untyped-def]
+def world(app, monkeypatch):
     monkeypatch.setitem(app.config, "MAGIC_LINK_RATE_LIMIT", "10000 per minute")
     return build_world()
 
 
-def public_post_routes(app) -> list[str]:  # type: ignore[no-untyped-def]
+def public_post_routes(app) -> list[str]:
     return [
         rule.endpoint
         for rule in routes(app, "POST")
@@ -96,7 +95,7 @@ def public_post_routes(app) -> list[str]:  # type: ignore[no-untyped-def]
     ]
 
 
-def field_names(app, world) -> list[str]:  # type: ignore[no-untyped-def]
+def field_names(app, world) -> list[str]:
     """Every field the public pages' forms have, plus names no form has."""
     names = {"email", "name", "amount", "amount_choice", "custom_amount", "card_number", "frequency", "unexpected"}
     reader = browser(app)
@@ -118,10 +117,10 @@ def test_hostile_input_to_every_public_form(app, world):
     token = csrf_token(reader)
     names = field_names(app, world)
 
-    def attack_route(rule):  # type: ignore[no-untyped-def]
+    def attack_route(rule):
         @FORM_SETTINGS
         @given(fields=st.dictionaries(st.sampled_from(names), hostile_text, max_size=8), email=not_an_email)
-        def attack(fields, email):  # type: ignore[no-untyped-def]
+        def attack(fields, email):
             before = row_counts()
             response = reader.post(
                 url_for_rule(rule, world.url_values), data={**fields, "email": email, "csrf_token": token}
@@ -143,7 +142,7 @@ def test_the_gift_form_with_some_hostile_fields(app, world):
 
     @FORM_SETTINGS
     @given(overrides=st.dictionaries(st.sampled_from(fields), hostile_text, min_size=1, max_size=4))
-    def attack(overrides):  # type: ignore[no-untyped-def]
+    def attack(overrides):
         before = row_counts()
         form = gift_form(token, **overrides)
         response = reader.post("/give", data=form)
@@ -179,7 +178,7 @@ def test_unsigned_or_badly_signed_webhook_input_is_refused(app, client, webhook_
         # What a client can put in a header: no line breaks, Latin-1.
         signature=st.none() | st.just("t=1,v1=deadbeef") | st.text(st.characters(min_codepoint=32, max_codepoint=255)),
     )
-    def attack(body, signature):  # type: ignore[no-untyped-def]
+    def attack(body, signature):
         before = row_counts()
         headers = {"Content-Type": "application/json"}
         if signature is not None:
@@ -204,7 +203,7 @@ def test_signed_but_hostile_events_never_fail_the_server(app, client, webhook_se
         event_id=st.from_regex(r"evt_[A-Za-z0-9_]{6,30}", fullmatch=True) | hostile_text,
         created=st.integers(min_value=1_600_000_000, max_value=2_000_000_000) | st.integers(),
     )
-    def attack(event_type, obj, event_id, created):  # type: ignore[no-untyped-def]
+    def attack(event_type, obj, event_id, created):
         before = ledger_counts()
         payload = {"id": event_id, "object": "event", "type": event_type, "created": created, "data": {"object": obj}}
         response = se.post_event(client, payload, webhook_secret)
@@ -228,7 +227,7 @@ def test_signed_real_events_with_spoiled_fields_are_applied_whole_or_not_at_all(
         "payout.paid": se.stripe_object("payout"),
     }
 
-    def spoiled(event_type: str):  # type: ignore[no-untyped-def]
+    def spoiled(event_type: str):
         base = bases[event_type]
         return st.dictionaries(st.sampled_from(sorted(base)), json_values, min_size=1, max_size=3).map(
             lambda changes: (event_type, {**base, **changes})
@@ -236,7 +235,7 @@ def test_signed_real_events_with_spoiled_fields_are_applied_whole_or_not_at_all(
 
     @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(case=st.sampled_from(sorted(bases)).flatmap(spoiled))
-    def attack(case):  # type: ignore[no-untyped-def]
+    def attack(case):
         event_type, obj = case
         before = ledger_counts()
         response = se.post_event(client, se.event(event_type, obj), webhook_secret)

@@ -15,8 +15,8 @@ from donations.mail.worker import OutboxWorker
 from donations.security import redact
 from tests import stripe_events as se
 from tests.forms import extract_csrf_token
-from tests.giving.gifts import gift_form
-from tests.security.helpers import browser, csrf_token, signed_in
+from tests.giving.support import gift_form
+from tests.security.support import browser, csrf_token, signed_in
 
 DONOR = "Jo.Donor+news@Example.co.uk"
 

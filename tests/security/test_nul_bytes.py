@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from tests.factories import make_fund
-from tests.security.helpers import browser, signed_in
+from tests.security.support import browser, signed_in
 
 NUL_URLS = [
     ("/give/%00", 404),
@@ -21,7 +21,7 @@ NUL_URLS = [
 STAFF_NUL_URLS = [("/staff/grants/%00/", 404), ("/staff/gifts?after=%00", 400)]
 
 
-def assert_bad_input_not_outage(response, status: int, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def assert_bad_input_not_outage(response, status: int, caplog: pytest.LogCaptureFixture) -> None:
     assert response.status_code == status
     assert "Retry-After" not in response.headers
     assert not [r for r in caplog.records if "database unavailable" in r.getMessage()]

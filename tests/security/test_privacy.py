@@ -19,13 +19,13 @@ from donations.privacy import service as privacy
 from tests import stripe_events as se
 from tests.factories import make_donor, make_gift
 from tests.forms import extract_csrf_token
-from tests.security.helpers import browser, signed_in
+from tests.security.support import browser, signed_in
 
 EMAIL = "Pat.Private@Example.org"
 
 
 @pytest.fixture
-def donor_with_history(app, fund, webhook_secret):  # type: ignore[no-untyped-def]
+def donor_with_history(app, fund, webhook_secret):
     """A donor known from a Stripe event (which stores their email and name) and from the gift
     form (a tribute, an organization gift), with a sent receipt and one still queued."""
     session = se.checkout_session(amount_cents=7_500, email=EMAIL, name="Pat Private", business_name="Pat's Bakery LLC")
@@ -62,11 +62,11 @@ def ledger_totals() -> tuple[int, int, int]:
     )
 
 
-def audit_actions() -> list[tuple[str, str | None, dict]]:  # type: ignore[type-arg]
+def audit_actions() -> list[tuple[str, str | None, dict]]:
     return [(a.action, a.target_id, a.details) for a in db.session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
 
 
-def post_form(client, page_url: str, action_url: str, **data: str):  # type: ignore[no-untyped-def]
+def post_form(client, page_url: str, action_url: str, **data: str):
     page = client.get(page_url)
     assert page.status_code == 200
     return client.post(action_url, data={"csrf_token": extract_csrf_token(page.get_data(as_text=True)), **data})

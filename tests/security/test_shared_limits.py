@@ -17,8 +17,8 @@ import requests
 
 from config import Config
 from tests.forms import extract_csrf_token
-from tests.giving.gifts import gift_form
-from tests.security.helpers import all_gifts, pending_gifts
+from tests.giving.support import gift_form
+from tests.security.support import all_gifts, pending_gifts
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -68,7 +68,7 @@ class Instance:
 
 
 @pytest.fixture
-def two_instances(database_url, redis_prefix, fund) -> Iterator[tuple[Instance, Instance]]:  # type: ignore[no-untyped-def]
+def two_instances(database_url, redis_prefix, fund) -> Iterator[tuple[Instance, Instance]]:
     overrides = {
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": REDIS_URL,

@@ -12,7 +12,6 @@ from donations.accounts.models import AuditEntry, StaffUser
 from donations.extensions import db
 from donations.staff import queries, service
 from tests.forms import csrf_token, page_text
-from tests.staff.conftest import new_client
 from tests.staff.support import fresh_address, make_staff, sign_in, sign_in_with_form
 
 
@@ -69,7 +68,7 @@ def test_an_admin_adds_a_user_with_a_one_time_password(client):
     assert one_time not in client.get("/staff/users").get_data(as_text=True)  # shown once only
     entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "staff.create")).one()
     assert entry.staff_user_id == admin.id and entry.details == {"email": created.email, "role": "finance"}
-    theirs = new_client(client.application)
+    theirs = client.application.test_client()
     assert sign_in_with_form(theirs, created.email, one_time, address=fresh_address()).status_code == 302
     assert theirs.get("/staff/").location == "/staff/account/password"
     assert add_user(client, "new.person@newsroom.example", "viewer").status_code == 400  # taken

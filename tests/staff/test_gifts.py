@@ -273,7 +273,7 @@ def test_local_dates_filter_by_the_newsroom_zone(app):
     assert queries.gift_page(queries.GiftFilters(last=date(2026, 3, 7))).rows == []
 
 
-def unpaid_gift(donor, fund, status: str, started: datetime) -> Gift:  # type: ignore[no-untyped-def]
+def unpaid_gift(donor, fund, status: str, started: datetime) -> Gift:
     gift = Gift(donor=donor, fund=fund, amount_cents=1000, status=status, tax_deductible=False, created_at=started)
     db.session.add(gift)
     db.session.commit()

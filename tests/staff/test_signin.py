@@ -20,7 +20,6 @@ from donations.accounts.models import AuditEntry, SignInFailure, StaffUser
 from donations.clock import utcnow
 from donations.extensions import db
 from tests.forms import csrf_token, page_text
-from tests.staff.conftest import new_client
 from tests.staff.support import PASSWORD, fresh_address, make_staff, sign_in, sign_in_with_form
 
 
@@ -87,7 +86,7 @@ def test_failures_from_one_address_lock_that_address_out_not_the_staff_member(cl
     assert sign_in_with_form(client, user.email, address=attacker).status_code == 400
     assert client.get("/staff/").status_code == 302
     # ... while the staff member, from their own address, signs in as usual.
-    theirs = new_client(app)
+    theirs = app.test_client()
     assert sign_in_with_form(theirs, user.email, address=fresh_address()).status_code == 302
     assert theirs.get("/staff/gifts").status_code == 200
     # Once the pause has passed, the right password works from that address too, and its count restarts.
@@ -304,7 +303,7 @@ def test_admins_must_enrol_when_two_factor_is_required(client, app, monkeypatch)
     assert reload(admin).two_factor_enabled
     # Other roles are not held.
     finance = make_staff("finance")
-    other = new_client(app)
+    other = app.test_client()
     sign_in_with_form(other, finance.email, address=fresh_address())
     assert other.get("/staff/").status_code == 200
 
@@ -365,7 +364,7 @@ def test_a_cookie_saved_before_sign_out_no_longer_opens_the_console(client, app)
     assert client.get("/staff/gifts").status_code == 200
     saved = client.get_cookie("session").value
     sign_out(client)
-    copy = new_client(app)
+    copy = app.test_client()
     copy.set_cookie("session", saved, domain="localhost")
     response = copy.get("/staff/gifts")
     assert response.status_code == 302 and response.location.startswith("/staff/sign-in")
@@ -377,7 +376,7 @@ def test_a_cookie_saved_before_sign_out_no_longer_opens_the_console(client, app)
 def test_deactivating_a_user_ends_their_session_at_once(client, app):
     admin = make_staff("admin")
     finance = make_staff("finance")
-    theirs = new_client(app)
+    theirs = app.test_client()
     sign_in(theirs, finance)
     assert theirs.get("/staff/").status_code == 200
     sign_in(client, admin)
@@ -389,7 +388,7 @@ def test_deactivating_a_user_ends_their_session_at_once(client, app):
 
 def test_a_new_password_ends_the_other_sessions(client, app):
     user = make_staff("finance")
-    laptop, phone = new_client(app), new_client(app)
+    laptop, phone = app.test_client(), app.test_client()
     sign_in(laptop, user)
     sign_in(phone, user)
     token = csrf_token(laptop, "/staff/account/password")

@@ -29,8 +29,9 @@ STATUSES = {
 
 def gift_id_from(metadata: dict[str, Any]) -> int | None:
     gift_id = metadata.get("gift_id")
-    ok = isinstance(gift_id, str) and gift_id.isascii() and gift_id.isdigit() and len(gift_id) < 16
-    return int(gift_id) if ok else None
+    if isinstance(gift_id, str) and gift_id.isascii() and gift_id.isdigit() and len(gift_id) < 16:
+        return int(gift_id)
+    return None
 
 
 def frequency_interval(metadata: dict[str, Any]) -> str | None:

@@ -212,6 +212,7 @@ def expire_stale_checkouts(now: datetime) -> int:
 
 def deliver(event_payload: dict[str, Any]) -> int:
     """Sign the event as Stripe would and post it to our own webhook endpoint."""
+    # Flask types current_app as the app itself, not as the proxy it is.
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     body = json.dumps(event_payload).encode()
     header = signing.sign(body, app.config["STRIPE_WEBHOOK_SECRET"])

@@ -1,23 +1,73 @@
-"""A small world of rows with hostile text in every field a donor or Stripe controls, and the
-values to fill any route's URL arguments with, so that tests can walk `app.url_map` and reach
-real pages (a donor that exists, a gift, a membership, a failed event, a grant program...)."""
+"""What the security tests share: clients from an address, signed-in clients, counts of gifts
+and blocked attempts; and a small world of rows with hostile text in every field a donor or
+Stripe controls, with the values to fill any route's URL arguments with, so that tests can walk
+`app.url_map` and reach real pages (a donor that exists, a gift, a membership, a failed event, a
+grant program...)."""
 
 from __future__ import annotations
 
+import itertools
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
 from werkzeug.routing import IntegerConverter, Rule
 
 from donations.accounts.audit import audit
+from donations.accounts.models import StaffUser
+from donations.accounts.service import create_staff_user
 from donations.clock import local_date, utcnow
 from donations.extensions import db
-from donations.ledger.models import Fund, GiftStatus, Membership, MembershipStatus
+from donations.ledger.models import Fund, Gift, GiftStatus, Membership, MembershipStatus
 from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import StripeEvent
+from donations.protection import card_testing as protection
+from donations.staff.views import SIGNED_IN_AT_KEY
+from tests import forms
 from tests.factories import make_donor, make_fund, make_gift
+
+_numbers = itertools.count(1)
+
+
+def browser(app: Flask, address: str = "127.0.0.1") -> FlaskClient:
+    """A client whose requests come from `address`."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def csrf_token(client: FlaskClient, url: str = "/give") -> str:
+    return forms.csrf_token(client, url)
+
+
+def signed_in(app: Flask, role: str, email: str | None = None) -> tuple[FlaskClient, StaffUser]:
+    """A client signed in (through Flask-Login's session keys) as a new staff user of `role`."""
+    user = create_staff_user(email or f"{role}-{next(_numbers)}@newsroom.example", role, "correct horse battery staple")
+    db.session.commit()
+    client = browser(app)
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+        session[SIGNED_IN_AT_KEY] = int(time.time())
+    return client, user
+
+
+def all_gifts() -> int:
+    return db.session.scalar(select(func.count()).select_from(Gift))
+
+
+def pending_gifts() -> int:
+    return db.session.scalar(select(func.count()).select_from(Gift).where(Gift.status == GiftStatus.PENDING))
+
+
+def blocked(reason: str) -> int:
+    """Attempts blocked for `reason` in the last few minutes, as the dashboard reads them."""
+    return protection.blocked_attempt_counts(utcnow() - timedelta(minutes=5)).get(reason, 0)
+
 
 SCRIPT = '<script>alert("xss")</script>'
 NAME = f"Mallory {SCRIPT}"
