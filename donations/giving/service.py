@@ -8,7 +8,7 @@ from flask import current_app
 
 from donations.extensions import db
 from donations.ledger import service as ledger
-from donations.ledger.models import Fund, GiftStatus
+from donations.ledger.models import Fund
 from donations.money import fee_to_cover, format_money
 from donations.payments.gateway import CheckoutRequest, GatewayError, get_gateway
 
@@ -84,9 +84,9 @@ def begin_checkout(intent: GiftIntent, success_url: str, cancel_url_for) -> str:
     try:
         session = get_gateway().create_checkout(request)
     except GatewayError:
-        gift.status = GiftStatus.FAILED
+        ledger.fail_gift(gift)
         db.session.commit()
         raise
-    gift.stripe_checkout_session_id = session.id
+    ledger.attach_checkout_session(gift, session.id)
     db.session.commit()
     return session.url

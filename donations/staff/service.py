@@ -146,8 +146,8 @@ def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | Non
             suggested_amounts=settings.suggested_amounts,
             is_default=settings.is_default,
             show_progress=settings.show_progress,
+            active=settings.active,
         )
-        fund.active = settings.active
         audit(
             "fund.create",
             actor=actor,
