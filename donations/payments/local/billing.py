@@ -1,8 +1,8 @@
 """The local gateway's stand-in for Stripe Billing: subscriptions on this machine.
 
 Everything here happens the way Stripe would tell it: Stripe-shaped subscription, invoice and
-invoice-payment objects, in signed events posted to /stripe/webhook (`local.deliver`), so the
-real verification and handlers record the memberships and their installments. Only the card
+invoice-payment objects, in signed events taken as the webhook takes them (`local.deliver`), so
+the real verification and handlers record the memberships and their installments. Only the card
 on file is written directly, in the local gateway's own table (Stripe would keep it, not the
 ledger). Never used with the stripe gateway.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,8 +23,6 @@ from donations.ledger.models import FREQUENCY_INTERVAL, INTERVAL_FREQUENCY, Gift
 from donations.payments.local import gateway as local
 from donations.payments.local.models import LocalCard
 
-log = logging.getLogger(__name__)
-
 LOCAL_SUBSCRIPTION_PREFIX = "sub_local_"
 # Cards the local gateway keeps on file: the paying one, and the one that declines renewals.
 CARD_LAST4 = {local.PAYING_CARD: "4242", local.DECLINING_CARD: "0002"}
@@ -33,7 +30,7 @@ DECLINING_LAST4 = "0002"
 
 
 class LocalBillingError(RuntimeError):
-    """The local webhook did not accept an event; nothing more was sent."""
+    """An event was not taken (the webhook would have answered an error); nothing more was sent."""
 
 
 def shift(moment: datetime, interval: str, periods: int, anchor_day: int) -> datetime:
@@ -219,10 +216,8 @@ def _invoice_payment(invoice: dict[str, Any]) -> dict[str, Any]:
 
 def _send(*payloads: dict[str, Any]) -> None:
     for payload in payloads:
-        status = local.deliver(payload)
-        if status != 200:
-            log.error("local webhook answered %s to %s", status, payload["type"])
-            raise LocalBillingError(f"the local webhook answered {status} to {payload['type']}")
+        if not local.deliver(payload):
+            raise LocalBillingError(f"the {payload['type']} event was not taken")
 
 
 def _paid(subscription: _Subscription, period_start: datetime, billing_reason: str, paid_at: datetime) -> None:
