@@ -295,6 +295,11 @@ def local_portal(donor: Donor, customer_id: str) -> list[MembershipRow]:
     return [_describe(m) for m in rows]
 
 
+def local_cards(rows: list[MembershipRow]) -> dict[int, str]:
+    """The last four digits of the card on file of each local membership shown, by its id."""
+    return local_billing.cards_on_file([row.membership.id for row in rows])
+
+
 def _changeable(donor: Donor, membership_id: int) -> Membership:
     membership = _own_membership(donor, membership_id)
     if not (membership.stripe_subscription_id or "").startswith(local_billing.LOCAL_SUBSCRIPTION_PREFIX):

@@ -288,6 +288,7 @@ def _local_portal(client: FlaskClient, membership: Membership) -> tuple[str, str
     assert portal == f"/membership/local/{membership.stripe_customer_id}"
     page = client.get(portal)
     assert page.status_code == 200
+    assert "Card on file ends in 4242." in page_text(page.get_data(as_text=True))  # the local gateway's own table
     return portal, extract_csrf_token(page.get_data(as_text=True))
 
 

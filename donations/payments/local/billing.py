@@ -283,6 +283,12 @@ def card_on_file(membership_id: int) -> str | None:
     return db.session.scalar(select(LocalCard.last4).where(LocalCard.membership_id == membership_id))
 
 
+def cards_on_file(membership_ids: list[int]) -> dict[int, str]:
+    """`card_on_file` of each membership that has one, in one query."""
+    query = select(LocalCard.membership_id, LocalCard.last4).where(LocalCard.membership_id.in_(membership_ids))
+    return {row.membership_id: row.last4 for row in db.session.execute(query)}
+
+
 def change_amount(membership: Membership, amount_cents: int) -> None:
     """As the Billing Portal would: customer.subscription.updated with the old amount in
     previous_attributes. Renewals bill the new amount from the next period."""
