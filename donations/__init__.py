@@ -127,6 +127,7 @@ def _import_models() -> None:
     from donations.ledger import models as _ledger  # noqa: F401
     from donations.mail import models as _receipts  # noqa: F401
     from donations.payments import models as _payments  # noqa: F401
+    from donations.payments.local import models as _local_gateway  # noqa: F401
     from donations.protection import card_testing as _protection  # noqa: F401
 
 

@@ -33,7 +33,7 @@ from donations.ledger import memberships
 from donations.ledger import service as ledger
 from donations.ledger.donors import resolve_merged
 from donations.ledger.models import RECEIVED_STATUSES, Donor, Gift, Membership, MembershipStatus
-from donations.mail import service as receipts
+from donations.mail import service as mail
 from donations.mail import statements
 from donations.mail.render import public_url
 from donations.money import format_money
@@ -151,7 +151,7 @@ def request_link(email: str) -> None:
     issued = int(time.time())
     url = public_url(url_for("membership.open_link", token=make_link_token(donor, issued)))
     expires = from_timestamp(issued + _max_age())
-    receipts.enqueue("magic_link", donor.email, {"url": url, "expires_at_iso": expires.isoformat()}, donor_id=donor.id)
+    mail.queue_magic_link(donor, url, expires)
     db.session.commit()
 
 
@@ -293,6 +293,11 @@ def local_portal(donor: Donor, customer_id: str) -> list[MembershipRow]:
     if not rows:
         raise NotYours(customer_id)
     return [_describe(m) for m in rows]
+
+
+def local_cards(rows: list[MembershipRow]) -> dict[int, str]:
+    """The last four digits of the card on file of each local membership shown, by its id."""
+    return local_billing.cards_on_file([row.membership.id for row in rows])
 
 
 def _changeable(donor: Donor, membership_id: int) -> Membership:

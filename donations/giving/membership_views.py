@@ -124,6 +124,7 @@ def _render_local_portal(donor: Donor, customer_id: str, status: int = 200, **fo
     return render_template(
         "giving/membership_local_portal.html",
         rows=rows,
+        cards=service.local_cards(rows),
         customer_id=customer_id,
         amount_form=forms.get("amount_form") or AmountForm(formdata=None),
         card_form=forms.get("card_form") or CardForm(formdata=None),

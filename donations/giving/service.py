@@ -9,7 +9,7 @@ from flask import current_app
 
 from donations.extensions import db
 from donations.ledger import service as ledger
-from donations.ledger.models import Fund, Gift, GiftStatus
+from donations.ledger.models import Fund, Gift
 from donations.money import fee_to_cover, format_money
 from donations.payments.gateway import CheckoutRequest, GatewayError, get_gateway
 
@@ -85,9 +85,9 @@ def begin_checkout(intent: GiftIntent, success_url: str, cancel_url_for: Callabl
     try:
         session = get_gateway().create_checkout(request)
     except GatewayError:
-        gift.status = GiftStatus.FAILED
+        ledger.fail_gift(gift)
         db.session.commit()
         raise
-    gift.stripe_checkout_session_id = session.id
+    ledger.attach_checkout_session(gift, session.id)
     db.session.commit()
     return session.url

@@ -32,6 +32,7 @@ def create_fund(
     suggested_amounts: dict[str, list[int]] | None = None,
     is_default: bool = False,
     show_progress: bool = False,
+    active: bool = True,
 ) -> Fund:
     if not SLUG.match(slug) or slug in RESERVED_SLUGS:
         raise FundError("a slug is lowercase letters, digits and dashes, and not 'thanks' or 'resume'")
@@ -47,7 +48,7 @@ def create_fund(
         suggested_amounts=suggested_amounts or {},
         is_default=is_default,
         show_progress=show_progress,
-        active=True,
+        active=active,
     )
     db.session.add(fund)
     db.session.flush()

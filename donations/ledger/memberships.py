@@ -1,46 +1,40 @@
-"""The ledger's membership writer: memberships, their installments and their amount history.
+"""The ledger's membership writer: memberships, their status and their amount history (their
+installments are in installments.py).
 
-Money is recorded only from paid invoices, one installment gift per invoice (the invoice id is
-unique on the gift), so that the first payment is never counted twice whichever of the
-checkout and the invoice arrives first. Events arrive in any order: a membership's amount and
-status take the values of the latest event that spoke of them (`amount_as_of`,
-`status_as_of`), a cancellation is final, and amount changes are kept as history rows taken
-from each event's own before/after values, so the history is the same in any order.
+Events arrive in any order: a membership's amount and status take the values of the latest
+event that spoke of them (`amount_as_of`, `status_as_of`), a cancellation is final, and amount
+changes are kept as history rows taken from each event's own before/after values, so the
+history is the same in any order.
 
-Callers own the transaction: nothing here commits.
+Callers own the transaction: nothing here commits. Nothing here queues mail either: each
+writer returns `MembershipNews`, what happened, and the caller tells the member.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any
 
 from flask import current_app
-from sqlalchemy import BindParameter, ScalarSelect, Select, bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from donations.clock import utcnow
-from donations.extensions import db, insert_ignoring
+from donations.extensions import db
 from donations.ledger import service as ledger
-from donations.ledger.currency import refuse_foreign
+from donations.ledger.currency import newsroom_currency
 from donations.ledger.models import (
     FREQUENCY_INTERVAL,
-    INTERVAL_FREQUENCY,
-    UNPAID_STATUSES,
     Donor,
     Frequency,
     Gift,
     GiftSource,
-    GiftStatus,
-    InvoicePaymentLink,
     Membership,
     MembershipChange,
     MembershipStatus,
 )
-from donations.mail import service as receipts
 
 DEFAULT_LEVELS: list[tuple[int, str]] = [(0, "Supporter"), (12_000, "Sustainer"), (60_000, "Champion")]
 
@@ -94,7 +88,7 @@ class MembershipOrigin:
     name: str | None = None
     postal_code: str | None = None
     amount_cents: int | None = None
-    currency: str = "usd"
+    currency: str = field(default_factory=newsroom_currency)
     interval: str | None = None  # month | year
     gift_id: int | None = None  # our pending gift, from the metadata we set
     fund_slug: str | None = None
@@ -114,17 +108,17 @@ class SubscriptionState:
     previous_amount_cents: int | None  # from previous_attributes: the amount before this change
 
 
-@dataclass(frozen=True)
-class InstallmentPayment:
-    """A paid invoice of a subscription."""
+@dataclass
+class MembershipNews:
+    """What one event did to a membership, for the caller to tell the member (the mail is
+    queued in the same transaction by the caller, never here)."""
 
-    invoice_id: str
-    amount_cents: int
-    currency: str
-    paid_at: datetime
-    first: bool  # billing_reason subscription_create: the payment the checkout began
-    period_end: datetime | None
-    payment_intent_id: str | None
+    membership: Membership
+    created: bool = False  # first heard of by this event
+    canceled: bool = False  # ended by this event (or first heard of at its end)
+    failed_invoice_id: str | None = None  # a renewal's payment failed and the membership is past due
+    gift_id: int | None = None  # the installment gift of the paid invoice (new or recorded before)
+    gift_recorded: bool = False  # that gift was recorded by this event
 
 
 # Finding and creating -----------------------------------------------------------------------
@@ -188,14 +182,14 @@ def ensure_membership(
 
     Raises MembershipNotKnown when the event alone cannot say whose it is or how often it renews.
     """
-    membership, created, _ = _ensure_membership(origin, status, ended_at, period_end)
+    membership, created, _ = ensure_with_anchor(origin, status, ended_at, period_end)
     if not created:
-        for key, value in _filled_in(membership, origin).items():
+        for key, value in filled_in(membership, origin).items():
             setattr(membership, key, value)
     return membership, created
 
 
-def _ensure_membership(
+def ensure_with_anchor(
     origin: MembershipOrigin, status: str, ended_at: datetime | None, period_end: datetime | None
 ) -> tuple[Membership, bool, Gift | None]:
     """`ensure_membership` without filling in an existing membership's details, and the
@@ -230,7 +224,6 @@ def _ensure_membership(
         "amount_as_of": origin.as_of,
         "status_as_of": origin.as_of,
         "current_period_end": period_end,
-        "local_card_last4": None,
         "created_at": utcnow(),
     }
     table = Membership.__table__
@@ -243,31 +236,18 @@ def _ensure_membership(
     if anchor is not None and anchor.membership_id is None:
         anchor.membership = membership
         anchor.stripe_subscription_id = origin.subscription_id
-    if status == MembershipStatus.CANCELED:
-        # First heard of at its end (events arrive in any order): no welcome, only the goodbye.
-        _queue_canceled(membership)
-    else:
-        receipts.enqueue(
-            "membership_welcome",
-            donor.email,
-            {"membership_id": membership.id},
-            dedupe_key=f"membership_welcome:{membership.id}",
-            donor_id=donor.id,
-        )
     return membership, True, anchor
 
 
-def _queue_canceled(membership: Membership) -> None:
-    receipts.enqueue(
-        "membership_canceled",
-        membership.donor.email,
-        {"membership_id": membership.id},
-        dedupe_key=f"membership_canceled:{membership.id}",
-        donor_id=membership.donor_id,
+def news_of(membership: Membership, created: bool) -> MembershipNews:
+    """The news of finding or creating a membership: one first heard of at its end (events
+    arrive in any order) is news of its end only."""
+    return MembershipNews(
+        membership, created=created, canceled=created and membership.status == MembershipStatus.CANCELED
     )
 
 
-def _filled_in(membership: Membership, origin: MembershipOrigin) -> dict[str, object]:
+def filled_in(membership: Membership, origin: MembershipOrigin) -> dict[str, object]:
     """Details a later event knows better: the earliest start, the customer."""
     changes: dict[str, object] = {}
     if origin.started_at and (membership.started_at is None or origin.started_at < membership.started_at):
@@ -277,7 +257,7 @@ def _filled_in(membership: Membership, origin: MembershipOrigin) -> dict[str, ob
     return changes
 
 
-def _write_now(membership: Membership, changes: dict[str, object]) -> None:
+def write_now(membership: Membership, changes: dict[str, object]) -> None:
     """Write the changed columns with one Core UPDATE (the row is locked by `find_membership`)
     and tell the loaded object, so no ORM flush has to find and write them later."""
     changes = {key: value for key, value in changes.items() if getattr(membership, key) != value}
@@ -288,20 +268,19 @@ def _write_now(membership: Membership, changes: dict[str, object]) -> None:
             set_committed_value(membership, key, value)
 
 
-def _set_status(membership: Membership, status: str, as_of: datetime) -> bool:
-    """Take `status` unless a newer event already spoke; a cancellation is final."""
+def _set_status(news: MembershipNews, status: str, as_of: datetime) -> None:
+    """Take `status` unless a newer event already spoke; a cancellation is final (and news)."""
+    membership = news.membership
     if membership.status == MembershipStatus.CANCELED:
-        return False
+        return
     if status != MembershipStatus.CANCELED and membership.status_as_of and as_of < membership.status_as_of:
-        return False
-    changed = membership.status != status
+        return
     membership.status = status
     membership.status_as_of = as_of
     if status == MembershipStatus.CANCELED:
         membership.canceled_at = as_of
         membership.cancel_at_period_end = False
-        _queue_canceled(membership)
-    return changed
+        news.canceled = True
 
 
 def _advance_period(membership: Membership, period_end: datetime | None) -> None:
@@ -312,202 +291,32 @@ def _advance_period(membership: Membership, period_end: datetime | None) -> None
 # Events -------------------------------------------------------------------------------------
 
 
-def start_from_checkout(origin: MembershipOrigin) -> Membership:
+def start_from_checkout(origin: MembershipOrigin) -> MembershipNews:
     """A completed subscription checkout: the membership, and no money (invoices bring it)."""
-    membership, created = ensure_membership(origin, MembershipStatus.ACTIVE)
-    if not created:
-        _set_status(membership, MembershipStatus.ACTIVE, origin.as_of)
-    return membership
+    news = news_of(*ensure_membership(origin, MembershipStatus.ACTIVE))
+    if not news.created:
+        _set_status(news, MembershipStatus.ACTIVE, origin.as_of)
+    return news
 
 
-def record_installment(origin: MembershipOrigin, payment: InstallmentPayment) -> tuple[int | None, bool]:
-    """One installment gift per paid invoice. Returns (gift id, newly_recorded); a replay, or the
-    same invoice met again, changes nothing. A zero-amount invoice (a trial) records no gift.
-    Raises ForeignCurrency for money in another currency than the newsroom's."""
-    if payment.amount_cents > 0:
-        refuse_foreign(payment.currency)
-    # A new membership is written with this invoice's status and period: no UPDATE follows.
-    membership, created, anchor = _ensure_membership(origin, MembershipStatus.ACTIVE, None, payment.period_end)
-    # A membership created just now without an anchor has no gift yet: nothing to look up.
-    has_gifts = not created or anchor is not None
-    existing_id, linked_intent, template = _invoice_state(membership, payment.invoice_id, has_gifts)
-    if not created:  # `_set_status` to active (never a cancellation), `_advance_period`, in one UPDATE
-        changes = _filled_in(membership, origin)
-        as_of, period_end = origin.as_of, payment.period_end
-        if membership.status != MembershipStatus.CANCELED and not (
-            membership.status_as_of and as_of < membership.status_as_of
-        ):
-            changes.update(status=MembershipStatus.ACTIVE, status_as_of=as_of)
-        if period_end and (membership.current_period_end is None or period_end > membership.current_period_end):
-            changes["current_period_end"] = period_end
-        _write_now(membership, changes)
-    if existing_id is not None:
-        return existing_id, False
-    if payment.amount_cents <= 0:
-        return None, False
-
-    intent = payment.payment_intent_id or linked_intent
-    donor = membership.donor  # checkout lets the reader change the email: the money is the member's
-    # The pending gift the checkout began is the anchor only: the first invoice makes it
-    # installment #1, so it is counted once, with the details the reader gave on the form.
-    # The anchor, linked when the membership was made, is its earliest gift: while that one is
-    # paid already there is no anchor to lock and look for.
-    gift = _pending_anchor(membership) if payment.first and template is not None and template.may_be_anchor else None
-    if gift is not None:
-        if gift.fee_covered_cents >= payment.amount_cents:
-            gift.fee_covered_cents = 0
-        gift.donor = donor
-        gift.frequency = INTERVAL_FREQUENCY[membership.interval]
-        gift.amount_cents = payment.amount_cents
-        gift.currency = payment.currency
-        gift.status = GiftStatus.PAID
-        gift.received_at = payment.paid_at
-        gift.stripe_invoice_id = payment.invoice_id
-        gift.stripe_subscription_id = membership.stripe_subscription_id
-        if intent:
-            gift.stripe_payment_intent_id = intent
-        gift_id = gift.id
-    else:
-        # Every other installment: one INSERT ... RETURNING, no ORM object to flush. The first
-        # gift lends its details; its fee cover only while the amount is the one it was added to.
-        values: dict[str, object] = {"organization": None, "anonymous": False, "tribute_kind": None}
-        values.update(tribute_name=None, attribution={}, fee_covered_cents=0)
-        if template is not None:
-            values.update(template.details)
-            values["attribution"] = dict(template.attribution or {})
-            if template.amount_cents == payment.amount_cents:
-                values["fee_covered_cents"] = template.fee_covered_cents
-        table = Gift.__table__
-        # Parameters given at execution: the statement is the same every time (cached).
-        gift_id = db.session.execute(
-            insert(table).returning(table.c.id),
-            dict(
-                donor_id=donor.id,
-                fund_id=membership.fund_id,
-                membership_id=membership.id,
-                frequency=INTERVAL_FREQUENCY[membership.interval],
-                amount_cents=payment.amount_cents,
-                currency=payment.currency,
-                source=GiftSource.STRIPE,
-                status=GiftStatus.PAID,
-                tax_deductible=False,
-                received_at=payment.paid_at,
-                stripe_invoice_id=payment.invoice_id,
-                stripe_subscription_id=membership.stripe_subscription_id,
-                stripe_payment_intent_id=intent or None,
-                **values,
-            ),
-        ).scalar_one()
-    receipts.enqueue(
-        "installment_receipt",
-        donor.email,
-        {"gift_id": gift_id},
-        dedupe_key=f"installment_receipt:{gift_id}",
-        donor_id=donor.id,
-    )
-    return gift_id, True
-
-
-@dataclass(frozen=True)
-class _Template:
-    """The details a membership's first gift lends to its later installments."""
-
-    details: dict[str, object]  # organization, anonymous, tribute_kind, tribute_name
-    attribution: dict[str, str] | None
-    amount_cents: int
-    fee_covered_cents: int
-    may_be_anchor: bool  # still pending (or failed) and not an invoice's
-
-
-def _invoice_state(
-    membership: Membership, invoice_id: str, has_gifts: bool
-) -> tuple[int | None, str | None, _Template | None]:
-    """Whether the invoice was recorded, the payment intent invoice_payment.paid may have told
-    before it, and the membership's first gift's details: one query while it has a gift."""
-    recorded, linked, with_first_gift = _invoice_state_queries()
-    if has_gifts:
-        row = db.session.execute(with_first_gift, {"invoice_id": invoice_id, "membership_id": membership.id}).first()
-        if row is not None:
-            template = _Template(
-                {"organization": row[2], "anonymous": row[3], "tribute_kind": row[4], "tribute_name": row[5]},
-                row[6],
-                row[7],
-                row[8],
-                bool(row[9]),
-            )
-            return row[0], row[1], template
-    existing_id, linked_intent = db.session.execute(select(recorded, linked), {"invoice_id": invoice_id}).one()
-    return existing_id, linked_intent, None
-
-
-@cache
-def _invoice_state_queries() -> tuple[ScalarSelect[int], ScalarSelect[str], Select[*tuple[Any, ...]]]:
-    """`_invoice_state`'s statements, built once; the ids are bound at execution."""
-    invoice_id: BindParameter[str] = bindparam("invoice_id")
-    recorded = select(Gift.id).where(Gift.stripe_invoice_id == invoice_id).scalar_subquery()
-    linked = (
-        select(InvoicePaymentLink.stripe_payment_intent_id)
-        .where(InvoicePaymentLink.stripe_invoice_id == invoice_id)
-        .scalar_subquery()
-    )
-    # The earliest gift (the pending anchor, or else the first installment) is the row.
-    with_first_gift = (
-        select(
-            recorded,
-            linked,
-            Gift.organization,
-            Gift.anonymous,
-            Gift.tribute_kind,
-            Gift.tribute_name,
-            Gift.attribution,
-            Gift.amount_cents,
-            Gift.fee_covered_cents,
-            Gift.stripe_invoice_id.is_(None) & Gift.status.in_(UNPAID_STATUSES),
-        )
-        .where(Gift.membership_id == bindparam("membership_id"))
-        .order_by(Gift.id)
-        .limit(1)
-    )
-    return recorded, linked, with_first_gift
-
-
-def _pending_anchor(membership: Membership) -> Gift | None:
-    return db.session.scalar(
-        select(Gift)
-        .where(
-            Gift.membership_id == membership.id,
-            Gift.stripe_invoice_id.is_(None),
-            Gift.status.in_(UNPAID_STATUSES),
-        )
-        .order_by(Gift.id)
-        .limit(1)
-        .with_for_update()
-    )
-
-
-def record_failed_payment(origin: MembershipOrigin, invoice_id: str) -> Membership:
-    """A renewal failed: past due, and the member is told once per invoice. A failure that an
-    invoice.paid for the same invoice has already overtaken changes nothing."""
-    membership, _ = ensure_membership(origin, MembershipStatus.PAST_DUE)
+def record_failed_payment(origin: MembershipOrigin, invoice_id: str) -> MembershipNews:
+    """A renewal failed: past due (news for the member, whose mail is keyed by the invoice). A
+    failure that an invoice.paid for the same invoice has already overtaken changes nothing."""
+    news = news_of(*ensure_membership(origin, MembershipStatus.PAST_DUE))
     if db.session.scalar(select(Gift.id).where(Gift.stripe_invoice_id == invoice_id)) is not None:
-        return membership
-    _set_status(membership, MembershipStatus.PAST_DUE, origin.as_of)
-    if membership.status == MembershipStatus.PAST_DUE:
-        receipts.enqueue(
-            "payment_failed",
-            membership.donor.email,
-            {"membership_id": membership.id},
-            dedupe_key=f"payment_failed:{invoice_id}",
-            donor_id=membership.donor_id,
-        )
-    return membership
+        return news
+    _set_status(news, MembershipStatus.PAST_DUE, origin.as_of)
+    if news.membership.status == MembershipStatus.PAST_DUE:
+        news.failed_invoice_id = invoice_id
+    return news
 
 
-def apply_subscription(state: SubscriptionState) -> Membership:
+def apply_subscription(state: SubscriptionState) -> MembershipNews:
     """A customer.subscription.created/updated/deleted: the amount (with its history), status,
     cancel_at_period_end and period, each taken only from an event newer than the last."""
     origin = state.origin
-    membership, _ = ensure_membership(origin, state.status or MembershipStatus.INCOMPLETE, state.ended_at)
+    news = news_of(*ensure_membership(origin, state.status or MembershipStatus.INCOMPLETE, state.ended_at))
+    membership = news.membership
     new_amount = origin.amount_cents
     if (
         new_amount
@@ -529,32 +338,13 @@ def apply_subscription(state: SubscriptionState) -> Membership:
         membership.amount_cents = new_amount
         membership.amount_as_of = origin.as_of
     if state.status == MembershipStatus.CANCELED:
-        _set_status(membership, MembershipStatus.CANCELED, state.ended_at or origin.as_of)
+        _set_status(news, MembershipStatus.CANCELED, state.ended_at or origin.as_of)
     elif membership.status != MembershipStatus.CANCELED and (
         membership.status_as_of is None or origin.as_of >= membership.status_as_of
     ):
         if state.status is not None:
-            _set_status(membership, state.status, origin.as_of)
+            _set_status(news, state.status, origin.as_of)
         membership.cancel_at_period_end = state.cancel_at_period_end
     _advance_period(membership, state.current_period_end)
     db.session.flush()
-    return membership
-
-
-def link_invoice_payment(invoice_id: str, payment_intent_id: str) -> None:
-    """invoice_payment.paid: which payment intent paid an invoice, whichever arrives first."""
-    db.session.execute(
-        insert_ignoring(InvoicePaymentLink, "stripe_invoice_id"),
-        {"stripe_invoice_id": invoice_id, "stripe_payment_intent_id": payment_intent_id, "created_at": utcnow()},
-    )
-    gift = db.session.scalar(select(Gift).where(Gift.stripe_invoice_id == invoice_id).with_for_update())
-    if gift is not None and not gift.stripe_payment_intent_id:
-        gift.stripe_payment_intent_id = payment_intent_id
-
-
-def remember_local_card(subscription_id: str, last4: str) -> Membership | None:
-    """The local gateway's card on file for renewals ("4242" pays, "0002" declines)."""
-    membership = find_membership(subscription_id)
-    if membership is not None:
-        membership.local_card_last4 = last4
-    return membership
+    return news

@@ -141,8 +141,6 @@ class Membership(Base):
     started_at: Mapped[datetime | None]
     canceled_at: Mapped[datetime | None]
     current_period_end: Mapped[datetime | None]
-    # Local gateway only: the card that renews it ("4242" pays, "0002" declines).
-    local_card_last4: Mapped[str | None] = mapped_column(String(4))
     # Stripe times of the events that last set the amount and the status: events arrive in
     # any order, and an older one must not undo a newer one.
     amount_as_of: Mapped[datetime | None]

@@ -3,7 +3,8 @@
 They are ordinary paid gifts (source `check`, `cash` or `other`), so every total, report and
 grant program counts them as it counts online gifts wherever the program's sources allow it.
 A check carries its number and its postmark date; grant windows count checks by postmark.
-Callers own the transaction: nothing here commits.
+Callers own the transaction: nothing here commits, nor queues the receipt (the caller does,
+when `RecordedOfflineGift.send_receipt` says so).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from donations.ledger import donors as donor_ledger
 from donations.ledger import service as ledger
 from donations.ledger.currency import newsroom_currency
 from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
-from donations.mail import service as receipts
 
 OFFLINE_SOURCES = (GiftSource.CHECK, GiftSource.CASH, GiftSource.OTHER)
 # Donors who sent no email address get one that can never be delivered (RFC 2606 `.invalid`).
@@ -63,6 +63,12 @@ class OfflineGift:
     memo: str | None = None
     send_receipt: bool = True
     attribution: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedOfflineGift:
+    gift: Gift
+    send_receipt: bool  # staff asked for a receipt and the donor has an email address
 
 
 def is_placeholder_email(email: str) -> bool:
@@ -147,10 +153,9 @@ def _duplicate_of(donor: Donor, entry: OfflineGift) -> Gift | None:
     return next((g for g in same_check if g.donor_id == donor.id or _donor_key(g.donor) == key), None)
 
 
-def record_offline_gift(entry: OfflineGift) -> Gift:
-    """A paid gift from a check, cash or other payment; its receipt queued in the same
-    transaction when the donor has an email address. The same check (number, amount, postmark
-    and donor) is never recorded twice."""
+def record_offline_gift(entry: OfflineGift) -> RecordedOfflineGift:
+    """A paid gift from a check, cash or other payment, and whether its receipt is to be sent.
+    The same check (number, amount, postmark and donor) is never recorded twice."""
     validate(entry)
     fund = db.session.get(Fund, entry.fund_id)
     if fund is None:
@@ -184,18 +189,10 @@ def record_offline_gift(entry: OfflineGift) -> Gift:
     )
     db.session.add(gift)
     db.session.flush()
-    if entry.send_receipt and not is_placeholder_email(donor.email):
-        receipts.queue(
-            "gift_receipt",
-            donor.email,
-            {"gift_id": gift.id},
-            dedupe_key=f"gift_receipt:{gift.id}",
-            donor_id=donor.id,
-        )
-    return gift
+    return RecordedOfflineGift(gift, send_receipt=entry.send_receipt and not is_placeholder_email(donor.email))
 
 
-def record_batch(entries: list[OfflineGift]) -> list[Gift]:
+def record_batch(entries: list[OfflineGift]) -> list[RecordedOfflineGift]:
     """A stack of checks: every one recorded, or (on the first error) none, since the caller
     rolls the transaction back. Raises OfflineGiftError naming the row (1-based)."""
     if not entries:

@@ -142,6 +142,17 @@ def start_gift(donor: Donor, fund: Fund, details: GiftDetails) -> Gift:
     return gift
 
 
+def attach_checkout_session(gift: Gift, session_id: str) -> None:
+    """The gateway opened a checkout for the pending gift: its events name the session."""
+    gift.stripe_checkout_session_id = session_id
+
+
+def fail_gift(gift: Gift) -> None:
+    """No checkout could be opened for the pending gift: failed, never counted."""
+    if gift.status == GiftStatus.PENDING:
+        gift.status = GiftStatus.FAILED
+
+
 def gift_for_session(session_id: str, *, lock: bool = False) -> Gift | None:
     """The gift a checkout session was opened for (locked FOR UPDATE with `lock`)."""
     query = select(Gift).where(Gift.stripe_checkout_session_id == session_id)

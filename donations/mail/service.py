@@ -3,9 +3,11 @@ back, so does its receipt; if the mail server is down, the message waits in the 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from donations.extensions import db, insert_ignoring
+from donations.ledger.models import Donor, Membership, Reversal
 from donations.mail.models import OutboxMessage
 
 
@@ -34,7 +36,7 @@ def enqueue(
     dedupe_key: str | None = None,
     donor_id: int | None = None,
 ) -> int | None:
-    """`queue` for callers that need no row back (the ledger's receipts): one INSERT, no read.
+    """`queue` for callers that need no row back (the `queue_...` functions below): one INSERT, no read.
     Returns the new message's id, None when one with that key exists."""
     table = OutboxMessage.__table__  # a Core INSERT: the ORM's bulk-insert machinery costs more than the row
     return db.session.execute(
@@ -42,3 +44,71 @@ def enqueue(
         .values(kind=kind, to_address=to_address, context=context, dedupe_key=dedupe_key, donor_id=donor_id)
         .returning(table.c.id)
     ).scalar_one_or_none()
+
+
+# One function per kind of message the ledger's changes cause. The callers (payments handlers,
+# staff actions, the reader's pages) queue them in the transaction that made the change; each
+# dedupe key names the cause, so a replayed event or a repeated request queues nothing twice.
+
+
+def queue_gift_receipt(gift_id: int, donor_id: int, email: str) -> None:
+    """A one-time gift was paid (online or offline)."""
+    enqueue("gift_receipt", email, {"gift_id": gift_id}, dedupe_key=f"gift_receipt:{gift_id}", donor_id=donor_id)
+
+
+def queue_installment_receipt(gift_id: int, donor_id: int, email: str) -> None:
+    """A membership's installment was paid."""
+    enqueue(
+        "installment_receipt",
+        email,
+        {"gift_id": gift_id},
+        dedupe_key=f"installment_receipt:{gift_id}",
+        donor_id=donor_id,
+    )
+
+
+def queue_membership_welcome(membership: Membership) -> None:
+    enqueue(
+        "membership_welcome",
+        membership.donor.email,
+        {"membership_id": membership.id},
+        dedupe_key=f"membership_welcome:{membership.id}",
+        donor_id=membership.donor_id,
+    )
+
+
+def queue_membership_canceled(membership: Membership) -> None:
+    enqueue(
+        "membership_canceled",
+        membership.donor.email,
+        {"membership_id": membership.id},
+        dedupe_key=f"membership_canceled:{membership.id}",
+        donor_id=membership.donor_id,
+    )
+
+
+def queue_payment_failed(membership: Membership, invoice_id: str) -> None:
+    """A renewal's payment failed: once per invoice."""
+    enqueue(
+        "payment_failed",
+        membership.donor.email,
+        {"membership_id": membership.id},
+        dedupe_key=f"payment_failed:{invoice_id}",
+        donor_id=membership.donor_id,
+    )
+
+
+def queue_refund_confirmed(reversal: Reversal, donor: Donor) -> None:
+    """A refund of the donor's gift went through: once per Stripe refund."""
+    enqueue(
+        "refund_confirmed",
+        donor.email,
+        {"reversal_id": reversal.id},
+        dedupe_key=f"refund_confirmed:{reversal.stripe_key}",
+        donor_id=donor.id,
+    )
+
+
+def queue_magic_link(donor: Donor, url: str, expires_at: datetime) -> None:
+    """A self-service sign-in link: one per request, so no dedupe key."""
+    enqueue("magic_link", donor.email, {"url": url, "expires_at_iso": expires_at.isoformat()}, donor_id=donor.id)

@@ -1,6 +1,7 @@
 """Storing and applying Stripe events exactly once, whoever delivers them and however often.
 
-A webhook delivery and `payments sync` both come through `receive`. In one transaction the
+A webhook delivery (Stripe's, through the view, or the local gateway's, called directly) comes
+through `receive_signed`, `payments sync` through `receive`. In one transaction the
 event's row is inserted if new (ON CONFLICT DO NOTHING); a row that already existed is then
 locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises writers), while one just inserted
 is locked by its insert until the commit. So of several workers receiving the same event at
@@ -15,11 +16,13 @@ from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, ProgrammingError
 
 from donations.clock import from_timestamp, utcnow
 from donations.extensions import db, insert_ignoring
+from donations.payments import signing
 from donations.payments.handlers import EventDeferred, StripeEventData, handler_for
 from donations.payments.models import StripeEvent
 
@@ -62,6 +65,14 @@ class _Waiting:
 
     known = True  # a new process knows nothing: look at the first chance
     looked_at = float("-inf")  # monotonic() of the last look
+
+
+def receive_signed(body: bytes, signature: str | None) -> tuple[dict[str, Any], Outcome]:
+    """A webhook delivery: verify its signature (raises signing.InvalidEvent), then store and
+    apply the event (`receive`). Returns the event and what became of it."""
+    config = current_app.config
+    event = signing.verify(body, signature, config["STRIPE_WEBHOOK_SECRET"], config["WEBHOOK_TOLERANCE_SECONDS"])
+    return event, receive(event)
 
 
 def receive(event: dict[str, Any], via: str = "webhook") -> Outcome:

@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, case, cast, func, select
 
 from donations.clock import from_timestamp, utcnow
 from donations.extensions import db
-from donations.ledger import reversals
+from donations.ledger import reversals, settlement
 from donations.ledger.models import Dispute, Gift, Reversal, ReversalKind
 from donations.payments.gateway import GatewayRefused, PaymentGateway, get_gateway
 from donations.payments.handlers.payload import object_id
@@ -56,11 +56,14 @@ def _link(line: PayoutTransaction) -> None:
         gift = reversals.find_gift(line.source_id, line.payment_intent_id)
         if gift is not None:
             line.gift_id = gift.id
-            gift.stripe_fee_cents = line.fee_cents
-            gift.net_cents = line.net_cents
-            gift.stripe_balance_transaction_id = line.id
-            gift.stripe_payout_id = line.payout_id
-            gift.stripe_charge_id = gift.stripe_charge_id or line.source_id
+            settlement.record_settlement(
+                gift,
+                fee_cents=line.fee_cents,
+                net_cents=line.net_cents,
+                balance_transaction_id=line.id,
+                payout_id=line.payout_id,
+                charge_id=line.source_id,
+            )
         return
     key = None
     if line.type in REFUND_TYPES:
@@ -79,7 +82,7 @@ def _link(line: PayoutTransaction) -> None:
         if reversal is not None:
             line.reversal_id = reversal.id
             line.gift_id = reversal.gift_id
-            reversal.stripe_payout_id = line.payout_id
+            settlement.record_reversal_payout(reversal, line.payout_id)
 
 
 def _record_transaction(payout: Payout, transaction: dict[str, Any]) -> PayoutTransaction:
@@ -162,8 +165,7 @@ def fill_fees(gateway: PaymentGateway | None = None, limit: int = 200) -> int:
             # One unknown id must not stop every sync; its payout will bring the fee anyway.
             log.warning("gift %s: balance transaction not available: %s", gift.id, exc)
             continue
-        gift.stripe_fee_cents = int(transaction["fee"])
-        gift.net_cents = int(transaction["net"])
+        settlement.record_fee(gift, fee_cents=int(transaction["fee"]), net_cents=int(transaction["net"]))
         db.session.commit()
     return len(gifts)
 

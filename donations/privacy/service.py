@@ -222,6 +222,8 @@ def erase_donor(donor_id: int) -> dict[str, Any]:
     mail = db.session.scalars(select(OutboxMessage).where(_mail_of(donor, merged)).with_for_update()).all()
     events = _events_mentioning(emails)
     now = utcnow()
+    # The one write to donors and gifts outside the ledger, and on purpose: erasure rewrites
+    # personal fields in place, which the append-only ledger itself never does.
     for person in people:
         person.email = person.email_key = erased_email(person.id)
         for field in DONOR_PERSONAL_FIELDS:

@@ -12,6 +12,7 @@ from donations.accounts.service import StaffError, _transaction
 from donations.extensions import db
 from donations.ledger import donors, edits, funds, offline
 from donations.ledger.models import Fund, Gift
+from donations.mail import service as mail
 
 
 def change_gift_designation(
@@ -48,9 +49,17 @@ def _offline_details(gift: Gift) -> dict[str, Any]:
     }
 
 
+def _receipt(recorded: offline.RecordedOfflineGift) -> None:
+    if recorded.send_receipt:
+        gift = recorded.gift
+        mail.queue_gift_receipt(gift.id, gift.donor_id, gift.donor.email)
+
+
 def record_offline_gift(entry: offline.OfflineGift, actor: StaffUser, remote_addr: str | None) -> Gift:
     with _transaction():
-        gift = offline.record_offline_gift(entry)
+        recorded = offline.record_offline_gift(entry)
+        _receipt(recorded)
+        gift = recorded.gift
         audit(
             "gift.offline_create",
             actor=actor,
@@ -65,7 +74,10 @@ def record_offline_gift(entry: offline.OfflineGift, actor: StaffUser, remote_add
 def record_offline_batch(entries: list[offline.OfflineGift], actor: StaffUser, remote_addr: str | None) -> list[Gift]:
     """A stack of checks in one transaction: all are recorded, or none."""
     with _transaction():
-        gifts = offline.record_batch(entries)
+        recorded = offline.record_batch(entries)
+        for entry in recorded:
+            _receipt(entry)
+        gifts = [entry.gift for entry in recorded]
         for gift in gifts:
             audit(
                 "gift.offline_create",
@@ -134,8 +146,8 @@ def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | Non
             suggested_amounts=settings.suggested_amounts,
             is_default=settings.is_default,
             show_progress=settings.show_progress,
+            active=settings.active,
         )
-        fund.active = settings.active
         audit(
             "fund.create",
             actor=actor,

@@ -16,6 +16,7 @@ from donations.extensions import db
 from donations.giving import membership_service
 from donations.ledger.models import Gift, GiftStatus, Membership, MembershipChange, MembershipStatus
 from donations.mail.models import OutboxMessage
+from donations.payments.local import billing as local_billing
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import checked_values, csrf_token, extract_csrf_token, page_text
@@ -53,7 +54,7 @@ def test_the_gift_page_offers_monthly_and_annual_with_their_own_suggestions(clie
 def test_a_monthly_gift_on_the_local_checkout_becomes_a_membership(client, fund):
     membership = start_local_membership(client, amount="1500")
     assert (membership.amount_cents, membership.interval, membership.status) == (1500, "month", "active")
-    assert membership.local_card_last4 == "4242"
+    assert local_billing.card_on_file(membership.id) == "4242"
     assert membership.stripe_subscription_id.startswith("sub_local_")
     assert membership.current_period_end > membership.started_at
     (gift,) = db.session.scalars(select(Gift)).all()  # the pending gift became installment #1
@@ -288,6 +289,7 @@ def _local_portal(client: FlaskClient, membership: Membership) -> tuple[str, str
     assert portal == f"/membership/local/{membership.stripe_customer_id}"
     page = client.get(portal)
     assert page.status_code == 200
+    assert "Card on file ends in 4242." in page_text(page.get_data(as_text=True))  # the local gateway's own table
     return portal, extract_csrf_token(page.get_data(as_text=True))
 
 

@@ -1,4 +1,5 @@
-"""The ledger's membership writer, called directly: levels, installments, order, history."""
+"""The ledger's membership writer, called directly: levels, installments, order, history. The
+member is told what happened as a handler tells them (`tell_member`), in the same transaction."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from donations.extensions import db
-from donations.ledger import memberships
+from donations.ledger import installments, memberships
 from donations.ledger import service as ledger
 from donations.ledger.models import Gift, GiftStatus, Membership, MembershipChange, MembershipStatus
 from donations.mail.models import OutboxMessage
+from donations.payments.handlers.subscriptions import tell_member
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund
 
@@ -29,7 +31,7 @@ def origin(subscription_id: str = "sub_ledger_1", at: datetime = T0, **kwargs) -
 
 
 def payment(invoice_id: str, amount: int = 1500, paid_at: datetime = T0, first: bool = False):
-    return memberships.InstallmentPayment(
+    return installments.InstallmentPayment(
         invoice_id=invoice_id,
         amount_cents=amount,
         currency="usd",
@@ -50,6 +52,23 @@ def state(amount: int, at: datetime, event_id: str, status: str | None = "active
         ended_at=None,
         previous_amount_cents=previous,
     )
+
+
+def record_installment(
+    origin: memberships.MembershipOrigin, payment: installments.InstallmentPayment
+) -> tuple[int | None, bool]:
+    """The ledger's installment and the mail it calls for: (gift id, newly recorded)."""
+    news = installments.record_installment(origin, payment)
+    tell_member(news)
+    return news.gift_id, news.gift_recorded
+
+
+def apply_subscription(state: memberships.SubscriptionState) -> None:
+    tell_member(memberships.apply_subscription(state))
+
+
+def record_failed_payment(origin: memberships.MembershipOrigin, invoice_id: str) -> None:
+    tell_member(memberships.record_failed_payment(origin, invoice_id))
 
 
 def count(model) -> int:
@@ -79,8 +98,8 @@ def test_levels_come_from_configuration(app, monkeypatch):
 
 
 def test_an_invoice_is_recorded_once(fund):
-    first, new = memberships.record_installment(origin(), payment("in_ledger_1", first=True))
-    again, new_again = memberships.record_installment(origin(), payment("in_ledger_1", first=True))
+    first, new = record_installment(origin(), payment("in_ledger_1", first=True))
+    again, new_again = record_installment(origin(), payment("in_ledger_1", first=True))
     db.session.commit()
     assert (new, new_again) == (True, False)
     assert first is not None and first == again
@@ -94,9 +113,9 @@ def test_the_pending_gift_becomes_the_first_installment_and_lends_its_details(fu
     anchor = ledger.start_gift(donor, fund, details)
     db.session.commit()
     subscription = origin(gift_id=anchor.id, amount_cents=1575)
-    later_id, _ = memberships.record_installment(subscription, payment("in_ledger_2", 1575, T0 + timedelta(days=31)))
-    raised_id, _ = memberships.record_installment(subscription, payment("in_ledger_3", 2000, T0 + timedelta(days=62)))
-    first_id, _ = memberships.record_installment(subscription, payment("in_ledger_1", 1575, T0, first=True))
+    later_id, _ = record_installment(subscription, payment("in_ledger_2", 1575, T0 + timedelta(days=31)))
+    raised_id, _ = record_installment(subscription, payment("in_ledger_3", 2000, T0 + timedelta(days=62)))
+    first_id, _ = record_installment(subscription, payment("in_ledger_1", 1575, T0, first=True))
     db.session.commit()
     first, later, raised = (db.session.get(Gift, gift_id) for gift_id in (first_id, later_id, raised_id))
     assert first.id == anchor.id and first.status == GiftStatus.PAID and first.received_at == T0
@@ -110,7 +129,7 @@ def test_the_pending_gift_becomes_the_first_installment_and_lends_its_details(fu
 
 
 def test_a_zero_amount_invoice_records_no_gift(fund):
-    gift, new = memberships.record_installment(origin(), payment("in_trial", amount=0, first=True))
+    gift, new = record_installment(origin(), payment("in_trial", amount=0, first=True))
     db.session.commit()
     assert (gift, new) == (None, False)
     assert count(Gift) == 0 and count(Membership) == 1
@@ -131,9 +150,9 @@ def test_a_membership_without_a_donor_or_interval_is_not_known_yet(fund):
 
 
 def test_an_older_event_never_undoes_a_newer_one(fund):
-    memberships.apply_subscription(state(3000, T0 + timedelta(days=40), "evt_new", previous=1500))
-    memberships.apply_subscription(state(1500, T0, "evt_old", status="incomplete"))
-    memberships.record_failed_payment(origin(at=T0 + timedelta(days=5)), "in_old_failure")
+    apply_subscription(state(3000, T0 + timedelta(days=40), "evt_new", previous=1500))
+    apply_subscription(state(1500, T0, "evt_old", status="incomplete"))
+    record_failed_payment(origin(at=T0 + timedelta(days=5)), "in_old_failure")
     db.session.commit()
     membership = db.session.scalars(select(Membership)).one()
     assert (membership.amount_cents, membership.status) == (3000, MembershipStatus.ACTIVE)
@@ -141,9 +160,9 @@ def test_an_older_event_never_undoes_a_newer_one(fund):
 
 
 def test_a_cancellation_is_final(fund):
-    memberships.apply_subscription(state(1500, T0 + timedelta(days=90), "evt_end", status="canceled"))
-    memberships.apply_subscription(state(1500, T0 + timedelta(days=95), "evt_late", status="active"))
-    memberships.record_installment(origin(at=T0 + timedelta(days=96)), payment("in_after"))
+    apply_subscription(state(1500, T0 + timedelta(days=90), "evt_end", status="canceled"))
+    apply_subscription(state(1500, T0 + timedelta(days=95), "evt_late", status="active"))
+    record_installment(origin(at=T0 + timedelta(days=96)), payment("in_after"))
     db.session.commit()
     membership = db.session.scalars(select(Membership)).one()
     assert membership.status == MembershipStatus.CANCELED
@@ -153,8 +172,8 @@ def test_a_cancellation_is_final(fund):
 
 def test_an_amount_change_is_recorded_once_per_event(fund):
     for _ in range(2):
-        memberships.apply_subscription(state(2500, T0 + timedelta(days=3), "evt_raise", previous=1500))
-    memberships.apply_subscription(state(2500, T0 + timedelta(days=4), "evt_other"))  # no previous amount
+        apply_subscription(state(2500, T0 + timedelta(days=3), "evt_raise", previous=1500))
+    apply_subscription(state(2500, T0 + timedelta(days=4), "evt_other"))  # no previous amount
     db.session.commit()
     (change,) = db.session.scalars(select(MembershipChange)).all()
     assert (change.old_amount_cents, change.new_amount_cents, change.changed_at) == (1500, 2500, T0 + timedelta(days=3))
@@ -162,11 +181,11 @@ def test_an_amount_change_is_recorded_once_per_event(fund):
 
 
 def test_the_invoice_payment_link_reaches_the_installment_whichever_comes_first(fund):
-    memberships.link_invoice_payment("in_a", "pi_a")
-    memberships.link_invoice_payment("in_a", "pi_a")  # a replay
-    gift_a_id, _ = memberships.record_installment(origin(), payment("in_a", first=True))
-    gift_b_id, _ = memberships.record_installment(origin(), payment("in_b", paid_at=T0 + timedelta(days=31)))
-    memberships.link_invoice_payment("in_b", "pi_b")
+    installments.link_invoice_payment("in_a", "pi_a")
+    installments.link_invoice_payment("in_a", "pi_a")  # a replay
+    gift_a_id, _ = record_installment(origin(), payment("in_a", first=True))
+    gift_b_id, _ = record_installment(origin(), payment("in_b", paid_at=T0 + timedelta(days=31)))
+    installments.link_invoice_payment("in_b", "pi_b")
     db.session.commit()
     gift_a, gift_b = db.session.get(Gift, gift_a_id), db.session.get(Gift, gift_b_id)
     assert (gift_a.stripe_payment_intent_id, gift_b.stripe_payment_intent_id) == ("pi_a", "pi_b")

@@ -7,7 +7,7 @@ from typing import Any
 from donations.ledger import service as ledger
 from donations.ledger.currency import ForeignCurrency
 from donations.ledger.models import GiftStatus
-from donations.mail import service as receipts
+from donations.mail import service as mail
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.subscriptions import start_membership_from_checkout
 
@@ -88,13 +88,7 @@ def checkout_paid(event: StripeEventData) -> None:
         # Kept, not applied, with the reason staff read on /staff/events: never a gift in totals.
         raise EventDeferred(str(exc)) from None
     if paid is not None:  # None: a replay, its receipt was queued the first time
-        receipts.enqueue(
-            "gift_receipt",
-            paid.donor_email,
-            {"gift_id": paid.gift_id},
-            dedupe_key=f"gift_receipt:{paid.gift_id}",
-            donor_id=paid.donor_id,
-        )
+        mail.queue_gift_receipt(paid.gift_id, paid.donor_id, paid.donor_email)
 
 
 @handles("checkout.session.async_payment_failed")

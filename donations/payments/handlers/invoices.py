@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from donations.ledger import memberships
+from donations.ledger import installments, memberships
 from donations.ledger.currency import ForeignCurrency
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
-from donations.payments.handlers.subscriptions import frequency_interval, gift_id_from, supported_interval
+from donations.payments.handlers.subscriptions import frequency_interval, gift_id_from, supported_interval, tell_member
 
 DAY = 86_400
 
@@ -98,7 +98,7 @@ def invoice_paid(event: StripeEventData) -> None:
     amount = cents(invoice.get("amount_paid"))
     if amount is None:
         raise ValueError("invoice has no amount_paid")
-    payment = memberships.InstallmentPayment(
+    payment = installments.InstallmentPayment(
         invoice_id=_invoice_id(invoice),
         amount_cents=amount,
         currency=currency(invoice.get("currency")),
@@ -109,9 +109,10 @@ def invoice_paid(event: StripeEventData) -> None:
         payment_intent_id=object_id(invoice.get("payment_intent")),
     )
     try:
-        memberships.record_installment(_origin(invoice, event, subscription_id), payment)
+        news = installments.record_installment(_origin(invoice, event, subscription_id), payment)
     except (memberships.MembershipNotKnown, ForeignCurrency) as exc:
         raise EventDeferred(str(exc)) from None
+    tell_member(news)
 
 
 @handles("invoice.payment_failed")
@@ -121,9 +122,10 @@ def invoice_payment_failed(event: StripeEventData) -> None:
     if subscription_id is None:
         return
     try:
-        memberships.record_failed_payment(_origin(invoice, event, subscription_id), _invoice_id(invoice))
+        news = memberships.record_failed_payment(_origin(invoice, event, subscription_id), _invoice_id(invoice))
     except memberships.MembershipNotKnown as exc:
         raise EventDeferred(str(exc)) from None
+    tell_member(news)
 
 
 @handles("invoice_payment.paid")
@@ -132,4 +134,4 @@ def invoice_payment_paid(event: StripeEventData) -> None:
     invoice_id = object_id(invoice_payment.get("invoice"))
     payment_intent_id = object_id(field(invoice_payment, "payment", "payment_intent"))
     if invoice_id and payment_intent_id:
-        memberships.link_invoice_payment(invoice_id, payment_intent_id)
+        installments.link_invoice_payment(invoice_id, payment_intent_id)

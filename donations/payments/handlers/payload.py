@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from donations.clock import from_timestamp
+from donations.ledger.currency import newsroom_currency
 
 MAX_CENTS = 10**12  # far above any gift, far below the BIGINT column's limit
 MAX_TIMESTAMP = 2**33  # seconds: the year 2242
@@ -49,8 +50,9 @@ def timestamp(value: Any) -> datetime | None:
 
 
 def currency(value: Any) -> str:
+    """The payload's ISO currency code, lower case; the newsroom's when it names none."""
     code = text(value, 3)
-    return code.lower() if code and code.isascii() and code.isalpha() and len(code) == 3 else "usd"
+    return code.lower() if code and code.isascii() and code.isalpha() and len(code) == 3 else newsroom_currency()
 
 
 def metadata_of(value: Any) -> dict[str, Any]:

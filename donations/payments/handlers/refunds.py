@@ -12,7 +12,7 @@ from typing import Any
 from donations.clock import from_timestamp
 from donations.ledger import reversals
 from donations.ledger.models import ReversalKind
-from donations.mail import service as receipts
+from donations.mail import service as mail
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import object_id
 
@@ -45,13 +45,7 @@ def apply(facts: reversals.RefundFacts) -> None:
         return
     for entry in written:
         if entry.kind == ReversalKind.REFUND:
-            receipts.enqueue(
-                "refund_confirmed",
-                gift.donor.email,
-                {"reversal_id": entry.id},
-                dedupe_key=f"refund_confirmed:{entry.stripe_key}",
-                donor_id=gift.donor_id,
-            )
+            mail.queue_refund_confirmed(entry, gift.donor)
 
 
 @handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")

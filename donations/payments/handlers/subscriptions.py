@@ -2,7 +2,8 @@
 a subscription-mode checkout starts (its money comes from invoices, see invoices.py).
 
 A subscription we have not met and cannot place yet (no donor known for its customer) is
-deferred: the event is kept and retried once its invoice or checkout has arrived.
+deferred: the event is kept and retried once its invoice or checkout has arrived. What the
+ledger says happened, the member is told of (`tell_member`) in the event's transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from donations.ledger import memberships
 from donations.ledger.models import FREQUENCY_INTERVAL, MembershipStatus
+from donations.mail import service as mail
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
 
@@ -25,6 +27,20 @@ STATUSES = {
     "canceled": MembershipStatus.CANCELED,
     "incomplete_expired": MembershipStatus.CANCELED,
 }
+
+
+def tell_member(news: memberships.MembershipNews) -> None:
+    """Queue the mail a membership event calls for: a welcome (not for one first heard of at
+    its end), the installment's receipt, the goodbye, the failed renewal."""
+    membership = news.membership
+    if news.created and not news.canceled:
+        mail.queue_membership_welcome(membership)
+    if news.gift_recorded and news.gift_id is not None:
+        mail.queue_installment_receipt(news.gift_id, membership.donor_id, membership.donor.email)
+    if news.canceled:
+        mail.queue_membership_canceled(membership)
+    if news.failed_invoice_id is not None:
+        mail.queue_payment_failed(membership, news.failed_invoice_id)
 
 
 def gift_id_from(metadata: dict[str, Any]) -> int | None:
@@ -124,9 +140,10 @@ def subscription_state(event: StripeEventData) -> memberships.SubscriptionState:
 @handles("customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted")
 def subscription_changed(event: StripeEventData) -> None:
     try:
-        memberships.apply_subscription(subscription_state(event))
+        news = memberships.apply_subscription(subscription_state(event))
     except memberships.MembershipNotKnown as exc:
         raise EventDeferred(str(exc)) from None
+    tell_member(news)
 
 
 def start_membership_from_checkout(event: StripeEventData) -> None:
@@ -156,8 +173,9 @@ def start_membership_from_checkout(event: StripeEventData) -> None:
         started_at=event.created,
     )
     try:
-        memberships.start_from_checkout(origin)
+        news = memberships.start_from_checkout(origin)
     except memberships.MembershipNotKnown:
         # A Payment Link we did not make, whose interval the session does not carry: its
         # first invoice (which does) records the membership.
         return
+    tell_member(news)

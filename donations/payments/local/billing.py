@@ -1,16 +1,16 @@
 """The local gateway's stand-in for Stripe Billing: subscriptions on this machine.
 
 Everything here happens the way Stripe would tell it: Stripe-shaped subscription, invoice and
-invoice-payment objects, in signed events posted to /stripe/webhook (`local.deliver`), so the
-real verification and handlers record the memberships and their installments. Only the card
-on file is written directly (Stripe would keep it, not us). Never used with the stripe gateway.
+invoice-payment objects, in signed events taken as the webhook takes them (`local.deliver`), so
+the real verification and handlers record the memberships and their installments. Only the card
+on file is written directly, in the local gateway's own table (Stripe would keep it, not the
+ledger). Never used with the stripe gateway.
 """
 
 from __future__ import annotations
 
 import calendar
 import hashlib
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,11 +19,9 @@ from sqlalchemy import select
 
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.ledger import memberships as ledger_memberships
 from donations.ledger.models import FREQUENCY_INTERVAL, INTERVAL_FREQUENCY, Gift, Membership, MembershipStatus
 from donations.payments.local import gateway as local
-
-log = logging.getLogger(__name__)
+from donations.payments.local.models import LocalCard
 
 LOCAL_SUBSCRIPTION_PREFIX = "sub_local_"
 # Cards the local gateway keeps on file: the paying one, and the one that declines renewals.
@@ -32,7 +30,7 @@ DECLINING_LAST4 = "0002"
 
 
 class LocalBillingError(RuntimeError):
-    """The local webhook did not accept an event; nothing more was sent."""
+    """An event was not taken (the webhook would have answered an error); nothing more was sent."""
 
 
 def shift(moment: datetime, interval: str, periods: int, anchor_day: int) -> datetime:
@@ -218,10 +216,8 @@ def _invoice_payment(invoice: dict[str, Any]) -> dict[str, Any]:
 
 def _send(*payloads: dict[str, Any]) -> None:
     for payload in payloads:
-        status = local.deliver(payload)
-        if status != 200:
-            log.error("local webhook answered %s to %s", status, payload["type"])
-            raise LocalBillingError(f"the local webhook answered {status} to {payload['type']}")
+        if not local.deliver(payload):
+            raise LocalBillingError(f"the {payload['type']} event was not taken")
 
 
 def _paid(subscription: _Subscription, period_start: datetime, billing_reason: str, paid_at: datetime) -> None:
@@ -268,8 +264,29 @@ def start_subscription(gift: Gift, card_number: str) -> None:
 
 
 def keep_card(subscription_id: str, last4: str) -> None:
-    ledger_memberships.remember_local_card(subscription_id, last4)
+    """The card on file for the subscription's renewals; nothing while no membership has it."""
+    # The membership's row lock queues two changes of the same card one after the other.
+    membership_id = db.session.scalar(
+        select(Membership.id).where(Membership.stripe_subscription_id == subscription_id).with_for_update()
+    )
+    if membership_id is not None:
+        card = db.session.get(LocalCard, membership_id, populate_existing=True)
+        if card is None:
+            db.session.add(LocalCard(membership_id=membership_id, last4=last4))
+        else:
+            card.last4 = last4
     db.session.commit()
+
+
+def card_on_file(membership_id: int) -> str | None:
+    """The last four digits of the card that renews the membership, if it has one."""
+    return db.session.scalar(select(LocalCard.last4).where(LocalCard.membership_id == membership_id))
+
+
+def cards_on_file(membership_ids: list[int]) -> dict[int, str]:
+    """`card_on_file` of each membership that has one, in one query."""
+    query = select(LocalCard.membership_id, LocalCard.last4).where(LocalCard.membership_id.in_(membership_ids))
+    return {row.membership_id: row.last4 for row in db.session.execute(query)}
 
 
 def change_amount(membership: Membership, amount_cents: int) -> None:
@@ -352,7 +369,7 @@ def _bill_membership(membership_id: int, as_of: datetime, summary: BillingSummar
             cancel(membership, ended_at=period_start)
             summary.ended += 1
             return
-        if membership.local_card_last4 == DECLINING_LAST4:
+        if card_on_file(membership_id) == DECLINING_LAST4:
             invoice = subscription.invoice(period_start=period_start, billing_reason="subscription_cycle", paid_at=None)
             _send(local.event("invoice.payment_failed", invoice))
             summary.declined += 1
