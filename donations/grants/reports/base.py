@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from donations.clock import local_date, newsroom_zone
+from donations.clock import local_date, newsroom_zone, utcnow
 from donations.forms import SOURCE_CHOICES
 from donations.grants.models import REPORT_KINDS, ProgramSettings
 from donations.grants.queries import Window
@@ -53,6 +53,9 @@ class Report:
     rows: Iterator[tuple[Cell, ...]]
     notes: tuple[str, ...] = ()
     totals: dict[str, Any] = field(default_factory=dict)
+    # What it was computed with: a saved run records this, not the program as it is by then.
+    # None only for a report put together by hand (the writers' tests).
+    context: Context | None = None
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,15 @@ class ReportParams:
 
 @dataclass(frozen=True)
 class Context:
+    """What a report is computed from: the program's settings, the parameters resolved for its
+    kind, the newsroom's zone and name, and when (a saved run's time)."""
+
     settings: ProgramSettings
     program_id: int
     params: ReportParams
     zone: ZoneInfo
     newsroom: str
+    as_of: datetime
 
     @property
     def window(self) -> Window:
@@ -134,6 +141,7 @@ def context(settings: ProgramSettings, program_id: int, kind: str, params: Repor
         params=params.resolve(kind, settings),
         zone=newsroom_zone(),
         newsroom=current_app.config["NEWSROOM_NAME"],
+        as_of=utcnow(),
     )
 
 

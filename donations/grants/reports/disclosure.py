@@ -46,6 +46,7 @@ def disclosure(ctx: Context) -> Report:
         title=f"Donors of $1,000 or more in {year}",
         columns=DISCLOSURE_COLUMNS,
         rows=iter(()),
+        context=ctx,
         notes=(
             f"Every donor whose gifts in {year} (local dates, net of reversals, all funds) reach $1,000, "
             "largest first, then the year's total and the share given anonymously. Anonymous donors are "

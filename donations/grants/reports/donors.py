@@ -39,6 +39,7 @@ def donors(ctx: Context) -> Report:
         title=f"{ctx.settings.name}: donors",
         columns=DONOR_COLUMNS,
         rows=iter(()),
+        context=ctx,
         notes=(
             "One row per donor who paid anything in the window. Anonymous donors are named "
             "'Anonymous' and still counted.",

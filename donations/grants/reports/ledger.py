@@ -67,6 +67,7 @@ def ledger(ctx: Context) -> Report:
         title=f"{ctx.settings.name}: gift ledger {params.first_day.isoformat()} to {params.last_day.isoformat()}",
         columns=LEDGER_COLUMNS,
         rows=iter(()),
+        context=ctx,
         notes=(
             "One row per gift, each followed by its reversals; grouped by donor, in date order. "
             "A gift's Counted amount is already net of its reversals.",

@@ -36,6 +36,7 @@ def payouts(ctx: Context) -> Report:
         title=f"Stripe payouts {params.first_day.isoformat()} to {params.last_day.isoformat()}",
         columns=PAYOUT_COLUMNS,
         rows=iter(()),
+        context=ctx,
         notes=(
             "Per Stripe payout arriving in the period: the gifts and reversals it settled. Net is gross less "
             "fees, refunds and disputes; Difference is what Stripe paid out less that net (other balance "

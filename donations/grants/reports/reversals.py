@@ -96,6 +96,7 @@ def reversals(ctx: Context) -> Report:
         title=f"{ctx.settings.name}: refunds and disputes",
         columns=REVERSAL_COLUMNS,
         rows=iter(()),
+        context=ctx,
         notes=(
             "Every refund and dispute of a gift paid in the window, whatever its own date. "
             "'After an export': an earlier saved export counted the gift before this reversal was recorded.",

@@ -46,6 +46,7 @@ def summary(ctx: Context) -> Report:
         title=f"{s.name}: program summary",
         columns=("Measure", "Value"),
         rows=iter(()),
+        context=ctx,
         notes=(not_deductible_statement(ctx.newsroom),),
     )
 
