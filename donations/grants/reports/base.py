@@ -20,10 +20,7 @@ from donations.clock import local_date, newsroom_zone, utcnow
 from donations.forms import SOURCE_CHOICES
 from donations.grants.models import REPORT_KINDS, ProgramSettings
 from donations.grants.queries import Window
-from donations.grants.rules import (
-    ProgramRules,
-    RecurringRule,
-)
+from donations.grants.rules import ProgramRules, RecurringRule
 
 SOURCE_LABELS = dict(SOURCE_CHOICES)
 

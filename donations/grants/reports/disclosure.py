@@ -11,14 +11,7 @@ from typing import Any
 from donations.extensions import db
 from donations.grants import queries
 from donations.grants.queries import Window
-from donations.grants.reports.base import (
-    Cell,
-    Context,
-    Money,
-    Percent,
-    Report,
-    donor_label,
-)
+from donations.grants.reports.base import Cell, Context, Money, Percent, Report, donor_label
 
 DISCLOSURE_TIERS = (500_000, 100_000)  # $5,000 and $1,000, in cents
 

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from donations.grants.reports.base import (
-    Cell,
-    Context,
-    Money,
-    Report,
-    donor_label,
-    not_deductible_statement,
-)
-from donations.grants.reports.evaluation import (
-    ProgramTotals,
-    evaluated_donors,
-)
+from donations.grants.reports.base import Cell, Context, Money, Report, donor_label, not_deductible_statement
+from donations.grants.reports.evaluation import ProgramTotals, evaluated_donors
 
 DONOR_COLUMNS = (
     "Donor ID",

@@ -11,16 +11,7 @@ from sqlalchemy import Row
 
 from donations.grants import queries
 from donations.grants.reports.base import Context
-from donations.grants.rules import (
-    PERIODS,
-    DonorFacts,
-    DonorResult,
-    GiftFacts,
-    Increase,
-    Period,
-    Reason,
-    evaluate,
-)
+from donations.grants.rules import DonorFacts, DonorResult, GiftFacts, Increase, Period, Reason, evaluate
 
 
 @dataclass(frozen=True)
@@ -33,9 +24,13 @@ class EvaluatedDonor:
     result: DonorResult
 
 
+# Rows are unpacked by position, every column named, in the order of the query's select: a
+# report reads one row per gift or group, and reading a Row's attribute costs more than twice
+# unpacking the whole row (bench/FINDINGS.md, "Grant reports: plain versions").
+
+
 def group_facts(row: Row[Any]) -> GiftFacts:
-    # Unpacked by position (the columns of queries.donor_groups): a report reads half a million
-    # of these rows, and attribute access on a Row costs a lookup each.
+    """A group of a donor's gifts that the rules cannot tell apart (queries.donor_groups_stmt)."""
     (
         _owner,
         period,
@@ -51,29 +46,30 @@ def group_facts(row: Row[Any]) -> GiftFacts:
         amount,
         reversed_,
         first_at,
-        *_rest,
+        _anonymous,
+        _donor_name,
+        _donor_email,
+        _donor_organization,
     ) = row
-    # Positional: gift_id, count, period, paid, amount, reversed, fully_reversed, fund_id, source,
-    # organization, membership_id, membership_interval, first_at (keywords cost a third more).
     return GiftFacts(
-        None,
-        count,
-        PERIODS[period],
-        True,
-        amount,
-        reversed_,
-        bool(fully_reversed),
-        fund_id,
-        source,
-        bool(organization),
-        membership_id,
-        membership_interval,
-        first_at,
+        gift_id=None,
+        count=count,
+        period=Period(period),
+        paid=True,
+        amount_cents=amount,
+        reversed_cents=reversed_,
+        fully_reversed=bool(fully_reversed),
+        fund_id=fund_id,
+        source=source,
+        organization=bool(organization),
+        membership_id=membership_id,
+        membership_interval=membership_interval,
+        first_at=first_at,
     )
 
 
 def gift_facts(row: Row[Any]) -> GiftFacts:
-    # By position, as group_facts: the columns of queries.gifts_stmt.
+    """One gift (queries.gifts_stmt)."""
     (
         _owner,
         period,
@@ -83,7 +79,10 @@ def gift_facts(row: Row[Any]) -> GiftFacts:
         fund_id,
         membership_id,
         amount,
-        *_money,
+        _fee_covered,
+        _stripe_fee,
+        _net,
+        _frequency,
         source,
         _status,
         received_at,
@@ -102,7 +101,7 @@ def gift_facts(row: Row[Any]) -> GiftFacts:
     return GiftFacts(
         gift_id=gift_id,
         count=1,
-        period=PERIODS[period],
+        period=Period(period),
         paid=True,
         amount_cents=amount,
         reversed_cents=reversed_,
@@ -118,20 +117,12 @@ def gift_facts(row: Row[Any]) -> GiftFacts:
 
 def membership_increases(rows: Sequence[Row[Any]]) -> dict[int, Increase]:
     """Per membership: the amount before its first change in the window, after its last."""
-    if not rows:
-        return _NO_INCREASES
     increases: dict[int, Increase] = {}
     for _owner, membership_id, old_cents, new_cents in rows:
         earlier = increases.get(membership_id)
         old = earlier.old_cents if earlier else old_cents
         increases[membership_id] = Increase(old_cents=old, new_cents=new_cents)
     return increases
-
-
-_NO_INCREASES: dict[int, Increase] = {}  # shared, never written: most donors changed nothing
-
-
-_IN = Period.IN  # a global: reading an enum member off its class is slow, and this is read per row
 
 
 def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
@@ -142,14 +133,12 @@ def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
     groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window, raw_times=True)))
     changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
     for owner, rows, (increase_rows,) in queries.merge_by_owner(groups, changes):
-        anonymous = in_window = False
-        for row in rows:
-            if row[1] == _IN:  # period
-                in_window = True
-                anonymous = anonymous or bool(row[14])  # anonymous
+        facts = [group_facts(row) for row in rows]
+        in_window = [row for row, f in zip(rows, facts, strict=True) if f.period is Period.IN]
         if not in_window:
             continue
-        result = evaluate(rules, DonorFacts([group_facts(row) for row in rows], membership_increases(increase_rows)))
+        anonymous = any(row[14] for row in in_window)  # its "anonymous" column, by position as above
+        result = evaluate(rules, DonorFacts(facts, membership_increases(increase_rows)))
         first = rows[0]
         # Reports leave the newsroom: an anonymous donor is only its id, nothing to find them by.
         yield EvaluatedDonor(
@@ -188,7 +177,7 @@ class ProgramTotals:
             self.new_donors += result.new_donor
             self.new_recurring_donors += result.new_recurring
         for gift in result.gifts:
-            if gift.facts.paid and gift.facts.period is _IN:
+            if gift.facts.paid and gift.facts.period is Period.IN:
                 for reason, count, gross in gift.breakdown:
                     self.by_reason[reason] += count
                     self.gross_by_reason[reason] += gross

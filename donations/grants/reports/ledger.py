@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
 
+from donations.clock import local_date
 from donations.grants import queries
 from donations.grants.queries import Window
 from donations.grants.reports.base import (
@@ -16,21 +17,12 @@ from donations.grants.reports.base import (
     Context,
     Money,
     Report,
+    counting_date,
     donor_label,
     not_deductible_statement,
 )
-from donations.grants.reports.evaluation import (
-    gift_facts,
-    group_facts,
-    membership_increases,
-)
-from donations.grants.rules import (
-    DonorFacts,
-    GiftResult,
-    Period,
-    Reason,
-    evaluate,
-)
+from donations.grants.reports.evaluation import gift_facts, group_facts, membership_increases
+from donations.grants.rules import DonorFacts, GiftResult, Period, evaluate
 
 LEDGER_COLUMNS = (
     "Gift ID",
@@ -131,12 +123,8 @@ def ledger(ctx: Context) -> Report:
     return report
 
 
-# A reason's text and explanation, looked up once (an enum's .value is a descriptor call).
-_REASON_TEXT = {reason: (reason.value, reason.explanation) for reason in Reason}
-
-
 def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult, anonymous: bool) -> tuple[Cell, ...]:
-    # By position (the columns of queries.gifts_stmt): a million of these.
+    """A gift's row (`row` from queries.gifts_stmt, unpacked by position as in evaluation.py)."""
     (
         owner,
         _period,
@@ -165,13 +153,11 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult, anonymous:
         fund_name,
         donor_name,
     ) = row
-    received_on = received_at.astimezone(zone).date()
-    reason, explanation = _REASON_TEXT[gift.reason]
     return (
         gift_id,
         None,
-        postmarked_on or received_on,  # counting_date
-        received_on,
+        counting_date(received_at, postmarked_on, zone),
+        local_date(received_at, zone),
         postmarked_on,
         owner,
         donor_label(donor_name, anonymous),
@@ -187,19 +173,20 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[Any], gift: GiftResult, anonymous:
         Money(gift.counted_cents),
         Money(gift.matchable_cents),
         Money(gift.over_cap_cents),
-        reason,
-        explanation,
+        gift.reason.value,
+        gift.reason.explanation,
         "true" if tax_deductible else "false",
     )
 
 
 def _ledger_reversal_row(zone: ZoneInfo, row: Row[Any], reversal: Row[Any], anonymous: bool) -> tuple[Cell, ...]:
-    _owner, _gift_id, reversal_id, kind, amount, reversed_at = reversal
+    """A reversal's row, after its gift's (`reversal` from queries.ledger_reversals_stmt)."""
+    kind = reversal.kind
     return (
         row.id,
-        reversal_id,
+        reversal.id,
         None,
-        reversed_at.astimezone(zone).date(),
+        local_date(reversal.reversed_at, zone),
         None,
         row.owner,
         donor_label(row.donor_name, anonymous),
@@ -211,7 +198,7 @@ def _ledger_reversal_row(zone: ZoneInfo, row: Row[Any], reversal: Row[Any], anon
         None,
         None,
         None,
-        Money(amount),
+        Money(reversal.amount_cents),
         None,
         None,
         None,

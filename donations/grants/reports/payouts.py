@@ -5,12 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from donations.grants.reports.base import (
-    Cell,
-    Context,
-    Money,
-    Report,
-)
+from donations.grants.reports.base import Cell, Context, Money, Report
 from donations.payments.reconcile import payout_reconciliation_rows
 
 PAYOUT_COLUMNS = (

@@ -24,14 +24,8 @@ from donations.grants.reports.base import (
     donor_label,
     rules_for,
 )
-from donations.grants.reports.evaluation import (
-    reversed_gift_facts,
-)
-from donations.grants.rules import (
-    Period,
-    Reason,
-    exclusion,
-)
+from donations.grants.reports.evaluation import reversed_gift_facts
+from donations.grants.rules import Period, Reason, exclusion
 
 REVERSAL_COLUMNS = (
     "Reversal ID",

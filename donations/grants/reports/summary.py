@@ -8,22 +8,9 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from donations.extensions import db
-from donations.grants.reports.base import (
-    SOURCE_LABELS,
-    Cell,
-    Context,
-    Money,
-    Percent,
-    Report,
-    not_deductible_statement,
-)
-from donations.grants.reports.evaluation import (
-    program_totals,
-)
-from donations.grants.rules import (
-    Reason,
-    RecurringRule,
-)
+from donations.grants.reports.base import SOURCE_LABELS, Cell, Context, Money, Percent, Report, not_deductible_statement
+from donations.grants.reports.evaluation import program_totals
+from donations.grants.rules import Reason, RecurringRule
 from donations.ledger.models import Fund
 
 RULE_LABELS = {
