@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -34,6 +33,7 @@ from donations.grants.reports import ReportParams
 from donations.grants.rules import RecurringRule
 from donations.ledger.funds import SLUG
 from donations.ledger.models import Fund
+from donations.ttl_cache import TtlCache
 
 
 class GrantError(ValueError):
@@ -334,25 +334,20 @@ class PublicProgress:
     cap_cents: int | None
 
 
-_progress_cache: dict[tuple[int, datetime], tuple[float, int]] = {}
+# By program and its last edit: an edited program is recomputed at once.
+_raised_cache: TtlCache[tuple[int, datetime], int] = TtlCache(max_entries=100)
 
 
 def _raised(program: GrantProgram) -> int:
     """The program's matchable total, cached for GRANT_PROGRESS_CACHE_SECONDS: the public gift
     page must not aggregate the ledger on every view."""
+
+    def compute() -> int:
+        ctx = reports.context(program.settings(), program.id, "summary", ReportParams())
+        return reports.program_totals(ctx).matchable_cents
+
     ttl = current_app.config["GRANT_PROGRESS_CACHE_SECONDS"]
-    key = (program.id, program.updated_at)
-    cached = _progress_cache.get(key)
-    now = time.monotonic()
-    if ttl > 0 and cached is not None and cached[0] > now:
-        return cached[1]
-    ctx = reports.context(program.settings(), program.id, "summary", ReportParams())
-    raised = reports.program_totals(ctx).matchable_cents
-    if ttl > 0:
-        if len(_progress_cache) > 100:  # programs come and go; keep the cache small
-            _progress_cache.clear()
-        _progress_cache[key] = (now + ttl, raised)
-    return raised
+    return _raised_cache.get_or_compute((program.id, program.updated_at), ttl, compute)
 
 
 def _today() -> date:

@@ -9,6 +9,7 @@ import pytest
 from flask import g
 from flask.testing import FlaskClient
 
+from donations import ttl_cache
 from donations.extensions import db
 from donations.giving import page_cache
 from donations.ledger.models import Fund
@@ -102,8 +103,8 @@ def test_a_stored_page_expires(app, caching, fund, monkeypatch):
     client = app.test_client()
     page(client)
     rename(fund, "Renamed Meanwhile")
-    later = page_cache.time.monotonic() + 61
-    monkeypatch.setattr(page_cache.time, "monotonic", lambda: later)
+    later = ttl_cache.time.monotonic() + 61
+    monkeypatch.setattr(ttl_cache.time, "monotonic", lambda: later)
     assert "Renamed Meanwhile" in page(client, "/give")
 
 
