@@ -133,12 +133,13 @@ def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
     groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window, raw_times=True)))
     changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
     for owner, rows, (increase_rows,) in queries.merge_by_owner(groups, changes):
-        facts = [group_facts(row) for row in rows]
-        in_window = [row for row, f in zip(rows, facts, strict=True) if f.period is Period.IN]
+        # Its "period" and "anonymous" columns, by position as in group_facts: most donors in
+        # the ledger gave nothing in the window and are passed over here.
+        in_window = [row for row in rows if row[1] == Period.IN]
         if not in_window:
             continue
-        anonymous = any(row[14] for row in in_window)  # its "anonymous" column, by position as above
-        result = evaluate(rules, DonorFacts(facts, membership_increases(increase_rows)))
+        anonymous = any(row[14] for row in in_window)
+        result = evaluate(rules, DonorFacts([group_facts(row) for row in rows], membership_increases(increase_rows)))
         first = rows[0]
         # Reports leave the newsroom: an anonymous donor is only its id, nothing to find them by.
         yield EvaluatedDonor(
