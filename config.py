@@ -106,12 +106,10 @@ class Config:
     GRANT_PROGRESS_CACHE_SECONDS = 60  # a grant program's progress (gift page, dashboard), likewise
     GIFT_PAGE_CACHE_SECONDS = 60  # a gift page's HTML is re-rendered at most this often (giving/page_cache.py)
 
-    DEMO_DATA = False
     TESTING = False
 
 
 class DevelopmentConfig(Config):
-    DEMO_DATA = True
     RECEIPTS_WORKER_IN_APP = True
 
 

@@ -11,22 +11,20 @@ edits to a fund show within the period, as its progress bar already does (bench/
 from __future__ import annotations
 
 import functools
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
 from flask_wtf.csrf import generate_csrf
 
+from donations.ttl_cache import TtlCache
+
 TOKEN_PLACEHOLDER = "\x00csrf-token\x00"  # never in a rendered page: NUL is not valid HTML text
-_pages: dict[tuple[str | None, str | None], tuple[float, str]] = {}
-_lock = threading.Lock()
+_pages: TtlCache[tuple[str | None, str | None], str] = TtlCache()
 
 
 def clear() -> None:
-    with _lock:
-        _pages.clear()
+    _pages.clear()
 
 
 def _key(fund_slug: str | None) -> tuple[str | None, str | None] | None:
@@ -47,16 +45,14 @@ def cached_gift_page(view: Callable[..., Any]) -> Callable[..., Any]:
         key = _key(fund_slug) if ttl > 0 else None
         if key is None:
             return view(fund_slug=fund_slug)
-        now = time.monotonic()
-        entry = _pages.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1].replace(TOKEN_PLACEHOLDER, generate_csrf())
+        kept = _pages.get(key)
+        if kept is not None:
+            return kept.replace(TOKEN_PLACEHOLDER, generate_csrf())
         result = view(fund_slug=fund_slug)
         page, status = result if isinstance(result, tuple) else (result, 200)
         if status == 200 and isinstance(page, str):
             # generate_csrf() returns the token this request's page was rendered with.
-            with _lock:
-                _pages[key] = (now + ttl, page.replace(generate_csrf(), TOKEN_PLACEHOLDER))
+            _pages.put(key, page.replace(generate_csrf(), TOKEN_PLACEHOLDER), ttl)
         return result
 
     return gift_page

@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 
 from donations.extensions import db
 from donations.grants import service
-from donations.grants.models import ALL_SOURCES, REPORT_FORMATS, REPORT_KINDS
+from donations.grants.models import ALL_SOURCES, REPORT_FORMATS, REPORT_KINDS, ProgramSettings
 from donations.grants.reports import ReportError, ReportParams
 from donations.grants.rules import RecurringRule
 from donations.ledger.service import fund_by_slug
@@ -74,7 +74,7 @@ def add_program(
     public_fund: str | None,
 ) -> None:
     """Add a grant program counting gifts from --first to --last (local dates, inclusive)."""
-    data = service.ProgramInput(
+    data = ProgramSettings(
         name=name,
         slug=slug,
         first_day=first_day.date(),

@@ -18,9 +18,10 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from donations.forms import SOURCE_CHOICES, DollarsField, GetForm, choices, no_control_characters
-from donations.grants.models import REPORT_FORMATS
+from donations.forms import SOURCE_CHOICES, DollarsField, GetForm, choices, no_control_characters, positive
+from donations.grants.models import REPORT_FORMATS, ProgramSettings
 from donations.grants.rules import RecurringRule
+from donations.money import cents_text
 
 RULE_CHOICES = choices(
     [
@@ -37,11 +38,6 @@ RULE_CHOICES = choices(
 class CheckboxesField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
-
-
-def positive(form: Any, field: DollarsField) -> None:
-    if field.cents is not None and field.cents <= 0:
-        raise ValidationError("The amount must be more than zero.")
 
 
 class ProgramForm(FlaskForm):
@@ -66,6 +62,41 @@ class ProgramForm(FlaskForm):
     def validate_last_day(self, field: DateField) -> None:
         if self.first_day.data and field.data and field.data < self.first_day.data:
             raise ValidationError("The last day comes before the first day.")
+
+    @staticmethod
+    def data_of(settings: ProgramSettings) -> dict[str, Any]:
+        """The form's fields filled in from a program's settings (dollars as typed, 0: no fund)."""
+        return {
+            "name": settings.name,
+            "slug": settings.slug,
+            "first_day": settings.first_day,
+            "last_day": settings.last_day,
+            "cap": "" if settings.cap_cents is None else cents_text(settings.cap_cents),
+            "goal": "" if settings.goal_cents is None else cents_text(settings.goal_cents),
+            "funds": list(settings.fund_ids or ()),
+            "sources": list(settings.sources),
+            "individuals_only": settings.individuals_only,
+            "recurring_rule": settings.recurring_rule,
+            "notes": settings.notes,
+            "public_fund": settings.public_fund_id or 0,
+        }
+
+    def settings(self) -> ProgramSettings:
+        """What was submitted (validated by `validate_on_submit` first)."""
+        return ProgramSettings(
+            name=self.name.data or "",
+            slug=(self.slug.data or "").strip(),
+            first_day=self.first_day.data,
+            last_day=self.last_day.data,
+            cap_cents=self.cap.cents,
+            goal_cents=self.goal.cents,
+            fund_ids=tuple(self.funds.data) or None,
+            sources=tuple(self.sources.data or ()),
+            individuals_only=bool(self.individuals_only.data),
+            recurring_rule=self.recurring_rule.data,
+            notes=self.notes.data or "",
+            public_fund_id=self.public_fund.data or None,
+        )
 
 
 class ReportFilterForm(GetForm):

@@ -7,7 +7,7 @@ be re-derived and verified later (the file's SHA-256 is kept).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -34,23 +34,43 @@ def _in(values: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class ProgramSettings:
-    """A program's settings, detached from the session: what a report is computed from.
-
-    ReportRun keeps `snapshot()` of them; `from_snapshot` rebuilds them to re-run an export.
-    """
+    """A grant program's settings, detached from the session: what staff and the CLI ask for,
+    what is written to a `GrantProgram` (`apply_to`), what a report is computed from
+    (`from_program`), and what a ReportRun keeps (`snapshot`, rebuilt by `from_snapshot`)."""
 
     name: str
     slug: str
-    first_day: date
+    first_day: date  # the window: local dates in NEWSROOM_TIMEZONE, both inclusive
     last_day: date
-    cap_cents: int | None
-    goal_cents: int | None
-    fund_ids: tuple[int, ...] | None  # None: every fund
-    sources: tuple[str, ...]
-    individuals_only: bool
-    recurring_rule: str
-    notes: str
-    public_fund_id: int | None
+    cap_cents: int | None = None  # per donor; None: no cap
+    goal_cents: int | None = None
+    fund_ids: tuple[int, ...] | None = None  # None: every fund
+    sources: tuple[str, ...] = ALL_SOURCES
+    individuals_only: bool = True
+    recurring_rule: str = RecurringRule.INSTALLMENTS
+    notes: str = ""
+    public_fund_id: int | None = None
+
+    @classmethod
+    def from_program(cls, program: GrantProgram) -> ProgramSettings:
+        settings = cls(**{f.name: getattr(program, f.name) for f in fields(cls)})
+        # The model's JSON columns hold lists.
+        return replace(
+            settings,
+            fund_ids=None if program.fund_ids is None else tuple(sorted(program.fund_ids)),
+            sources=tuple(program.sources),
+            notes=program.notes or "",
+        )
+
+    def apply_to(self, program: GrantProgram) -> None:
+        """Write these settings to `program` (validated first: see grants.service), in one
+        spelling: name and notes trimmed, funds sorted, sources in their usual order."""
+        for f in fields(self):
+            setattr(program, f.name, getattr(self, f.name))
+        program.name = self.name.strip()
+        program.fund_ids = None if self.fund_ids is None else sorted(set(self.fund_ids))
+        program.sources = [source for source in ALL_SOURCES if source in self.sources]
+        program.notes = self.notes.strip()
 
     def snapshot(self) -> dict[str, Any]:
         data = asdict(self)
@@ -62,19 +82,14 @@ class ProgramSettings:
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> ProgramSettings:
-        return cls(
-            name=data["name"],
-            slug=data["slug"],
+        # notes and public_fund_id came later than the first saved runs: their defaults apply.
+        known = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        return replace(
+            cls(**known),
             first_day=date.fromisoformat(data["first_day"]),
             last_day=date.fromisoformat(data["last_day"]),
-            cap_cents=data["cap_cents"],
-            goal_cents=data["goal_cents"],
             fund_ids=None if data["fund_ids"] is None else tuple(data["fund_ids"]),
             sources=tuple(data["sources"]),
-            individuals_only=data["individuals_only"],
-            recurring_rule=data["recurring_rule"],
-            notes=data.get("notes", ""),
-            public_fund_id=data.get("public_fund_id"),
         )
 
 
@@ -109,20 +124,7 @@ class GrantProgram(Base):
     runs: Mapped[list[ReportRun]] = relationship(back_populates="program", order_by="ReportRun.created_at.desc()")
 
     def settings(self) -> ProgramSettings:
-        return ProgramSettings(
-            name=self.name,
-            slug=self.slug,
-            first_day=self.first_day,
-            last_day=self.last_day,
-            cap_cents=self.cap_cents,
-            goal_cents=self.goal_cents,
-            fund_ids=None if self.fund_ids is None else tuple(sorted(self.fund_ids)),
-            sources=tuple(self.sources),
-            individuals_only=self.individuals_only,
-            recurring_rule=self.recurring_rule,
-            notes=self.notes or "",
-            public_fund_id=self.public_fund_id,
-        )
+        return ProgramSettings.from_program(self)
 
 
 class ReportRun(Base):

@@ -39,9 +39,6 @@ class Period(enum.IntEnum):
     AFTER = 1
 
 
-PERIODS = {int(period): period for period in Period}  # faster than calling Period(n)
-
-
 class RecurringRule(enum.StrEnum):
     INSTALLMENTS = "installments"
     NEW_RECURRING_X12 = "new_recurring_x12"
@@ -98,10 +95,6 @@ EXCLUSION_ORDER = (
     Reason.REFUNDED,
 )
 OVER_CAP = "over_cap"
-# Module constants: looking a member up on its enum class costs 20 times a global's read, and
-# exclusion() and evaluate() read them for every gift of every donor.
-_IN, _BEFORE = Period.IN, Period.BEFORE
-_COUNTED, _REFUNDED = Reason.COUNTED, Reason.REFUNDED
 
 
 @dataclass(frozen=True)
@@ -217,7 +210,7 @@ def exclusion(rules: ProgramRules, facts: GiftFacts) -> Reason | None:
     """Why a gift does not count whatever else the donor gave; None when it may count."""
     if not facts.paid:
         return Reason.NOT_PAID
-    if facts.period is not _IN:
+    if facts.period is not Period.IN:
         return Reason.OUTSIDE_WINDOW
     if rules.individuals_only and facts.organization:
         return Reason.ORGANIZATION
@@ -305,7 +298,7 @@ def evaluate(rules: ProgramRules, donor: DonorFacts) -> DonorResult:
         # The facts are in date order, so the first membership met is the earliest one.
         first_membership = next(iter(first_installment))
         opening = first_installment[first_membership]
-        if opening.period is _IN and excluded_by_id[id(opening)] is None:
+        if opening.period is Period.IN and excluded_by_id[id(opening)] is None:
             new_recurring_id = first_membership
         if rules.recurring_rule is RecurringRule.NEW_RECURRING_X12:
             _value_memberships(donor, facts, excluded_by_id, first_installment, new_recurring_id, valued)
@@ -317,12 +310,12 @@ def evaluate(rules: ProgramRules, donor: DonorFacts) -> DonorResult:
     reasons: set[Reason] = set()
     for f, reason in zip(facts, excluded, strict=True):
         period = f.period
-        paid_in_window = f.paid and period is _IN
+        paid_in_window = f.paid and period is Period.IN
         if paid_in_window:
             gifts_in_window += f.count
             gross += f.amount_cents
             reversed_in_window += f.reversed_cents
-        elif f.paid and period is _BEFORE:
+        elif f.paid and period is Period.BEFORE:
             new_donor = False
         if reason is not None:
             results.append(GiftResult(f, reason, 0, 0, 0, ((reason, f.count, f.amount_cents),)))
@@ -333,10 +326,10 @@ def evaluate(rules: ProgramRules, donor: DonorFacts) -> DonorResult:
         if value is not None:
             reason, counted, breakdown = value.reason, value.counted, tuple(value.breakdown)
         elif f.fully_reversed:  # a plain gift (most of them): reversed in full, or its net
-            reason, counted, breakdown = _REFUNDED, 0, ((_REFUNDED, f.count, f.amount_cents),)
+            reason, counted, breakdown = Reason.REFUNDED, 0, ((Reason.REFUNDED, f.count, f.amount_cents),)
         else:
             counted = f.amount_cents - f.reversed_cents
-            reason, breakdown = _COUNTED, ((_COUNTED, f.count, f.amount_cents),)
+            reason, breakdown = Reason.COUNTED, ((Reason.COUNTED, f.count, f.amount_cents),)
         if cap_left is None:
             matchable = counted
         else:
@@ -344,7 +337,7 @@ def evaluate(rules: ProgramRules, donor: DonorFacts) -> DonorResult:
             cap_left -= matchable
         counted_total += counted
         results.append(GiftResult(f, reason, counted, matchable, counted - matchable, breakdown))
-        if paid_in_window and reason not in _INCLUDED:
+        if paid_in_window and not reason.included:
             reasons.add(reason)
 
     matchable_total = counted_total if cap is None else min(cap, counted_total)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -32,36 +31,20 @@ from donations.grants.models import (
     ReportRun,
 )
 from donations.grants.reports import ReportParams
-from donations.grants.rules import Period, RecurringRule, exclusion
-from donations.ledger.currency import counted_gift
+from donations.grants.rules import RecurringRule
 from donations.ledger.funds import SLUG
-from donations.ledger.models import Fund, Gift, Reversal
+from donations.ledger.models import Fund
+from donations.ttl_cache import TtlCache
 
 
 class GrantError(ValueError):
     """A program or report request refused, with a message for the person who made it."""
 
 
-@dataclass(frozen=True)
-class ProgramInput:
-    name: str
-    slug: str
-    first_day: date
-    last_day: date
-    cap_cents: int | None = None
-    goal_cents: int | None = None
-    fund_ids: tuple[int, ...] | None = None  # None: every fund
-    sources: tuple[str, ...] = tuple(ALL_SOURCES)
-    individuals_only: bool = True
-    recurring_rule: str = RecurringRule.INSTALLMENTS
-    notes: str = ""
-    public_fund_id: int | None = None
-
-
 Actor = StaffUser | str
 
 
-def _validate(data: ProgramInput, program: GrantProgram | None) -> None:
+def _validate(data: ProgramSettings, program: GrantProgram | None) -> None:
     if not data.name.strip() or len(data.name) > 200:
         raise GrantError("A program needs a name of at most 200 characters.")
     if not SLUG.match(data.slug):
@@ -88,25 +71,10 @@ def _validate(data: ProgramInput, program: GrantProgram | None) -> None:
         raise GrantError("Count at least one fund, or all of them.")
 
 
-def _apply(program: GrantProgram, data: ProgramInput) -> None:
-    program.name = data.name.strip()
-    program.slug = data.slug
-    program.first_day = data.first_day
-    program.last_day = data.last_day
-    program.cap_cents = data.cap_cents
-    program.goal_cents = data.goal_cents
-    program.fund_ids = None if data.fund_ids is None else sorted(set(data.fund_ids))
-    program.sources = [source for source in ALL_SOURCES if source in data.sources]
-    program.individuals_only = data.individuals_only
-    program.recurring_rule = data.recurring_rule
-    program.notes = data.notes.strip()
-    program.public_fund_id = data.public_fund_id
-
-
-def create_program(data: ProgramInput, *, actor: Actor, remote_addr: str | None = None) -> GrantProgram:
+def create_program(data: ProgramSettings, *, actor: Actor, remote_addr: str | None = None) -> GrantProgram:
     _validate(data, None)
     program = GrantProgram()
-    _apply(program, data)
+    data.apply_to(program)
     db.session.add(program)
     db.session.flush()
     audit(
@@ -121,12 +89,12 @@ def create_program(data: ProgramInput, *, actor: Actor, remote_addr: str | None 
 
 
 def update_program(
-    program: GrantProgram, data: ProgramInput, *, actor: Actor, remote_addr: str | None = None
+    program: GrantProgram, data: ProgramSettings, *, actor: Actor, remote_addr: str | None = None
 ) -> GrantProgram:
     """Edit a program; an edit after an export is flagged in the audit log with the runs it follows."""
     _validate(data, program)
     before = program.settings().snapshot()
-    _apply(program, data)
+    data.apply_to(program)
     after = program.settings().snapshot()
     changed = sorted(key for key in after if after[key] != before[key])
     if not changed:
@@ -157,13 +125,6 @@ def list_programs() -> list[GrantProgram]:
     return list(db.session.scalars(select(GrantProgram).order_by(GrantProgram.last_day.desc(), GrantProgram.name)))
 
 
-def edits_after(run: ReportRun) -> list[dict[str, Any]]:
-    """The program's settings that differ now from those the run was computed with."""
-    now = run.program.settings().snapshot()
-    then = run.program_settings
-    return [{"setting": key, "then": then.get(key), "now": now[key]} for key in now if now[key] != then.get(key)]
-
-
 # --- reports and their runs -------------------------------------------------------------------------
 
 
@@ -190,23 +151,25 @@ def _save_run(
     program: GrantProgram,
     report: reports.Report,
     fmt: str,
-    params: ReportParams,
     result: export.ExportResult,
     *,
-    started_at: datetime,
     filename: str,
     actor: Actor,
     remote_addr: str | None,
 ) -> ReportRun:
+    """Save `report`'s run with the context it was computed with (the program may have been
+    edited while a download streamed)."""
+    ctx = report.context
+    assert ctx is not None  # every report the service builds carries its context
     run = ReportRun(
         program_id=program.id,
         staff_user_id=actor.id if isinstance(actor, StaffUser) else None,
         actor=actor.email if isinstance(actor, StaffUser) else actor,
-        created_at=started_at,
+        created_at=ctx.as_of,
         kind=report.kind,
         format=fmt,
-        parameters=params.resolve(report.kind, program.settings()).as_dict(),
-        program_settings=program.settings().snapshot(),
+        parameters=ctx.params.as_dict(),
+        program_settings=ctx.settings.snapshot(),
         totals=dict(report.totals),
         row_count=result.row_count,
         byte_size=result.byte_size,
@@ -246,8 +209,6 @@ def export_to_file(
 ) -> ReportRun:
     """Write the report to `path` and save its run (the caller commits)."""
     _check(kind, fmt)
-    params = params or ReportParams()
-    started_at = utcnow()
     report = build_report(program, kind, params)
     if fmt == "csv":
         with path.open("wb") as out:
@@ -258,9 +219,7 @@ def export_to_file(
         program,
         report,
         fmt,
-        params,
         result,
-        started_at=started_at,
         filename=path.name,
         actor=actor,
         remote_addr=remote_addr,
@@ -304,23 +263,17 @@ def download(
     committed) after the last byte; XLSX is built in constant memory in a temporary file, saved,
     then streamed from it."""
     _check(kind, fmt)
-    params = params or ReportParams()
-    started_at = utcnow()
     report = build_report(program, kind, params)
-    filename = export_filename(program, kind, fmt, started_at)
-    saving: dict[str, Any] = {
-        "started_at": started_at,
-        "filename": filename,
-        "actor": actor,
-        "remote_addr": remote_addr,
-    }
+    assert report.context is not None
+    filename = export_filename(program, kind, fmt, report.context.as_of)
+    saving: dict[str, Any] = {"filename": filename, "actor": actor, "remote_addr": remote_addr}
     if fmt == "csv":
 
         def chunks() -> Iterator[bytes]:
             digest = export.Digest()
             yield from export.csv_chunks(report, digest)
             result = export.ExportResult(digest.rows, digest.size, digest.hexdigest)
-            _save_run(program, report, fmt, params, result, **saving)
+            _save_run(program, report, fmt, result, **saving)
             db.session.commit()
 
         return Download(filename, export.CSV_MIMETYPE, chunks())
@@ -330,7 +283,7 @@ def download(
     path = Path(name)
     try:
         result = export.write_xlsx(report, path)
-        _save_run(program, report, fmt, params, result, **saving)
+        _save_run(program, report, fmt, result, **saving)
         db.session.commit()
         stream = path.open("rb")
     finally:
@@ -358,108 +311,6 @@ def run_by_id(run_id: int) -> ReportRun | None:
     return db.session.get(ReportRun, run_id)
 
 
-@dataclass(frozen=True)
-class LateReversal:
-    id: int
-    kind: str
-    amount_cents: int
-    reversed_on: date
-    recorded_on: date
-    gift_id: int
-    counted_by_run: bool  # the run counted the gift: this reversal came "after export"
-
-
-@dataclass(frozen=True)
-class LateGift:
-    id: int
-    amount_cents: int
-    received_on: date
-    recorded_on: date
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A saved run against the same report computed now, with the settings it was made with."""
-
-    run: ReportRun
-    totals_then: dict[str, Any]
-    totals_now: dict[str, Any]
-    rows_now: int
-    changed: list[tuple[str, Any, Any]]
-    reversals_after: list[LateReversal]
-    gifts_after: list[LateGift]
-    settings_edited: list[dict[str, Any]]
-
-
-COMPARISON_LIST_LIMIT = 200
-
-
-def compare_with_now(run: ReportRun) -> Comparison:
-    """Re-run `run` (same report, parameters and program settings) and say what changed since:
-    totals, reversals recorded after it (flagged "after export" when it had counted their gift)
-    and gifts recorded after it that are dated in its window."""
-    settings = ProgramSettings.from_snapshot(run.program_settings)
-    params = ReportParams.from_dict(run.parameters)
-    report = reports.build(settings, run.program_id, run.kind, params)
-    rows_now = sum(1 for _ in report.rows)
-    keys = sorted(set(run.totals) | set(report.totals))
-    changed = [(k, run.totals.get(k), report.totals.get(k)) for k in keys if run.totals.get(k) != report.totals.get(k)]
-    if rows_now != run.row_count:
-        changed.insert(0, ("rows", run.row_count, rows_now))
-
-    zone = newsroom_zone()
-    window = queries.Window.of(settings.first_day, settings.last_day, zone)
-    rules = reports.rules_for(settings)
-    late_reversals = []
-    for row in db.session.execute(
-        queries.reversals_stmt(window).where(Reversal.created_at > run.created_at).limit(COMPARISON_LIST_LIMIT)
-    ):
-        counted = row.gift_created_at <= run.created_at and (
-            exclusion(rules, reports.reversed_gift_facts(row, Period.IN)) is None
-        )
-        late_reversals.append(
-            LateReversal(
-                id=row.id,
-                kind=row.kind,
-                amount_cents=row.amount_cents,
-                reversed_on=local_date(row.reversed_at, zone),
-                recorded_on=local_date(row.created_at, zone),
-                gift_id=row.gift_id,
-                counted_by_run=counted,
-            )
-        )
-    late_gifts = [
-        LateGift(
-            id=gift.id,
-            amount_cents=gift.amount_cents,
-            # cast: the query asks for received_at IS NOT NULL
-            received_on=reports.counting_date(cast(datetime, gift.received_at), gift.postmarked_on, zone),
-            recorded_on=local_date(gift.created_at, zone),
-        )
-        for gift in db.session.scalars(
-            select(Gift)
-            .where(
-                counted_gift(),
-                Gift.received_at.is_not(None),
-                Gift.created_at > run.created_at,
-                queries.period_of(window) == 0,
-            )
-            .order_by(Gift.created_at, Gift.id)
-            .limit(COMPARISON_LIST_LIMIT)
-        )
-    ]
-    return Comparison(
-        run=run,
-        totals_then=run.totals,
-        totals_now=dict(report.totals),
-        rows_now=rows_now,
-        changed=changed,
-        reversals_after=late_reversals,
-        gifts_after=late_gifts,
-        settings_edited=edits_after(run),
-    )
-
-
 # --- progress: the staff dashboard and the public gift page -------------------------------------
 
 
@@ -484,25 +335,20 @@ class PublicProgress:
     cap_cents: int | None
 
 
-_progress_cache: dict[tuple[int, datetime], tuple[float, int]] = {}
+# By program and its last edit: an edited program is recomputed at once.
+_raised_cache: TtlCache[tuple[int, datetime], int] = TtlCache(max_entries=100)
 
 
 def _raised(program: GrantProgram) -> int:
     """The program's matchable total, cached for GRANT_PROGRESS_CACHE_SECONDS: the public gift
     page must not aggregate the ledger on every view."""
+
+    def compute() -> int:
+        ctx = reports.context(program.settings(), program.id, "summary", ReportParams())
+        return reports.program_totals(ctx).matchable_cents
+
     ttl = current_app.config["GRANT_PROGRESS_CACHE_SECONDS"]
-    key = (program.id, program.updated_at)
-    cached = _progress_cache.get(key)
-    now = time.monotonic()
-    if ttl > 0 and cached is not None and cached[0] > now:
-        return cached[1]
-    ctx = reports.context(program.settings(), program.id, "summary", ReportParams())
-    raised = reports.program_totals(ctx).matchable_cents
-    if ttl > 0:
-        if len(_progress_cache) > 100:  # programs come and go; keep the cache small
-            _progress_cache.clear()
-        _progress_cache[key] = (now + ttl, raised)
-    return raised
+    return _raised_cache.get_or_compute((program.id, program.updated_at), ttl, compute)
 
 
 def _today() -> date:

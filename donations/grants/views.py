@@ -22,11 +22,12 @@ from donations.accounts.roles import MONEY, READ, role_required
 from donations.extensions import db
 from donations.forms import choices
 from donations.grants import service
+from donations.grants.comparison import compare_with_now
 from donations.grants.forms import ExportForm, ProgramForm, ReportFilterForm
 from donations.grants.models import ALL_SOURCES, REPORT_KINDS, GrantProgram
 from donations.grants.reports import REPORT_TITLES, Cell, Money, Percent, ReportParams
 from donations.ledger.funds import funds_for_choice
-from donations.money import cents_text, format_money
+from donations.money import format_money
 
 bp = Blueprint("grants", __name__, url_prefix="/staff/grants")
 PAGE_SIZE = 100
@@ -74,22 +75,7 @@ def _program_or_404(slug: str) -> GrantProgram:
 def _program_form(program: GrantProgram | None = None) -> ProgramForm:
     funds = [(fund.id, fund.name) for fund in funds_for_choice()]
     if request.method == "GET" and program is not None:
-        form = ProgramForm(
-            data={
-                "name": program.name,
-                "slug": program.slug,
-                "first_day": program.first_day,
-                "last_day": program.last_day,
-                "cap": "" if program.cap_cents is None else cents_text(program.cap_cents),
-                "goal": "" if program.goal_cents is None else cents_text(program.goal_cents),
-                "funds": program.fund_ids or [],
-                "sources": program.sources,
-                "individuals_only": program.individuals_only,
-                "recurring_rule": program.recurring_rule,
-                "notes": program.notes,
-                "public_fund": program.public_fund_id or 0,
-            }
-        )
+        form = ProgramForm(data=ProgramForm.data_of(program.settings()))
     elif request.method == "GET":
         form = ProgramForm(data={"sources": list(ALL_SOURCES), "individuals_only": True, "public_fund": 0})
     else:
@@ -97,23 +83,6 @@ def _program_form(program: GrantProgram | None = None) -> ProgramForm:
     form.funds.choices = choices([(fund_id, name) for fund_id, name in funds])
     form.public_fund.choices = choices([(0, "None"), *((fund_id, name) for fund_id, name in funds)])
     return form
-
-
-def _program_input(form: ProgramForm) -> service.ProgramInput:
-    return service.ProgramInput(
-        name=form.name.data or "",
-        slug=(form.slug.data or "").strip(),
-        first_day=form.first_day.data,
-        last_day=form.last_day.data,
-        cap_cents=form.cap.cents,
-        goal_cents=form.goal.cents,
-        fund_ids=tuple(form.funds.data) or None,
-        sources=tuple(form.sources.data or ()),
-        individuals_only=bool(form.individuals_only.data),
-        recurring_rule=form.recurring_rule.data,
-        notes=form.notes.data or "",
-        public_fund_id=form.public_fund.data or None,
-    )
 
 
 @bp.get("/")
@@ -129,7 +98,7 @@ def program_new() -> ResponseReturnValue:
     error = None
     if form.validate_on_submit():
         try:
-            program = service.create_program(_program_input(form), actor=_actor(), remote_addr=request.remote_addr)
+            program = service.create_program(form.settings(), actor=_actor(), remote_addr=request.remote_addr)
         except service.GrantError as exc:
             error = str(exc)
         else:
@@ -148,7 +117,7 @@ def program_edit(slug: str) -> ResponseReturnValue:
     error = None
     if form.validate_on_submit():
         try:
-            service.update_program(program, _program_input(form), actor=_actor(), remote_addr=request.remote_addr)
+            service.update_program(program, form.settings(), actor=_actor(), remote_addr=request.remote_addr)
         except service.GrantError as exc:
             db.session.rollback()
             error = str(exc)
@@ -250,5 +219,5 @@ def run(run_id: int) -> ResponseReturnValue:
     found = service.run_by_id(run_id)
     if found is None:
         abort(404, "There is no such report run.")
-    comparison: Any = service.compare_with_now(found) if request.args.get("compare") else None
+    comparison: Any = compare_with_now(found) if request.args.get("compare") else None
     return render_template("grants/run.html", run=found, comparison=comparison, titles=REPORT_TITLES)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +12,7 @@ from sqlalchemy import func, select, update
 from donations.extensions import db
 from donations.ledger.currency import counted_gift
 from donations.ledger.models import Fund, Gift, Reversal
+from donations.ttl_cache import TtlCache
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 RESERVED_SLUGS = {"thanks", "resume"}
@@ -135,8 +134,7 @@ class FundProgress:
         return min(100, self.raised_cents * 100 // self.goal_cents) if self.goal_cents > 0 else 0
 
 
-_progress_cache: dict[int, tuple[float, int]] = {}
-_progress_lock = threading.Lock()
+_raised_cache: TtlCache[int, int] = TtlCache()  # by fund id
 
 
 def fund_progress(fund: Fund) -> FundProgress | None:
@@ -145,16 +143,7 @@ def fund_progress(fund: Fund) -> FundProgress | None:
     if not (fund.show_progress and fund.goal_cents):
         return None
     ttl = float(current_app.config.get("FUND_PROGRESS_CACHE_SECONDS", 60))
-    now = time.monotonic()
-    with _progress_lock:
-        cached = _progress_cache.get(fund.id)
-    if ttl > 0 and cached is not None and cached[0] > now:
-        raised = cached[1]
-    else:
-        raised = raised_by_fund([fund.id]).get(fund.id, 0)
-        if ttl > 0:
-            with _progress_lock:
-                _progress_cache[fund.id] = (now + ttl, raised)
+    raised = _raised_cache.get_or_compute(fund.id, ttl, lambda: raised_by_fund([fund.id]).get(fund.id, 0))
     return FundProgress(raised_cents=max(raised, 0), goal_cents=fund.goal_cents)
 
 

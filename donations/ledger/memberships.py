@@ -36,8 +36,6 @@ from donations.ledger.models import (
     MembershipStatus,
 )
 
-DEFAULT_LEVELS: list[tuple[int, str]] = [(0, "Supporter"), (12_000, "Sustainer"), (60_000, "Champion")]
-
 
 class MembershipNotKnown(Exception):
     """The event names a subscription we cannot record yet (no donor or no interval known):
@@ -54,7 +52,7 @@ def annualized_cents(amount_cents: int, interval: str) -> int:
 
 def level_for(annual_cents: int) -> str:
     """The name of the highest level whose yearly threshold (cents) the amount reaches."""
-    levels = sorted(current_app.config.get("MEMBERSHIP_LEVELS") or DEFAULT_LEVELS)
+    levels = sorted(current_app.config["MEMBERSHIP_LEVELS"])
     name = levels[0][1]
     for threshold, level in levels:
         if annual_cents >= threshold:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from flask.testing import FlaskClient
 
+from donations import ttl_cache
 from donations.extensions import db
 from donations.giving import page_cache
 from donations.ledger.models import Fund
@@ -97,8 +98,8 @@ def test_a_stored_page_expires(app, caching, fund, monkeypatch):
     client = app.test_client()
     page(client)
     rename(fund, "Renamed Meanwhile")
-    later = page_cache.time.monotonic() + 61
-    monkeypatch.setattr(page_cache.time, "monotonic", lambda: later)
+    later = ttl_cache.time.monotonic() + 61
+    monkeypatch.setattr(ttl_cache.time, "monotonic", lambda: later)
     assert "Renamed Meanwhile" in page(client, "/give")
 
 

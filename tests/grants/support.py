@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.grants import service
-from donations.grants.models import GrantProgram
+from donations.grants.models import GrantProgram, ProgramSettings
 from donations.grants.reports import Cell, ReportParams
 from donations.ledger.models import Donor, Fund, Gift, Membership, MembershipChange, Reversal
 
@@ -31,7 +31,7 @@ def make_program(
     last_day: date = date(2026, 12, 31),
     **kwargs: Any,
 ) -> GrantProgram:
-    data = service.ProgramInput(
+    data = ProgramSettings(
         name=kwargs.pop("name", "NewsMatch 2026"),
         slug=slug,
         first_day=first_day,

@@ -21,7 +21,8 @@ from sqlalchemy import delete, select
 from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.grants import service
-from donations.grants.models import GrantProgram, ReportRun
+from donations.grants.comparison import compare_with_now, edits_after
+from donations.grants.models import GrantProgram, ProgramSettings, ReportRun
 from donations.grants.rules import RecurringRule
 from donations.ledger.models import Donor, Frequency, Fund, Gift, Membership, MembershipChange, Reversal
 from donations.payments.models import Payout
@@ -356,7 +357,7 @@ def test_re_running_an_export_shows_what_changed_since(fund):
     assert run.totals["counted_cents"] == 5_000
     reverse(gift, 2_000)
     make_gift(make_donor(), fund, 3_000, received_at=local(2026, 11, 9))
-    comparison = service.compare_with_now(run)
+    comparison = compare_with_now(run)
     changed = {key: (then, now) for key, then, now in comparison.changed}
     assert changed["counted_cents"] == (5_000, 6_000)
     assert changed["donors_counted"] == (1, 2)
@@ -367,7 +368,7 @@ def test_re_running_an_export_shows_what_changed_since(fund):
 def test_editing_a_program_after_an_export_is_recorded(fund):
     program = make_program()
     _export(program, "summary", "cli:tester")
-    data = service.ProgramInput(
+    data = ProgramSettings(
         name=program.name,
         slug=program.slug,
         first_day=program.first_day,
@@ -382,7 +383,7 @@ def test_editing_a_program_after_an_export_is_recorded(fund):
     assert entry.details["after"] == {"last_day": "2027-01-15"}
     run = db.session.scalars(select(ReportRun)).one()
     assert run.program_settings["last_day"] == "2026-12-31"
-    assert service.edits_after(run) == [{"setting": "last_day", "then": "2026-12-31", "now": "2027-01-15"}]
+    assert edits_after(run) == [{"setting": "last_day", "then": "2026-12-31", "now": "2027-01-15"}]
 
 
 @pytest.mark.parametrize("kind", ["donors", "ledger", "reversals", "disclosure"])

@@ -142,10 +142,11 @@ def build_world() -> World:
 
 def _grant_program() -> dict[str, Any]:
     from donations.grants import service
+    from donations.grants.models import ProgramSettings
 
     today = local_date(utcnow())
     program = service.create_program(
-        service.ProgramInput(
+        ProgramSettings(
             name=f"Match {SCRIPT}",
             slug="match-world",
             first_day=today - timedelta(days=30),

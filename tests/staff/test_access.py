@@ -17,6 +17,7 @@ from werkzeug.routing import Rule
 from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.grants import service as grants
+from donations.grants.models import ProgramSettings
 from donations.mail.models import OutboxMessage, OutboxStatus
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token
@@ -110,7 +111,7 @@ def ids(app: Flask, tmp_path: Path) -> dict[str, int | str]:
     )
     db.session.add(message)
     program = grants.create_program(
-        grants.ProgramInput(name="Access", slug="access", first_day=date(2026, 1, 1), last_day=date(2026, 12, 31)),
+        ProgramSettings(name="Access", slug="access", first_day=date(2026, 1, 1), last_day=date(2026, 12, 31)),
         actor="test",
     )
     run = grants.export_to_file(program, "summary", "csv", tmp_path / "summary.csv", actor="test")

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from donations.clock import local_date, local_day_bounds, utcnow
 from donations.extensions import db
 from donations.grants import service as grants
+from donations.grants.models import ProgramSettings
 from donations.ledger.models import Gift, GiftStatus, Membership, Reversal
 from donations.staff import dashboard
 from tests.factories import make_donor, make_fund, make_gift
@@ -122,7 +123,7 @@ def test_the_dashboard_totals_follow_new_gifts(client, monkeypatch):
 
 def add_program(name: str, slug: str, first_day: date, last_day: date, **limits: int) -> None:
     grants.create_program(
-        grants.ProgramInput(name=name, slug=slug, first_day=first_day, last_day=last_day, **limits), actor="test"
+        ProgramSettings(name=name, slug=slug, first_day=first_day, last_day=last_day, **limits), actor="test"
     )
 
 

@@ -1,0 +1,155 @@
+"""What every grant report shares: the `Report` type and its cells, the parameters a report is
+asked with, and the context it is computed in.
+
+Each builder returns a `Report` whose `rows` is a one-shot iterator: the rows are produced while
+the database streams, one donor at a time, and `totals` is complete once `rows` is exhausted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from donations.clock import local_date, newsroom_zone, utcnow
+from donations.forms import SOURCE_CHOICES
+from donations.grants.models import REPORT_KINDS, ProgramSettings
+from donations.grants.queries import Window
+from donations.grants.rules import ProgramRules, RecurringRule
+
+SOURCE_LABELS = dict(SOURCE_CHOICES)
+
+
+class ReportError(ValueError):
+    """Bad report parameters: a 4xx with this message."""
+
+
+@dataclass(frozen=True, slots=True)  # slots: a ledger makes millions
+class Money:
+    cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Percent:
+    fraction: Decimal  # 0.125 is 12.50%
+
+
+Cell = str | int | bool | date | Money | Percent | None
+
+
+@dataclass
+class Report:
+    kind: str
+    title: str
+    columns: tuple[str, ...]
+    rows: Iterator[tuple[Cell, ...]]
+    notes: tuple[str, ...] = ()
+    totals: dict[str, Any] = field(default_factory=dict)
+    # What it was computed with: a saved run records this, not the program as it is by then.
+    # None only for a report put together by hand (the writers' tests).
+    context: Context | None = None
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """What a report covers besides its program: a date span (ledger, payouts) or a year."""
+
+    first_day: date | None = None
+    last_day: date | None = None
+    year: int | None = None
+
+    def resolve(self, kind: str, settings: ProgramSettings) -> ReportParams:
+        if kind not in REPORT_KINDS:
+            raise ReportError(f"kind must be one of {', '.join(REPORT_KINDS)}")
+        if kind in ("ledger", "payouts"):
+            first = self.first_day or settings.first_day
+            last = self.last_day or settings.last_day
+            if last < first:
+                raise ReportError("the last day comes before the first day")
+            return ReportParams(first_day=first, last_day=last)
+        if kind == "disclosure":
+            year = self.year or settings.last_day.year
+            if not 1900 <= year <= 9999:
+                raise ReportError("the year must be between 1900 and 9999")
+            return ReportParams(year=year)
+        return ReportParams()
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.first_day:
+            data["first_day"] = self.first_day.isoformat()
+        if self.last_day:
+            data["last_day"] = self.last_day.isoformat()
+        if self.year:
+            data["year"] = self.year
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReportParams:
+        return cls(
+            first_day=date.fromisoformat(data["first_day"]) if data.get("first_day") else None,
+            last_day=date.fromisoformat(data["last_day"]) if data.get("last_day") else None,
+            year=data.get("year"),
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a report is computed from: the program's settings, the parameters resolved for its
+    kind, the newsroom's zone and name, and when (a saved run's time)."""
+
+    settings: ProgramSettings
+    program_id: int
+    params: ReportParams
+    zone: ZoneInfo
+    newsroom: str
+    as_of: datetime
+
+    @property
+    def window(self) -> Window:
+        return Window.of(self.settings.first_day, self.settings.last_day, self.zone)
+
+    @property
+    def rules(self) -> ProgramRules:
+        return rules_for(self.settings)
+
+
+def rules_for(settings: ProgramSettings) -> ProgramRules:
+    return ProgramRules(
+        first_day=settings.first_day,
+        last_day=settings.last_day,
+        cap_cents=settings.cap_cents,
+        fund_ids=None if settings.fund_ids is None else frozenset(settings.fund_ids),
+        sources=frozenset(settings.sources),
+        individuals_only=settings.individuals_only,
+        recurring_rule=RecurringRule(settings.recurring_rule),
+    )
+
+
+def context(settings: ProgramSettings, program_id: int, kind: str, params: ReportParams) -> Context:
+    return Context(
+        settings=settings,
+        program_id=program_id,
+        params=params.resolve(kind, settings),
+        zone=newsroom_zone(),
+        newsroom=current_app.config["NEWSROOM_NAME"],
+        as_of=utcnow(),
+    )
+
+
+def not_deductible_statement(newsroom: str) -> str:
+    return f"Gifts to {newsroom} are not tax deductible: {newsroom} is a for-profit business, not a charity."
+
+
+def counting_date(received_at: datetime, postmarked_on: date | None, zone: ZoneInfo) -> date:
+    """A mailed gift counts on its postmark date; any other on the local date the money moved."""
+    return postmarked_on or local_date(received_at, zone)
+
+
+def donor_label(name: str | None, anonymous: bool) -> str:
+    return "Anonymous" if anonymous else (name or "")

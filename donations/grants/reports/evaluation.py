@@ -1,0 +1,227 @@
+"""Donors with the program's rules applied: what the summary and donors reports count."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Row
+
+from donations.grants import queries
+from donations.grants.reports.base import Context
+from donations.grants.rules import DonorFacts, DonorResult, GiftFacts, Increase, Period, Reason, evaluate
+
+
+@dataclass(frozen=True)
+class EvaluatedDonor:
+    owner: int
+    name: str | None
+    email: str | None
+    organization: str | None
+    anonymous: bool
+    result: DonorResult
+
+
+# Rows are unpacked by position, every column named, in the order of the query's select: a
+# report reads one row per gift or group, and reading a Row's attribute costs more than twice
+# unpacking the whole row (bench/FINDINGS.md, "Grant reports: plain versions").
+
+
+def group_facts(row: Row[*tuple[Any, ...]]) -> GiftFacts:
+    """A group of a donor's gifts that the rules cannot tell apart (queries.donor_groups_stmt)."""
+    (
+        _owner,
+        period,
+        membership_id,
+        membership_interval,
+        fund_id,
+        source,
+        organization,
+        fully_reversed,
+        _unit_amount,
+        _unit_reversed,
+        count,
+        amount,
+        reversed_,
+        first_at,
+        _anonymous,
+        _donor_name,
+        _donor_email,
+        _donor_organization,
+    ) = row
+    return GiftFacts(
+        gift_id=None,
+        count=count,
+        period=Period(period),
+        paid=True,
+        amount_cents=amount,
+        reversed_cents=reversed_,
+        fully_reversed=bool(fully_reversed),
+        fund_id=fund_id,
+        source=source,
+        organization=bool(organization),
+        membership_id=membership_id,
+        membership_interval=membership_interval,
+        first_at=first_at,
+    )
+
+
+def gift_facts(row: Row[*tuple[Any, ...]]) -> GiftFacts:
+    """One gift (queries.gifts_stmt)."""
+    (
+        _owner,
+        period,
+        _in_span,
+        gift_id,
+        _donor_id,
+        fund_id,
+        membership_id,
+        amount,
+        _fee_covered,
+        _stripe_fee,
+        _net,
+        _frequency,
+        source,
+        _status,
+        received_at,
+        _postmarked_on,
+        _check_number,
+        _anonymous,
+        _organization,
+        _tax_deductible,
+        _currency,
+        is_organization,
+        reversed_,
+        membership_interval,
+        _fund_name,
+        _donor_name,
+    ) = row
+    return GiftFacts(
+        gift_id=gift_id,
+        count=1,
+        period=Period(period),
+        paid=True,
+        amount_cents=amount,
+        reversed_cents=reversed_,
+        fully_reversed=reversed_ >= amount,
+        fund_id=fund_id,
+        source=source,
+        organization=bool(is_organization),
+        membership_id=membership_id,
+        membership_interval=membership_interval,
+        first_at=received_at,
+    )
+
+
+def membership_increases(rows: Sequence[Row[*tuple[Any, ...]]]) -> dict[int, Increase]:
+    """Per membership: the amount before its first change in the window, after its last."""
+    increases: dict[int, Increase] = {}
+    for _owner, membership_id, old_cents, new_cents in rows:
+        earlier = increases.get(membership_id)
+        old = earlier.old_cents if earlier else old_cents
+        increases[membership_id] = Increase(old_cents=old, new_cents=new_cents)
+    return increases
+
+
+def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
+    """Every donor who paid anything in the window, with the rules applied, in donor order."""
+    window = ctx.window
+    rules = ctx.rules
+    # Only ordered among themselves: the driver's times will do (see queries.donor_groups).
+    groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window, raw_times=True)))
+    changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
+    for owner, rows, (increase_rows,) in queries.merge_by_owner(groups, changes):
+        # Its "period" and "anonymous" columns, by position as in group_facts: most donors in
+        # the ledger gave nothing in the window and are passed over here.
+        in_window = [row for row in rows if row[1] == Period.IN]
+        if not in_window:
+            continue
+        anonymous = any(row[14] for row in in_window)
+        result = evaluate(rules, DonorFacts([group_facts(row) for row in rows], membership_increases(increase_rows)))
+        first = rows[0]
+        # Reports leave the newsroom: an anonymous donor is only its id, nothing to find them by.
+        yield EvaluatedDonor(
+            owner=owner,
+            name=None if anonymous else first.donor_name,
+            email=None if anonymous else first.donor_email,
+            organization=None if anonymous else first.donor_organization,
+            anonymous=anonymous,
+            result=result,
+        )
+
+
+@dataclass
+class ProgramTotals:
+    counted_cents: int = 0
+    matchable_cents: int = 0
+    gross_cents: int = 0
+    reversed_cents: int = 0
+    donors_in_window: int = 0
+    donors_counted: int = 0
+    new_donors: int = 0
+    new_recurring_donors: int = 0
+    gifts_in_window: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+    gross_by_reason: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: DonorResult) -> None:
+        self.counted_cents += result.counted_cents
+        self.matchable_cents += result.matchable_cents
+        self.gross_cents += result.gross_cents
+        self.reversed_cents += result.reversed_cents
+        self.gifts_in_window += result.gifts_in_window
+        self.donors_in_window += 1
+        if result.counted_cents > 0:
+            self.donors_counted += 1
+            self.new_donors += result.new_donor
+            self.new_recurring_donors += result.new_recurring
+        for gift in result.gifts:
+            if gift.facts.paid and gift.facts.period is Period.IN:
+                for reason, count, gross in gift.breakdown:
+                    self.by_reason[reason] += count
+                    self.gross_by_reason[reason] += gross
+
+    @property
+    def gifts_counted(self) -> int:
+        return sum(n for reason, n in self.by_reason.items() if Reason(reason).included)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "counted_cents": self.counted_cents,
+            "matchable_cents": self.matchable_cents,
+            "over_cap_cents": self.counted_cents - self.matchable_cents,
+            "gross_cents": self.gross_cents,
+            "reversed_cents": self.reversed_cents,
+            "donors_counted": self.donors_counted,
+            "new_donors": self.new_donors,
+            "returning_donors": self.donors_counted - self.new_donors,
+            "new_recurring_donors": self.new_recurring_donors,
+            "gifts_in_window": self.gifts_in_window,
+            "gifts_counted": self.gifts_counted,
+            "gifts_by_reason": dict(sorted(self.by_reason.items())),
+        }
+
+
+def program_totals(ctx: Context) -> ProgramTotals:
+    totals = ProgramTotals()
+    for donor in evaluated_donors(ctx):
+        totals.add(donor.result)
+    return totals
+
+
+def reversed_gift_facts(row: Row[*tuple[Any, ...]], period: Period) -> GiftFacts:
+    """The facts about a reversal's gift that decide whether a program counts it at all."""
+    return GiftFacts(
+        gift_id=row.gift_id,
+        count=1,
+        period=period,
+        paid=True,
+        amount_cents=row.gift_amount_cents,
+        reversed_cents=0,
+        fully_reversed=False,
+        fund_id=row.fund_id,
+        source=row.source,
+        organization=bool(row.is_organization),
+    )

@@ -1,0 +1,210 @@
+"""One row per gift dated in a span, each followed by its reversals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Row
+
+from donations.clock import local_date
+from donations.grants import queries
+from donations.grants.queries import Window
+from donations.grants.reports.base import (
+    SOURCE_LABELS,
+    Cell,
+    Context,
+    Money,
+    Report,
+    counting_date,
+    donor_label,
+    not_deductible_statement,
+)
+from donations.grants.reports.evaluation import gift_facts, group_facts, membership_increases
+from donations.grants.rules import DonorFacts, GiftResult, Period, evaluate
+
+LEDGER_COLUMNS = (
+    "Gift ID",
+    "Reversal ID",
+    "Date counted",
+    "Date received",
+    "Postmarked",
+    "Donor ID",
+    "Donor",
+    "Fund",
+    "Source",
+    "Frequency",
+    "Membership ID",
+    "Gross ($)",
+    "Fee covered ($)",
+    "Stripe fee ($)",
+    "Net after Stripe fee ($)",
+    "Reversal ($)",
+    "Counted ($)",
+    "Matchable ($)",
+    "Over the cap ($)",
+    "Reason",
+    "Explanation",
+    "tax_deductible",
+)
+
+
+def ledger(ctx: Context) -> Report:
+    params = ctx.params
+    assert params.first_day is not None and params.last_day is not None
+    span = Window.of(params.first_day, params.last_day, ctx.zone)
+    report = Report(
+        kind="ledger",
+        title=f"{ctx.settings.name}: gift ledger {params.first_day.isoformat()} to {params.last_day.isoformat()}",
+        columns=LEDGER_COLUMNS,
+        rows=iter(()),
+        context=ctx,
+        notes=(
+            "One row per gift, each followed by its reversals; grouped by donor, in date order. "
+            "A gift's Counted amount is already net of its reversals.",
+            not_deductible_statement(ctx.newsroom),
+        ),
+    )
+
+    def rows() -> Iterator[tuple[Cell, ...]]:
+        window = ctx.window
+        rules = ctx.rules
+        gifts = queries.by_owner(queries.stream(queries.gifts_stmt(window, span)))
+        context_groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window, (Period.BEFORE,))))
+        changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
+        reversals = queries.by_owner(queries.stream(queries.ledger_reversals_stmt(window, span)))
+        # Plain locals, not dicts: they are added to a million times.
+        gross = reversed_total = counted = matchable = 0
+        gift_count = reversal_count = donors_counted = 0
+        zone = ctx.zone
+        for _owner, gift_rows, (before, increase_rows, reversal_rows) in queries.merge_by_owner(
+            gifts, context_groups, changes, reversals
+        ):
+            by_id = {row.id: row for row in gift_rows}
+            # One anonymous gift makes the donor "Anonymous" on every row: the same donor id
+            # beside their name on another row would say who gave it.
+            anonymous = any(row.anonymous for row in gift_rows)
+            facts = [gift_facts(row) for row in gift_rows] + [group_facts(row) for row in before]
+            result = evaluate(rules, DonorFacts(facts, membership_increases(increase_rows)))
+            donors_counted += result.counted_cents > 0
+            reversals_of: dict[int, list[Row[*tuple[Any, ...]]]] = {}
+            for row in reversal_rows:
+                reversals_of.setdefault(row.gift_id, []).append(row)
+            for gift in result.gifts:
+                if gift.facts.gift_id is None:
+                    continue
+                row = by_id[gift.facts.gift_id]
+                if not row.in_span:
+                    continue  # counted in the window but dated outside the span: context only
+                gross += row.amount_cents
+                counted += gift.counted_cents
+                matchable += gift.matchable_cents
+                gift_count += 1
+                yield _ledger_gift_row(zone, row, gift, anonymous)
+                if reversals_of:
+                    for reversal in reversals_of.get(row.id, ()):
+                        reversed_total += reversal.amount_cents
+                        reversal_count += 1
+                        yield _ledger_reversal_row(zone, row, reversal, anonymous)
+        report.totals.update(
+            {
+                "gross_cents": gross,
+                "reversals_cents": reversed_total,
+                "counted_cents": counted,
+                "matchable_cents": matchable,
+                "gifts": gift_count,
+                "reversals": reversal_count,
+                "donors_counted": donors_counted,
+            }
+        )
+
+    report.rows = rows()
+    return report
+
+
+def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResult, anonymous: bool) -> tuple[Cell, ...]:
+    """A gift's row (`row` from queries.gifts_stmt, unpacked by position as in evaluation.py)."""
+    (
+        owner,
+        _period,
+        _in_span,
+        gift_id,
+        _donor_id,
+        _fund_id,
+        membership_id,
+        amount,
+        fee_covered,
+        stripe_fee,
+        net,
+        frequency,
+        source,
+        _status,
+        received_at,
+        postmarked_on,
+        _check_number,
+        _anonymous,
+        _organization,
+        tax_deductible,
+        _currency,
+        _is_organization,
+        _reversed,
+        _membership_interval,
+        fund_name,
+        donor_name,
+    ) = row
+    return (
+        gift_id,
+        None,
+        counting_date(received_at, postmarked_on, zone),
+        local_date(received_at, zone),
+        postmarked_on,
+        owner,
+        donor_label(donor_name, anonymous),
+        fund_name,
+        SOURCE_LABELS.get(source, source),
+        frequency,
+        membership_id,
+        Money(amount),
+        Money(fee_covered),
+        None if stripe_fee is None else Money(stripe_fee),
+        None if net is None else Money(net),
+        None,
+        Money(gift.counted_cents),
+        Money(gift.matchable_cents),
+        Money(gift.over_cap_cents),
+        gift.reason.value,
+        gift.reason.explanation,
+        "true" if tax_deductible else "false",
+    )
+
+
+def _ledger_reversal_row(
+    zone: ZoneInfo, row: Row[*tuple[Any, ...]], reversal: Row[*tuple[Any, ...]], anonymous: bool
+) -> tuple[Cell, ...]:
+    """A reversal's row, after its gift's (`reversal` from queries.ledger_reversals_stmt)."""
+    kind = reversal.kind
+    return (
+        row.id,
+        reversal.id,
+        None,
+        local_date(reversal.reversed_at, zone),
+        None,
+        row.owner,
+        donor_label(row.donor_name, anonymous),
+        row.fund_name,
+        SOURCE_LABELS.get(row.source, row.source),
+        row.frequency,
+        row.membership_id,
+        None,
+        None,
+        None,
+        None,
+        Money(reversal.amount_cents),
+        None,
+        None,
+        None,
+        kind,
+        f"{kind.replace('_', ' ').capitalize()} of gift {row.id}: already deducted from its Counted amount.",
+        "false",
+    )
