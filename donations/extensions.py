@@ -15,10 +15,19 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, registry
+from werkzeug.routing import IntegerConverter
 
 # The largest id an INTEGER primary key holds: a bigger number from a URL or a form is no row of
 # ours (and would overflow the database's integer), so it is refused before any query.
 MAX_ROW_ID = 2_147_483_647
+
+
+class RowIdConverter(IntegerConverter):
+    """`<row_id:gift_id>` in a route: a positive integer up to MAX_ROW_ID, anything bigger a 404."""
+
+    def __init__(self, map: Any) -> None:
+        super().__init__(map, max=MAX_ROW_ID)
+
 
 # Named constraints so that Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {

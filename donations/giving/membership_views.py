@@ -86,7 +86,7 @@ def account():  # type: ignore[no-untyped-def]
     return render_template("giving/membership_account.html", account=service.account(_member()))
 
 
-@bp.post("/membership/account/<int(max=2147483647):membership_id>/manage")
+@bp.post("/membership/account/<row_id:membership_id>/manage")
 def manage(membership_id: int):  # type: ignore[no-untyped-def]
     donor = _member()
     try:
@@ -161,7 +161,7 @@ def _local_form_change(customer_id: str, membership_id: int, name: str, form, ch
     return _local_change(customer_id, membership_id, lambda donor: change(donor, form), done, **{name: form})
 
 
-@bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/amount")
+@bp.post("/membership/local/<customer_id>/<row_id:membership_id>/amount")
 def local_amount(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
     return _local_form_change(
         customer_id,
@@ -173,7 +173,7 @@ def local_amount(customer_id: str, membership_id: int):  # type: ignore[no-untyp
     )
 
 
-@bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/card")
+@bp.post("/membership/local/<customer_id>/<row_id:membership_id>/card")
 def local_card(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
     return _local_form_change(
         customer_id,
@@ -185,7 +185,7 @@ def local_card(customer_id: str, membership_id: int):  # type: ignore[no-untyped
     )
 
 
-@bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/cancel")
+@bp.post("/membership/local/<customer_id>/<row_id:membership_id>/cancel")
 def local_cancel(customer_id: str, membership_id: int):  # type: ignore[no-untyped-def]
     _local_only()
     return _local_change(

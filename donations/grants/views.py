@@ -241,7 +241,7 @@ def runs(slug: str):  # type: ignore[no-untyped-def]
     return render_template("grants/runs.html", program=program, runs=service.runs_of(program), titles=REPORT_TITLES)
 
 
-@bp.get("/runs/<int(max=2147483647):run_id>")
+@bp.get("/runs/<row_id:run_id>")
 @role_required(*READ)
 def run(run_id: int):  # type: ignore[no-untyped-def]
     found = service.run_by_id(run_id)

@@ -15,16 +15,13 @@ from wtforms.validators import InputRequired
 from donations.accounts.audit import audit
 from donations.accounts.roles import ADMIN, role_required
 from donations.extensions import db
+from donations.forms import ButtonForm
 from donations.ledger.models import Donor
 from donations.privacy import service as privacy
 
 bp = Blueprint("privacy", __name__, url_prefix="/staff/donors")
 
 CONFIRMATION = "ERASE"
-
-
-class ExportForm(FlaskForm):
-    pass
 
 
 class EraseForm(FlaskForm):
@@ -38,19 +35,19 @@ def _donor_or_404(donor_id: int) -> Donor:
     return donor
 
 
-@bp.get("/<int(max=2147483647):donor_id>/privacy")
+@bp.get("/<row_id:donor_id>/privacy")
 @role_required(*ADMIN)
 def privacy_page(donor_id: int):  # type: ignore[no-untyped-def]
     return render_template(
-        "staff/privacy.html", donor=_donor_or_404(donor_id), export_form=ExportForm(), erase_form=EraseForm()
+        "staff/privacy.html", donor=_donor_or_404(donor_id), export_form=ButtonForm(), erase_form=EraseForm()
     )
 
 
-@bp.post("/<int(max=2147483647):donor_id>/privacy/export")
+@bp.post("/<row_id:donor_id>/privacy/export")
 @role_required(*ADMIN)
 def export(donor_id: int):  # type: ignore[no-untyped-def]
     _donor_or_404(donor_id)
-    if not ExportForm().validate_on_submit():
+    if not ButtonForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
     data = privacy.export_donor(donor_id)
     audit(
@@ -69,7 +66,7 @@ def export(donor_id: int):  # type: ignore[no-untyped-def]
     )
 
 
-@bp.post("/<int(max=2147483647):donor_id>/privacy/erase")
+@bp.post("/<row_id:donor_id>/privacy/erase")
 @role_required(*ADMIN)
 def erase(donor_id: int):  # type: ignore[no-untyped-def]
     donor = _donor_or_404(donor_id)
@@ -77,7 +74,7 @@ def erase(donor_id: int):  # type: ignore[no-untyped-def]
     if not form.validate_on_submit() or form.confirm.data.strip() != CONFIRMATION:
         if not form.errors:
             form.confirm.errors = [f"Type {CONFIRMATION} in capitals to confirm."]
-        return render_template("staff/privacy.html", donor=donor, export_form=ExportForm(), erase_form=form), 400
+        return render_template("staff/privacy.html", donor=donor, export_form=ButtonForm(), erase_form=form), 400
     try:
         done = privacy.erase_donor(donor_id)
     except privacy.PrivacyError as exc:

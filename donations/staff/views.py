@@ -416,13 +416,13 @@ def _render_gift(
     ), status
 
 
-@bp.get("/gifts/<int(max=2147483647):gift_id>")
+@bp.get("/gifts/<row_id:gift_id>")
 @role_required(*READ)
 def gift(gift_id: int):  # type: ignore[no-untyped-def]
     return _render_gift(_gift_or_404(gift_id))
 
 
-@bp.post("/gifts/<int(max=2147483647):gift_id>/refund")
+@bp.post("/gifts/<row_id:gift_id>/refund")
 @role_required(*MONEY)
 def gift_refund(gift_id: int):  # type: ignore[no-untyped-def]
     gift = _gift_or_404(gift_id)
@@ -441,7 +441,7 @@ def gift_refund(gift_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("staff.gift", gift_id=gift_id), 303)
 
 
-@bp.post("/gifts/<int(max=2147483647):gift_id>/designation")
+@bp.post("/gifts/<row_id:gift_id>/designation")
 @role_required(*MONEY)
 def gift_designation(gift_id: int):  # type: ignore[no-untyped-def]
     gift = _gift_or_404(gift_id)
@@ -509,13 +509,13 @@ def _render_donor(donor: Donor, merge_form: forms.MergeForm | None = None, statu
     ), status
 
 
-@bp.get("/donors/<int(max=2147483647):donor_id>")
+@bp.get("/donors/<row_id:donor_id>")
 @role_required(*READ)
 def donor(donor_id: int):  # type: ignore[no-untyped-def]
     return _render_donor(_donor_or_404(donor_id))
 
 
-@bp.post("/donors/<int(max=2147483647):donor_id>/merge")
+@bp.post("/donors/<row_id:donor_id>/merge")
 @role_required(*MONEY)
 def donor_merge(donor_id: int):  # type: ignore[no-untyped-def]
     kept = _donor_or_404(donor_id)
@@ -654,7 +654,7 @@ def fund_new():  # type: ignore[no-untyped-def]
     return render_template("staff/fund_form.html", form=form, fund=None, error=error), status
 
 
-@bp.route("/funds/<int(max=2147483647):fund_id>", methods=["GET", "POST"])
+@bp.route("/funds/<row_id:fund_id>", methods=["GET", "POST"])
 @role_required(*ADMIN)
 def fund_edit(fund_id: int):  # type: ignore[no-untyped-def]
     fund = db.session.get(Fund, fund_id)
@@ -786,31 +786,31 @@ def _user_action(user_id: int, action: str) -> Response:
     return redirect(url_for("staff.users"), 303)
 
 
-@bp.post("/users/<int(max=2147483647):user_id>/role")
+@bp.post("/users/<row_id:user_id>/role")
 @role_required(*ADMIN)
 def user_role(user_id: int):  # type: ignore[no-untyped-def]
     return _user_action(user_id, "role")
 
 
-@bp.post("/users/<int(max=2147483647):user_id>/deactivate")
+@bp.post("/users/<row_id:user_id>/deactivate")
 @role_required(*ADMIN)
 def user_deactivate(user_id: int):  # type: ignore[no-untyped-def]
     return _user_action(user_id, "deactivate")
 
 
-@bp.post("/users/<int(max=2147483647):user_id>/activate")
+@bp.post("/users/<row_id:user_id>/activate")
 @role_required(*ADMIN)
 def user_activate(user_id: int):  # type: ignore[no-untyped-def]
     return _user_action(user_id, "activate")
 
 
-@bp.post("/users/<int(max=2147483647):user_id>/reset-two-factor")
+@bp.post("/users/<row_id:user_id>/reset-two-factor")
 @role_required(*ADMIN)
 def user_reset_two_factor(user_id: int):  # type: ignore[no-untyped-def]
     return _user_action(user_id, "reset-two-factor")
 
 
-@bp.post("/users/<int(max=2147483647):user_id>/reset-password")
+@bp.post("/users/<row_id:user_id>/reset-password")
 @role_required(*ADMIN)
 def user_reset_password(user_id: int):  # type: ignore[no-untyped-def]
     user = _staff_user_or_404(user_id)
