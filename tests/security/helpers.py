@@ -18,7 +18,7 @@ from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger.models import Gift, GiftStatus
 from donations.protection import card_testing as protection
-from donations.staff.views import SIGNED_IN_AT_KEY
+from donations.staff.views.account import SIGNED_IN_AT_KEY
 from tests import forms
 
 _numbers = itertools.count(1)
