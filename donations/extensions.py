@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +82,19 @@ def _reads_are_never_limited() -> bool:
     # Every limit here counts form posts (checkouts, membership links). Exempting reads up front
     # spares each page view the limiter's per-request bookkeeping (bench/, part 1).
     return request.method in ("GET", "HEAD", "OPTIONS")
+
+
+@contextmanager
+def unit_of_work() -> Iterator[None]:
+    """The one transaction of a request or a CLI command: everything the block writes commits
+    together at its end, or, on any exception, nothing is written (rolled back, then raised).
+    Services and the ledger never commit; they flush when they need ids."""
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def insert_ignoring(target: Any, *index_elements: str) -> postgresql.Insert | sqlite.Insert:

@@ -19,6 +19,7 @@ from flask import (
 )
 from flask.wrappers import Response
 
+from donations.extensions import unit_of_work
 from donations.giving import membership_service as service
 from donations.giving.membership_forms import AmountForm, CardForm, LinkRequestForm
 from donations.ledger.models import Donor
@@ -45,7 +46,8 @@ def request_link():  # type: ignore[no-untyped-def]
         # or not the email is a donor's: the answer must not tell which it is.
         wait = protection.spend_link_request()
         if not wait:
-            service.request_link(form.email.data)
+            with unit_of_work():
+                service.request_link(form.email.data)
             return redirect(url_for("membership.link_sent"), code=303)
         message = protection.too_many_message(wait, "No link was sent this time.")
         page = render_template("giving/membership_request.html", form=form, too_many=message)
@@ -62,8 +64,9 @@ def link_sent():  # type: ignore[no-untyped-def]
 @bp.get("/membership/link/<token>")
 def open_link(token: str):  # type: ignore[no-untyped-def]
     try:
-        _, link = service.read_link_token(token)
-        service.sign_in(session, link)
+        with unit_of_work():
+            _, link = service.read_link_token(token)
+            service.sign_in(session, link)
     except service.LinkUsed:
         return render_template("giving/membership_link_invalid.html", used=True), 410
     except service.LinkExpired:
@@ -103,7 +106,8 @@ def manage(membership_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/membership/sign-out")
 def sign_out():  # type: ignore[no-untyped-def]
-    service.sign_out(session)
+    with unit_of_work():
+        service.sign_out(session)
     return redirect(url_for("membership.request_link"), code=303)
 
 

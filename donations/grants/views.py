@@ -17,7 +17,7 @@ from flask_login import current_user
 
 from donations.accounts.models import StaffUser
 from donations.accounts.roles import MONEY, READ, role_required
-from donations.extensions import db
+from donations.extensions import unit_of_work
 from donations.forms import choices
 from donations.grants import service
 from donations.grants.forms import ExportForm, ProgramForm, ReportFilterForm
@@ -127,11 +127,11 @@ def program_new():  # type: ignore[no-untyped-def]
     error = None
     if form.validate_on_submit():
         try:
-            program = service.create_program(_program_input(form), actor=_actor(), remote_addr=request.remote_addr)
+            with unit_of_work():
+                program = service.create_program(_program_input(form), actor=_actor(), remote_addr=request.remote_addr)
         except service.GrantError as exc:
             error = str(exc)
         else:
-            db.session.commit()
             flash(f"Grant program {program.name} created.", "success")
             return redirect(url_for("grants.program", slug=program.slug), 303)
     status = 400 if request.method == "POST" else 200
@@ -146,12 +146,11 @@ def program_edit(slug: str):  # type: ignore[no-untyped-def]
     error = None
     if form.validate_on_submit():
         try:
-            service.update_program(program, _program_input(form), actor=_actor(), remote_addr=request.remote_addr)
+            with unit_of_work():
+                service.update_program(program, _program_input(form), actor=_actor(), remote_addr=request.remote_addr)
         except service.GrantError as exc:
-            db.session.rollback()
             error = str(exc)
         else:
-            db.session.commit()
             flash("Grant program saved.", "success")
             return redirect(url_for("grants.program", slug=program.slug), 303)
     status = 400 if request.method == "POST" else 200

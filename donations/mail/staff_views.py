@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from donations.accounts.roles import MONEY, READ, role_required
-from donations.extensions import MAX_ROW_ID, db
+from donations.extensions import MAX_ROW_ID, db, unit_of_work
 from donations.forms import ButtonForm
 from donations.ledger.models import Donor
 from donations.mail import outbox as outbox_service
@@ -39,14 +39,13 @@ def outbox():  # type: ignore[no-untyped-def]
 def resend(message_id: int):  # type: ignore[no-untyped-def]
     _check_form()
     try:
-        outbox_service.resend(message_id, actor=current_user, remote_addr=request.remote_addr)
+        with unit_of_work():
+            outbox_service.resend(message_id, actor=current_user, remote_addr=request.remote_addr)
     except outbox_service.MessageNotFound:
         abort(404)
     except outbox_service.OutboxError as exc:
-        db.session.rollback()
         flash(str(exc).capitalize() + ".", "error")
         return redirect(url_for(".outbox"), 303)
-    db.session.commit()
     flash(f"Message {message_id} is queued again; the worker sends it within moments.", "success")
     return redirect(url_for(".outbox"), 303)
 
@@ -82,10 +81,10 @@ def statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
 def email_statement(donor_id: int, year: int):  # type: ignore[no-untyped-def]
     _check_form()
     try:
-        message = statements.queue_statement(donor_id, year, actor=current_user, remote_addr=request.remote_addr)
+        with unit_of_work():
+            message = statements.queue_statement(donor_id, year, actor=current_user, remote_addr=request.remote_addr)
     except statements.StatementError:
         abort(404)
-    db.session.commit()
     if message is None:
         flash(f"The {year} statement was already queued for this donor today.", "info")
     else:

@@ -8,7 +8,7 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from donations.accounts.roles import MONEY, READ, role_required
-from donations.extensions import db
+from donations.extensions import unit_of_work
 from donations.forms import ButtonForm
 from donations.ledger.reversals import open_disputes
 from donations.payments import sync
@@ -35,9 +35,9 @@ def retry_event(event_id: str):  # type: ignore[no-untyped-def]
     if not ButtonForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
     try:
-        outcome = sync.retry_failed_event(event_id, current_user, remote_addr=request.remote_addr)
+        with unit_of_work():
+            outcome = sync.retry_failed_event(event_id, current_user, remote_addr=request.remote_addr)
     except IntegrityError:
-        db.session.rollback()
         flash(f"Event {event_id} is being applied by another worker; try again in a moment.", "error")
         return redirect(url_for(".failed_events"))
     if outcome is None:

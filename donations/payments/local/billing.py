@@ -269,6 +269,7 @@ def start_subscription(gift: Gift, card_number: str) -> None:
 
 def keep_card(subscription_id: str, last4: str) -> None:
     ledger_memberships.remember_local_card(subscription_id, last4)
+    # Stripe's record, not ours: kept at once, as Stripe would, apart from any caller's transaction.
     db.session.commit()
 
 

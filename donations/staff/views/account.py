@@ -17,7 +17,7 @@ from donations import forms as shared_forms
 from donations.accounts import service as accounts
 from donations.accounts.models import StaffUser
 from donations.accounts.roles import READ, role_required
-from donations.extensions import db, limiter, login_manager
+from donations.extensions import db, limiter, login_manager, unit_of_work
 from donations.staff import forms
 from donations.staff.views.console import bp, current_actor, remote_addr
 
@@ -99,8 +99,8 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _finish_sign_in(user: StaffUser, next_url: str | None) -> Response:
-    accounts.complete_sign_in(user, remote_addr())
+def _open_session(user: StaffUser, next_url: str | None) -> Response:
+    """After the sign-in is committed (accounts.complete_sign_in): this browser's new session."""
     session.clear()  # nothing from before sign-in survives it (the CSRF token is renewed too)
     session.permanent = True
     login_user(user)
@@ -117,15 +117,21 @@ def login():  # type: ignore[no-untyped-def]
     next_url = request.args.get("next")
     error = None
     if form.validate_on_submit():
-        try:
-            user = accounts.check_credentials(form.email.data, form.password.data, remote_addr())
-        except accounts.SignInRefused as exc:
-            error = str(exc)
-        else:
-            if user.two_factor_enabled:
-                session[PENDING_KEY] = {"id": user.id, "v": user.session_version, "at": int(time.time())}
-                return redirect(url_for("staff.login_code", next=next_url))
-            return _finish_sign_in(user, next_url)
+        user = None
+        # The refusal is caught inside the unit of work: its failure count and audit entry commit.
+        with unit_of_work():
+            try:
+                user = accounts.check_credentials(form.email.data, form.password.data, remote_addr())
+            except accounts.SignInRefused as exc:
+                error = str(exc)
+            else:
+                if not user.two_factor_enabled:
+                    accounts.complete_sign_in(user, remote_addr())
+        if user is not None and user.two_factor_enabled:
+            session[PENDING_KEY] = {"id": user.id, "v": user.session_version, "at": int(time.time())}
+            return redirect(url_for("staff.login_code", next=next_url))
+        if user is not None:
+            return _open_session(user, next_url)
     status = 400 if request.method == "POST" else 200
     return render_template("staff/login.html", form=form, error=error), status
 
@@ -151,14 +157,18 @@ def login_code():  # type: ignore[no-untyped-def]
     form = forms.CodeForm()
     error = None
     if form.validate_on_submit():
-        try:
-            accounts.check_sign_in_code(user, form.code.data, remote_addr())
-        except accounts.SignInRefused as exc:
-            error = str(exc)
-            if accounts.is_locked(user.email, remote_addr()):
-                session.pop(PENDING_KEY, None)
-        else:
-            return _finish_sign_in(user, request.args.get("next"))
+        # As at the password: a refusal commits its failure count and audit entry.
+        with unit_of_work():
+            try:
+                accounts.check_sign_in_code(user, form.code.data, remote_addr())
+            except accounts.SignInRefused as exc:
+                error = str(exc)
+            else:
+                accounts.complete_sign_in(user, remote_addr())
+        if error is None:
+            return _open_session(user, request.args.get("next"))
+        if accounts.is_locked(user.email, remote_addr()):
+            session.pop(PENDING_KEY, None)
     status = 400 if request.method == "POST" else 200
     return render_template("staff/login_code.html", form=form, error=error), status
 
@@ -167,7 +177,8 @@ def login_code():  # type: ignore[no-untyped-def]
 def logout():  # type: ignore[no-untyped-def]
     # CSRF protection (app-wide) has already checked the form's token.
     if current_user.is_authenticated:
-        accounts.record_sign_out(current_actor(), remote_addr())
+        with unit_of_work():
+            accounts.record_sign_out(current_actor(), remote_addr())
     _end_session()
     flash("You are signed out, in this browser and any other.", "info")
     return redirect(url_for("staff.login"))
@@ -189,7 +200,8 @@ def password():  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         user = current_actor()
         try:
-            accounts.change_password(user, form.current.data, form.new.data, remote_addr())
+            with unit_of_work():
+                accounts.change_password(user, form.current.data, form.new.data, remote_addr())
         except accounts.StaffError as exc:
             form.current.errors = [*form.current.errors, str(exc)]
         else:
@@ -223,7 +235,8 @@ def two_factor():  # type: ignore[no-untyped-def]
 @role_required(*READ)
 def two_factor_start():  # type: ignore[no-untyped-def]
     try:
-        accounts.begin_two_factor(current_actor())
+        with unit_of_work():
+            accounts.begin_two_factor(current_actor())
     except accounts.StaffError as exc:
         flash(str(exc), "error")
     return redirect(url_for("staff.two_factor"))
@@ -235,7 +248,8 @@ def two_factor_confirm():  # type: ignore[no-untyped-def]
     form = forms.CodeForm()
     if form.validate_on_submit():
         try:
-            accounts.confirm_two_factor(current_actor(), form.code.data, remote_addr())
+            with unit_of_work():
+                accounts.confirm_two_factor(current_actor(), form.code.data, remote_addr())
         except accounts.StaffError as exc:
             flash(str(exc), "error")
             return redirect(url_for("staff.two_factor"), 303)
@@ -251,7 +265,8 @@ def two_factor_off():  # type: ignore[no-untyped-def]
     form = forms.CodeForm()
     if form.validate_on_submit():
         try:
-            accounts.turn_off_two_factor(current_actor(), form.code.data, remote_addr())
+            with unit_of_work():
+                accounts.turn_off_two_factor(current_actor(), form.code.data, remote_addr())
         except accounts.StaffError as exc:
             flash(str(exc), "error")
         else:

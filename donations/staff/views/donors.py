@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from donations.accounts.roles import MONEY, READ, role_required
-from donations.extensions import db
+from donations.extensions import db, unit_of_work
 from donations.ledger import donors as donor_ledger
 from donations.ledger.models import Donor
 from donations.staff import forms, queries, service
@@ -72,7 +72,8 @@ def donor_merge(donor_id: int):  # type: ignore[no-untyped-def]
     form = forms.MergeForm()
     if form.validate_on_submit():
         try:
-            result = service.merge_donors(form.duplicate.data, kept.id, current_actor(), remote_addr())
+            with unit_of_work():
+                result = service.merge_donors(form.duplicate.data, kept.id, current_actor(), remote_addr())
         except USER_ERRORS as exc:
             form.duplicate.errors = [*form.duplicate.errors, str(exc)]
         else:

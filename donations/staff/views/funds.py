@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from donations.accounts.roles import ADMIN, READ, role_required
-from donations.extensions import db
+from donations.extensions import db, unit_of_work
 from donations.ledger import funds as fund_ledger
 from donations.ledger.models import Fund
 from donations.staff import forms, service
@@ -39,7 +39,8 @@ def fund_new():  # type: ignore[no-untyped-def]
     error = None
     if form.validate_on_submit():
         try:
-            fund = service.create_fund(_fund_settings(form), current_actor(), remote_addr())
+            with unit_of_work():
+                fund = service.create_fund(_fund_settings(form), current_actor(), remote_addr())
         except USER_ERRORS as exc:
             error = str(exc)
         else:
@@ -76,7 +77,8 @@ def fund_edit(fund_id: int):  # type: ignore[no-untyped-def]
     error = None
     if form.validate_on_submit():
         try:
-            service.update_fund(fund.id, _fund_settings(form), current_actor(), remote_addr())
+            with unit_of_work():
+                service.update_fund(fund.id, _fund_settings(form), current_actor(), remote_addr())
         except USER_ERRORS as exc:
             error = str(exc)
         else:

@@ -6,7 +6,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from donations import forms as shared_forms
 from donations.accounts.roles import MONEY, READ, role_required
-from donations.extensions import db
+from donations.extensions import db, unit_of_work
 from donations.ledger import funds as fund_ledger
 from donations.ledger import reversals
 from donations.ledger.edits import Designation
@@ -127,7 +127,8 @@ def gift_designation(gift_id: int):  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         designation = Designation(form.fund.data, form.tribute_kind.data or None, form.tribute_name.data)
         try:
-            service.change_gift_designation(gift.id, designation, form.reason.data, current_actor(), remote_addr())
+            with unit_of_work():
+                service.change_gift_designation(gift.id, designation, form.reason.data, current_actor(), remote_addr())
         except USER_ERRORS as exc:
             form.reason.errors = [*form.reason.errors, str(exc)]
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from donations.accounts.roles import MONEY, role_required
+from donations.extensions import unit_of_work
 from donations.ledger import offline
 from donations.ledger.models import GiftSource
 from donations.money import format_money
@@ -45,7 +46,8 @@ def offline_gift():  # type: ignore[no-untyped-def]
             send_receipt=form.send_receipt.data,
         )
         try:
-            gift = service.record_offline_gift(entry, current_actor(), remote_addr())
+            with unit_of_work():
+                gift = service.record_offline_gift(entry, current_actor(), remote_addr())
         except USER_ERRORS as exc:
             error = str(exc)
         else:
@@ -77,7 +79,8 @@ def offline_batch():  # type: ignore[no-untyped-def]
             if not row.is_blank()
         ]
         try:
-            gifts = service.record_offline_batch(entries, current_actor(), remote_addr())
+            with unit_of_work():
+                gifts = service.record_offline_batch(entries, current_actor(), remote_addr())
         except USER_ERRORS as exc:
             error = str(exc)
         else:

@@ -11,7 +11,7 @@ from donations import forms as shared_forms
 from donations.accounts import service as accounts
 from donations.accounts.models import Role, StaffUser
 from donations.accounts.roles import ADMIN, MONEY, role_required
-from donations.extensions import db
+from donations.extensions import db, unit_of_work
 from donations.staff import forms, queries
 from donations.staff.views.console import bp, current_actor, remote_addr
 
@@ -71,9 +71,10 @@ def user_new():  # type: ignore[no-untyped-def]
     form = forms.StaffUserForm()
     if form.validate_on_submit():
         try:
-            user, one_time = accounts.add_staff_user(
-                form.email.data, form.role.data, form.name.data or None, current_actor(), remote_addr()
-            )
+            with unit_of_work():
+                user, one_time = accounts.add_staff_user(
+                    form.email.data, form.role.data, form.name.data or None, current_actor(), remote_addr()
+                )
         except accounts.StaffError as exc:
             form.email.errors = [*form.email.errors, str(exc)]
         else:
@@ -85,21 +86,22 @@ def user_new():  # type: ignore[no-untyped-def]
 def _user_action(user_id: int, action: str) -> Response:
     user = _staff_user_or_404(user_id)
     try:
-        if action == "role":
-            form = forms.RoleForm()
-            if not form.validate_on_submit():
-                raise accounts.StaffError("Choose a role.")
-            accounts.change_role(user, form.role.data, current_actor(), remote_addr())
-            flash(f"{user.email} is now {user.role}.", "success")
-        elif action == "deactivate":
-            accounts.set_active(user, False, current_actor(), remote_addr())
-            flash(f"{user.email} is deactivated and signed out everywhere.", "success")
-        elif action == "activate":
-            accounts.set_active(user, True, current_actor(), remote_addr())
-            flash(f"{user.email} is active again.", "success")
-        elif action == "reset-two-factor":
-            accounts.reset_two_factor(user, current_actor(), remote_addr())
-            flash(f"Two-factor sign-in of {user.email} is reset.", "success")
+        with unit_of_work():
+            if action == "role":
+                form = forms.RoleForm()
+                if not form.validate_on_submit():
+                    raise accounts.StaffError("Choose a role.")
+                accounts.change_role(user, form.role.data, current_actor(), remote_addr())
+                flash(f"{user.email} is now {user.role}.", "success")
+            elif action == "deactivate":
+                accounts.set_active(user, False, current_actor(), remote_addr())
+                flash(f"{user.email} is deactivated and signed out everywhere.", "success")
+            elif action == "activate":
+                accounts.set_active(user, True, current_actor(), remote_addr())
+                flash(f"{user.email} is active again.", "success")
+            elif action == "reset-two-factor":
+                accounts.reset_two_factor(user, current_actor(), remote_addr())
+                flash(f"Two-factor sign-in of {user.email} is reset.", "success")
     except accounts.StaffError as exc:
         flash(str(exc), "error")
     return redirect(url_for("staff.users"), 303)
@@ -133,5 +135,6 @@ def user_reset_two_factor(user_id: int):  # type: ignore[no-untyped-def]
 @role_required(*ADMIN)
 def user_reset_password(user_id: int):  # type: ignore[no-untyped-def]
     user = _staff_user_or_404(user_id)
-    one_time = accounts.reset_password(user, current_actor(), remote_addr())
+    with unit_of_work():
+        one_time = accounts.reset_password(user, current_actor(), remote_addr())
     return _render_users(reset=user, one_time_password=one_time)[0]
