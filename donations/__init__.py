@@ -32,6 +32,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
     from donations import extensions
 
+    app.url_map.converters["row_id"] = extensions.RowIdConverter  # before any blueprint's rules
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(ROOT / "migrations"))
     extensions.csrf.init_app(app)

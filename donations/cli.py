@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from donations.accounts import service as accounts
 from donations.accounts.audit import cli_actor
-from donations.extensions import db
+from donations.extensions import db, unit_of_work
 from donations.ledger.models import Fund
 from donations.staff import service as staff_service
 
@@ -28,14 +28,14 @@ def staff_create(email: str, role: str, name: str | None, ask: bool) -> None:
     """Create a staff user and print a one-time password (or ask for one with --ask)."""
     password = click.prompt("Password", hide_input=True, confirmation_prompt=True) if ask else accounts.new_password()
     try:
-        # A printed password is one-time: the first sign-in asks for the user's own.
-        user = accounts.create_staff_user(email, role, password, name=name, must_change_password=not ask)
+        with unit_of_work():
+            # A printed password is one-time: the first sign-in asks for the user's own.
+            user = accounts.create_staff_user(email, role, password, name=name, must_change_password=not ask)
+            staff_service.audit(
+                "staff.create", actor=cli_actor(), target_type="staff_user", target_id=user.id, details={"role": role}
+            )
     except accounts.StaffError as exc:
         raise click.ClickException(str(exc)) from None
-    staff_service.audit(
-        "staff.create", actor=cli_actor(), target_type="staff_user", target_id=user.id, details={"role": role}
-    )
-    db.session.commit()
     click.echo(f"Created {role} {user.email}.")
     if not ask:
         click.echo(f"One-time password: {password}")
@@ -71,19 +71,21 @@ def funds_add(
     from donations.ledger import funds
 
     try:
-        fund = funds.create_fund(
-            slug=slug,
-            name=name,
-            description=description,
-            goal_cents=_parse_amounts(goal)[0] if goal else None,
-            suggested_amounts={"one_time": _parse_amounts(suggested)} if suggested else {},
-            is_default=is_default,
-            show_progress=show_progress,
-        )
+        with unit_of_work():
+            fund = funds.create_fund(
+                slug=slug,
+                name=name,
+                description=description,
+                goal_cents=_parse_amounts(goal)[0] if goal else None,
+                suggested_amounts={"one_time": _parse_amounts(suggested)} if suggested else {},
+                is_default=is_default,
+                show_progress=show_progress,
+            )
+            staff_service.audit(
+                "fund.create", actor=cli_actor(), target_type="fund", target_id=fund.id, details={"slug": slug}
+            )
     except funds.FundError as exc:
         raise click.ClickException(str(exc)) from None
-    staff_service.audit("fund.create", actor=cli_actor(), target_type="fund", target_id=fund.id, details={"slug": slug})
-    db.session.commit()
     click.echo(f"Added fund {fund.slug}: /give/{fund.slug}")
 
 
@@ -93,10 +95,26 @@ def demo_seed() -> None:
     from sqlalchemy import select
 
     from donations.accounts.models import StaffUser
-    from donations.ledger import funds
 
     if current_app.config["CONFIG_NAME"] == "production":
         raise click.ClickException("demo data is never seeded in production")
+    with unit_of_work():
+        _seed_demo_fund()
+        email = os.environ.get("DEMO_STAFF_EMAIL", "admin@example.org")
+        password = accounts.new_password()
+        user = db.session.scalar(select(StaffUser).where(StaffUser.email == email))
+        if user is None:
+            accounts.create_staff_user(email, "admin", password, name="Demo Admin")
+        else:
+            user.password_hash = accounts.hash_password(password)
+    click.echo(f"Demo fund: /give/community-forums. Staff sign-in at /staff/: {email} / {password}")
+
+
+def _seed_demo_fund() -> None:
+    from sqlalchemy import select
+
+    from donations.ledger import funds
+
     if db.session.scalar(select(Fund).where(Fund.slug == "community-forums")) is None:
         funds.create_fund(
             slug="community-forums",
@@ -111,15 +129,6 @@ def demo_seed() -> None:
             is_default=True,
             show_progress=True,
         )
-    email = os.environ.get("DEMO_STAFF_EMAIL", "admin@example.org")
-    password = accounts.new_password()
-    user = db.session.scalar(select(StaffUser).where(StaffUser.email == email))
-    if user is None:
-        accounts.create_staff_user(email, "admin", password, name="Demo Admin")
-    else:
-        user.password_hash = accounts.hash_password(password)
-    db.session.commit()
-    click.echo(f"Demo fund: /give/community-forums. Staff sign-in at /staff/: {email} / {password}")
 
 
 def register(app: Flask) -> None:

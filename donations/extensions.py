@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,10 +18,19 @@ from sqlalchemy import DateTime, MetaData, Table, TypeDecorator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, registry
+from werkzeug.routing import IntegerConverter
 
 # The largest id an INTEGER primary key holds: a bigger number from a URL or a form is no row of
 # ours (and would overflow the database's integer), so it is refused before any query.
 MAX_ROW_ID = 2_147_483_647
+
+
+class RowIdConverter(IntegerConverter):
+    """`<row_id:gift_id>` in a route: a positive integer up to MAX_ROW_ID, anything bigger a 404."""
+
+    def __init__(self, map: Any) -> None:
+        super().__init__(map, max=MAX_ROW_ID)
+
 
 # Named constraints so that Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -75,6 +86,19 @@ def _reads_are_never_limited() -> bool:
     # Every limit here counts form posts (checkouts, membership links). Exempting reads up front
     # spares each page view the limiter's per-request bookkeeping (bench/, part 1).
     return request.method in ("GET", "HEAD", "OPTIONS")
+
+
+@contextmanager
+def unit_of_work() -> Iterator[None]:
+    """The one transaction of a request or a CLI command: everything the block writes commits
+    together at its end, or, on any exception, nothing is written (rolled back, then raised).
+    Services and the ledger never commit; they flush when they need ids."""
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def insert_ignoring(target: Any, *index_elements: str) -> postgresql.Insert | sqlite.Insert:

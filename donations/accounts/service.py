@@ -1,15 +1,16 @@
 """Staff accounts, sign-in and two-factor codes.
 
-Every write action here records an audit entry in the same transaction as the change and
-commits both; on an error nothing is written (the transaction is rolled back).
+Every write action here records an audit entry beside the change; the caller's unit of work
+commits both, and on an error (raised) writes neither. A refused sign-in raises SignInRefused
+after counting the failure: the caller commits that count, catching the refusal inside its
+unit of work.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -95,17 +96,6 @@ def create_staff_user(
     return user
 
 
-@contextmanager
-def _transaction() -> Iterator[None]:
-    """Commit the change and its audit entry together, or neither."""
-    try:
-        yield
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-
-
 # --- Sign-in ---------------------------------------------------------------------------------
 
 
@@ -167,8 +157,8 @@ def is_locked(email: str, remote_addr: str | None) -> bool:
 
 
 def _refuse(user: StaffUser | None, email: str, reason: str, remote_addr: str | None) -> SignInRefused:
-    """Count a failed attempt against the email and address, audit, commit. Every refusal does
-    the same work, whatever its reason."""
+    """Count a failed attempt against the email and address, and audit it (for the caller to
+    commit). Every refusal does the same work, whatever its reason."""
     _count_failure(email, remote_addr)
     audit(
         "staff.sign_in_failed",
@@ -178,7 +168,6 @@ def _refuse(user: StaffUser | None, email: str, reason: str, remote_addr: str | 
         details={"email": email.strip().lower()[:320], "reason": reason},
         remote_addr=remote_addr,
     )
-    db.session.commit()
     return SignInRefused()
 
 
@@ -217,20 +206,18 @@ def check_sign_in_code(user: StaffUser, code: str, remote_addr: str | None) -> N
 
 def complete_sign_in(user: StaffUser, remote_addr: str | None) -> None:
     key_email, key_addr = _pair(user.email, remote_addr)
-    with _transaction():
-        db.session.execute(
-            delete(SignInFailure).where(SignInFailure.email == key_email, SignInFailure.remote_addr == key_addr)
-        )
-        user.last_login_at = utcnow()
-        audit("staff.sign_in", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+    db.session.execute(
+        delete(SignInFailure).where(SignInFailure.email == key_email, SignInFailure.remote_addr == key_addr)
+    )
+    user.last_login_at = utcnow()
+    audit("staff.sign_in", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
 
 
 def record_sign_out(user: StaffUser, remote_addr: str | None) -> None:
     """Sign-out ends the session on the server: a new session version invalidates the cookie
     and any copy of it (and the account's sessions in other browsers)."""
-    with _transaction():
-        user.session_version += 1
-        audit("staff.sign_out", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+    user.session_version += 1
+    audit("staff.sign_out", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
 
 
 # --- Two-factor codes (TOTP, RFC 6238: any authenticator app) ----------------------------------
@@ -268,10 +255,9 @@ def begin_two_factor(user: StaffUser) -> str:
     """A new secret waiting for its first code; returns it."""
     if user.two_factor_enabled:
         raise StaffError("Two-factor sign-in is already on.")
-    with _transaction():
-        user.totp_secret = pyotp.random_base32()
-        user.totp_confirmed_at = None
-        user.totp_last_step = None
+    user.totp_secret = pyotp.random_base32()
+    user.totp_confirmed_at = None
+    user.totp_last_step = None
     return user.totp_secret
 
 
@@ -279,11 +265,9 @@ def confirm_two_factor(user: StaffUser, code: str, remote_addr: str | None) -> N
     if user.totp_secret is None or user.two_factor_enabled:
         raise StaffError("Start the set-up again.")
     if not _accept_code(user, user.totp_secret, code):
-        db.session.rollback()
         raise StaffError("That code did not match. Check the time on your phone and try the next code.")
-    with _transaction():
-        user.totp_confirmed_at = utcnow()
-        audit("staff.two_factor_on", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+    user.totp_confirmed_at = utcnow()
+    audit("staff.two_factor_on", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
 
 
 def turn_off_two_factor(user: StaffUser, code: str, remote_addr: str | None) -> None:
@@ -292,12 +276,10 @@ def turn_off_two_factor(user: StaffUser, code: str, remote_addr: str | None) -> 
     if two_factor_required(user):
         raise StaffError("Administrators must keep two-factor sign-in on.")
     if not _accept_code(user, user.totp_secret or "", code):
-        db.session.rollback()
         raise StaffError("That code did not match.")
-    with _transaction():
-        user.totp_secret = None
-        user.totp_confirmed_at = None
-        audit("staff.two_factor_off", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+    user.totp_secret = None
+    user.totp_confirmed_at = None
+    audit("staff.two_factor_off", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
 
 
 # --- One's own account -----------------------------------------------------------------------
@@ -306,16 +288,14 @@ def turn_off_two_factor(user: StaffUser, code: str, remote_addr: str | None) -> 
 def change_password(user: StaffUser, current: str, new: str, remote_addr: str | None) -> None:
     """A new password ends every other session of the account (session_version)."""
     if not check_password(user, current):
-        db.session.rollback()
         raise StaffError("Your current password did not match.")
     _check_new_password(new)
     if new == current:
         raise StaffError("Choose a password different from the current one.")
-    with _transaction():
-        user.password_hash = hash_password(new)
-        user.must_change_password = False
-        user.session_version += 1
-        audit("staff.password_change", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+    user.password_hash = hash_password(new)
+    user.must_change_password = False
+    user.session_version += 1
+    audit("staff.password_change", actor=user, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
 
 
 # --- Staff users (admins) --------------------------------------------------------------------
@@ -332,16 +312,15 @@ def add_staff_user(
 ) -> tuple[StaffUser, str]:
     """A new account with a one-time password (shown once; changed at first sign-in)."""
     password = new_password()
-    with _transaction():
-        user = create_staff_user(email, role, password, name=name, must_change_password=True)
-        audit(
-            "staff.create",
-            actor=actor,
-            target_type="staff_user",
-            target_id=user.id,
-            details={"email": user.email, "role": role},
-            remote_addr=remote_addr,
-        )
+    user = create_staff_user(email, role, password, name=name, must_change_password=True)
+    audit(
+        "staff.create",
+        actor=actor,
+        target_type="staff_user",
+        target_id=user.id,
+        details={"email": user.email, "role": role},
+        remote_addr=remote_addr,
+    )
     return user, password
 
 
@@ -352,17 +331,16 @@ def change_role(user: StaffUser, role: str, actor: StaffUser, remote_addr: str |
         raise StaffError("That is already their role.")
     if user.role == Role.ADMIN and user.active and _active_admins() <= 1:
         raise StaffError("Keep at least one active administrator.")
-    with _transaction():
-        before = user.role
-        user.role = role
-        audit(
-            "staff.role_change",
-            actor=actor,
-            target_type="staff_user",
-            target_id=user.id,
-            details={"before": {"role": before}, "after": {"role": role}},
-            remote_addr=remote_addr,
-        )
+    before = user.role
+    user.role = role
+    audit(
+        "staff.role_change",
+        actor=actor,
+        target_type="staff_user",
+        target_id=user.id,
+        details={"before": {"role": before}, "after": {"role": role}},
+        remote_addr=remote_addr,
+    )
 
 
 def set_active(user: StaffUser, active: bool, actor: StaffUser, remote_addr: str | None) -> None:
@@ -373,28 +351,26 @@ def set_active(user: StaffUser, active: bool, actor: StaffUser, remote_addr: str
         raise StaffError("You cannot deactivate yourself.")
     if not active and user.role == Role.ADMIN and _active_admins() <= 1:
         raise StaffError("Keep at least one active administrator.")
-    with _transaction():
-        user.active = active
-        user.session_version += 1
-        audit(
-            "staff.activate" if active else "staff.deactivate",
-            actor=actor,
-            target_type="staff_user",
-            target_id=user.id,
-            details={"before": {"active": not active}, "after": {"active": active}},
-            remote_addr=remote_addr,
-        )
+    user.active = active
+    user.session_version += 1
+    audit(
+        "staff.activate" if active else "staff.deactivate",
+        actor=actor,
+        target_type="staff_user",
+        target_id=user.id,
+        details={"before": {"active": not active}, "after": {"active": active}},
+        remote_addr=remote_addr,
+    )
 
 
 def reset_password(user: StaffUser, actor: StaffUser, remote_addr: str | None) -> str:
     """A new one-time password for someone who lost theirs; their sessions end."""
     password = new_password()
-    with _transaction():
-        user.password_hash = hash_password(password)
-        user.must_change_password = True
-        db.session.execute(delete(SignInFailure).where(SignInFailure.email == user.email))  # a fresh start
-        user.session_version += 1
-        audit("staff.password_reset", actor=actor, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    db.session.execute(delete(SignInFailure).where(SignInFailure.email == user.email))  # a fresh start
+    user.session_version += 1
+    audit("staff.password_reset", actor=actor, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)
     return password
 
 
@@ -402,10 +378,7 @@ def reset_two_factor(user: StaffUser, actor: StaffUser, remote_addr: str | None)
     """For a lost phone: the user enrols again at next sign-in (when required) or later."""
     if user.totp_secret is None:
         raise StaffError("They have no two-factor sign-in to reset.")
-    with _transaction():
-        user.totp_secret = None
-        user.totp_confirmed_at = None
-        user.session_version += 1
-        audit(
-            "staff.two_factor_reset", actor=actor, target_type="staff_user", target_id=user.id, remote_addr=remote_addr
-        )
+    user.totp_secret = None
+    user.totp_confirmed_at = None
+    user.session_version += 1
+    audit("staff.two_factor_reset", actor=actor, target_type="staff_user", target_id=user.id, remote_addr=remote_addr)

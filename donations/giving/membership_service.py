@@ -152,7 +152,6 @@ def request_link(email: str) -> None:
     url = public_url(url_for("membership.open_link", token=make_link_token(donor, issued)))
     expires = from_timestamp(issued + _max_age())
     mail.queue_magic_link(donor, url, expires)
-    db.session.commit()
 
 
 # The signed-in member -----------------------------------------------------------------------
@@ -168,10 +167,8 @@ def sign_in(session: Any, link: MemberLink) -> None:
         .execution_options(synchronize_session=False)
     )
     if cast(CursorResult[Any], claimed).rowcount != 1:  # DML gives a CursorResult
-        db.session.rollback()
         raise LinkUsed("this link has been used")
     _end(session)
-    db.session.commit()
     session[SESSION_KEY] = {"link": link.id}
 
 
@@ -189,7 +186,6 @@ def _end(session: Any) -> None:
 def sign_out(session: Any) -> None:
     """End the session on the server: the cookie, and any copy of it, opens nothing more."""
     _end(session)
-    db.session.commit()
 
 
 def signed_in_donor(session: Any) -> Donor | None:

@@ -20,6 +20,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 
+from donations.extensions import unit_of_work
 from donations.giving import membership_service as service
 from donations.giving.membership_forms import AmountForm, CardForm, LinkRequestForm
 from donations.ledger.models import Donor
@@ -46,7 +47,8 @@ def request_link() -> ResponseReturnValue:
         # or not the email is a donor's: the answer must not tell which it is.
         wait = protection.spend_link_request()
         if not wait:
-            service.request_link(form.email.data)
+            with unit_of_work():
+                service.request_link(form.email.data)
             return redirect(url_for("membership.link_sent"), code=303)
         message = protection.too_many_message(wait, "No link was sent this time.")
         page = render_template("giving/membership_request.html", form=form, too_many=message)
@@ -63,8 +65,9 @@ def link_sent() -> ResponseReturnValue:
 @bp.get("/membership/link/<token>")
 def open_link(token: str) -> ResponseReturnValue:
     try:
-        _, link = service.read_link_token(token)
-        service.sign_in(session, link)
+        with unit_of_work():
+            _, link = service.read_link_token(token)
+            service.sign_in(session, link)
     except service.LinkUsed:
         return render_template("giving/membership_link_invalid.html", used=True), 410
     except service.LinkExpired:
@@ -87,7 +90,7 @@ def account() -> ResponseReturnValue:
     return render_template("giving/membership_account.html", account=service.account(_member()))
 
 
-@bp.post("/membership/account/<int(max=2147483647):membership_id>/manage")
+@bp.post("/membership/account/<row_id:membership_id>/manage")
 def manage(membership_id: int) -> ResponseReturnValue:
     donor = _member()
     try:
@@ -104,7 +107,8 @@ def manage(membership_id: int) -> ResponseReturnValue:
 
 @bp.post("/membership/sign-out")
 def sign_out() -> ResponseReturnValue:
-    service.sign_out(session)
+    with unit_of_work():
+        service.sign_out(session)
     return redirect(url_for("membership.request_link"), code=303)
 
 
@@ -163,7 +167,7 @@ def _local_form_change(customer_id: str, membership_id: int, name: str, form, ch
     return _local_change(customer_id, membership_id, lambda donor: change(donor, form), done, **{name: form})
 
 
-@bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/amount")
+@bp.post("/membership/local/<customer_id>/<row_id:membership_id>/amount")
 def local_amount(customer_id: str, membership_id: int) -> ResponseReturnValue:
     return _local_form_change(
         customer_id,
@@ -175,7 +179,7 @@ def local_amount(customer_id: str, membership_id: int) -> ResponseReturnValue:
     )
 
 
-@bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/card")
+@bp.post("/membership/local/<customer_id>/<row_id:membership_id>/card")
 def local_card(customer_id: str, membership_id: int) -> ResponseReturnValue:
     return _local_form_change(
         customer_id,
@@ -187,7 +191,7 @@ def local_card(customer_id: str, membership_id: int) -> ResponseReturnValue:
     )
 
 
-@bp.post("/membership/local/<customer_id>/<int(max=2147483647):membership_id>/cancel")
+@bp.post("/membership/local/<customer_id>/<row_id:membership_id>/cancel")
 def local_cancel(customer_id: str, membership_id: int) -> ResponseReturnValue:
     _local_only()
     return _local_change(

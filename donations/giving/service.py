@@ -69,6 +69,9 @@ def begin_checkout(intent: GiftIntent, success_url: str, cancel_url_for: Callabl
             attribution=intent.attribution,
         ),
     )
+    # Two phases around a call to the gateway, like refunds: the pending gift is committed first so
+    # that its id keys the checkout (idempotency, metadata) and survives a crash mid-call; then the
+    # gateway's answer (failed, or the session's id) is committed on its own.
     db.session.commit()
     request = CheckoutRequest(
         gift_id=gift.id,

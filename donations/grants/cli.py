@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from donations.extensions import db
+from donations.extensions import unit_of_work
 from donations.grants import service
 from donations.grants.models import ALL_SOURCES, REPORT_FORMATS, REPORT_KINDS, ProgramSettings
 from donations.grants.reports import ReportError, ReportParams
@@ -89,10 +89,10 @@ def add_program(
         public_fund_id=_fund_id(public_fund) if public_fund else None,
     )
     try:
-        program = service.create_program(data, actor=_actor())
+        with unit_of_work():
+            program = service.create_program(data, actor=_actor())
     except service.GrantError as exc:
         raise click.ClickException(str(exc)) from None
-    db.session.commit()
     click.echo(f"Added grant program {program.slug}: {program.first_day} to {program.last_day}.")
 
 
@@ -137,15 +137,15 @@ def report(
         raise click.ClickException(f"no grant program {program_slug}")
     params = ReportParams(first_day=_day(first_day), last_day=_day(last_day), year=year)
     try:
-        rows = service.estimate_rows(program, kind, params) if sys.stderr.isatty() else None
-        if rows:
-            with click.progressbar(length=rows, label=f"Writing {kind}", show_pos=True, file=sys.stderr) as bar:
-                run = service.export_to_file(
-                    program, kind, fmt, output, actor=_actor(), params=params, progress=bar.update
-                )
-        else:
-            run = service.export_to_file(program, kind, fmt, output, actor=_actor(), params=params)
+        with unit_of_work():
+            rows = service.estimate_rows(program, kind, params) if sys.stderr.isatty() else None
+            if rows:
+                with click.progressbar(length=rows, label=f"Writing {kind}", show_pos=True, file=sys.stderr) as bar:
+                    run = service.export_to_file(
+                        program, kind, fmt, output, actor=_actor(), params=params, progress=bar.update
+                    )
+            else:
+                run = service.export_to_file(program, kind, fmt, output, actor=_actor(), params=params)
     except (service.GrantError, ReportError) as exc:
         raise click.ClickException(str(exc)) from None
-    db.session.commit()
     click.echo(f"Wrote {run.row_count} rows to {output} (report run #{run.id}, sha256 {run.sha256}).")

@@ -274,6 +274,8 @@ def download(
             yield from export.csv_chunks(report, digest)
             result = export.ExportResult(digest.rows, digest.size, digest.hexdigest)
             _save_run(program, report, fmt, result, **saving)
+            # Streaming: the view returned before the first byte, so the run is saved here, after
+            # the last one, in its own short transaction.
             db.session.commit()
 
         return Download(filename, export.CSV_MIMETYPE, chunks())
@@ -284,6 +286,8 @@ def download(
     try:
         result = export.write_xlsx(report, path)
         _save_run(program, report, fmt, result, **saving)
+        # The file streams after the view returns: its run is saved first, in its own short
+        # transaction (the CSV above cannot share the view's: its cursor is still open).
         db.session.commit()
         stream = path.open("rb")
     finally:

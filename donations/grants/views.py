@@ -19,7 +19,7 @@ from flask_login import current_user
 
 from donations.accounts.models import StaffUser
 from donations.accounts.roles import MONEY, READ, role_required
-from donations.extensions import db
+from donations.extensions import unit_of_work
 from donations.forms import choices
 from donations.grants import service
 from donations.grants.comparison import compare_with_now
@@ -98,11 +98,11 @@ def program_new() -> ResponseReturnValue:
     error = None
     if form.validate_on_submit():
         try:
-            program = service.create_program(form.settings(), actor=_actor(), remote_addr=request.remote_addr)
+            with unit_of_work():
+                program = service.create_program(form.settings(), actor=_actor(), remote_addr=request.remote_addr)
         except service.GrantError as exc:
             error = str(exc)
         else:
-            db.session.commit()
             flash(f"Grant program {program.name} created.", "success")
             return redirect(url_for("grants.program", slug=program.slug), 303)
     status = 400 if request.method == "POST" else 200
@@ -117,12 +117,11 @@ def program_edit(slug: str) -> ResponseReturnValue:
     error = None
     if form.validate_on_submit():
         try:
-            service.update_program(program, form.settings(), actor=_actor(), remote_addr=request.remote_addr)
+            with unit_of_work():
+                service.update_program(program, form.settings(), actor=_actor(), remote_addr=request.remote_addr)
         except service.GrantError as exc:
-            db.session.rollback()
             error = str(exc)
         else:
-            db.session.commit()
             flash("Grant program saved.", "success")
             return redirect(url_for("grants.program", slug=program.slug), 303)
     status = 400 if request.method == "POST" else 200
@@ -213,7 +212,7 @@ def runs(slug: str) -> ResponseReturnValue:
     return render_template("grants/runs.html", program=program, runs=service.runs_of(program), titles=REPORT_TITLES)
 
 
-@bp.get("/runs/<int(max=2147483647):run_id>")
+@bp.get("/runs/<row_id:run_id>")
 @role_required(*READ)
 def run(run_id: int) -> ResponseReturnValue:
     found = service.run_by_id(run_id)

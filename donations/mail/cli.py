@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from donations.extensions import db
+from donations.extensions import unit_of_work
 from donations.mail import statements
 from donations.mail.mailer import MailConfigError, transport_for
 from donations.mail.worker import OutboxWorker, run_until_stopped
@@ -55,9 +55,9 @@ def queue_statements(year: int) -> None:
     from donations.accounts.audit import audit, cli_actor
 
     try:
-        queued = statements.queue_annual_statements(year)
+        with unit_of_work():
+            queued = statements.queue_annual_statements(year)
+            audit("statements.queue", actor=cli_actor(), target_type="year", target_id=year, details={"queued": queued})
     except statements.StatementError as exc:
         raise click.ClickException(str(exc)) from None
-    audit("statements.queue", actor=cli_actor(), target_type="year", target_id=year, details={"queued": queued})
-    db.session.commit()
     click.echo(f"Queued {queued} annual statement(s) for {year}; `receipts work` sends them.")

@@ -7,10 +7,6 @@ from wtforms import SelectField
 from wtforms.validators import InputRequired
 
 
-class ActionForm(FlaskForm):
-    """No fields: the CSRF token is the form (resend, email a statement)."""
-
-
 class StatementRequestForm(FlaskForm):
     """The donor picks one of the years they gave in; the view sets the choices."""
 

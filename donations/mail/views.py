@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 
-from donations.extensions import db
+from donations.extensions import db, unit_of_work
 from donations.ledger.models import Donor
 from donations.mail import statements
 from donations.mail.forms import StatementRequestForm
@@ -30,8 +30,8 @@ def request_statement(token: str) -> ResponseReturnValue:
     form = StatementRequestForm()
     form.year.choices = [(year, str(year)) for year in years]
     if form.validate_on_submit():
-        statements.queue_statement(donor_id, form.year.data)
-        db.session.commit()
+        with unit_of_work():
+            statements.queue_statement(donor_id, form.year.data)
         email = db.session.get_one(Donor, donor_id).email
         return render_template("receipts/statement_requested.html", year=form.year.data, email=masked(email))
     return render_template("receipts/request_statement.html", form=form, years=years), 400 if form.errors else 200

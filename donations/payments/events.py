@@ -6,6 +6,10 @@ event's row is inserted if new (ON CONFLICT DO NOTHING); a row that already exis
 locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises writers), while one just inserted
 is locked by its insert until the commit. So of several workers receiving the same event at
 the same moment exactly one applies it and the others find it applied.
+
+The event store owns its transactions, whoever calls it (the webhook, `payments sync`, staff's
+retry): each event commits on its own, so one event's failure never undoes another's, and a
+caller's own writes (a retry's audit entry) commit after it, in the caller's unit of work.
 """
 
 from __future__ import annotations

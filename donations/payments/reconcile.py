@@ -125,6 +125,8 @@ def reconcile_payouts(gateway: PaymentGateway | None = None, limit: int = 50) ->
                 continue
             _record_transaction(payout, transaction)
         payout.reconciled_at = utcnow()
+        # A sync job owns its transactions: each payout is kept as it is reconciled, so a gateway
+        # error later in the run (a 429, a timeout) loses none of the work already done.
         db.session.commit()
     return len(payout_ids)
 
@@ -166,7 +168,7 @@ def fill_fees(gateway: PaymentGateway | None = None, limit: int = 200) -> int:
             log.warning("gift %s: balance transaction not available: %s", gift.id, exc)
             continue
         settlement.record_fee(gift, fee_cents=int(transaction["fee"]), net_cents=int(transaction["net"]))
-        db.session.commit()
+        db.session.commit()  # each fee kept as fetched, like each payout above
     return len(gifts)
 
 

@@ -3,6 +3,9 @@
 The request is written (with its idempotency key) and audited before the gateway is called, so a
 request whose answer was lost is retried with the same key and Stripe refunds once. This module
 never writes a reversal: `refund.created` / `charge.refunded` do, keyed by the refund's id.
+
+So this is the one staff action that owns its transactions (two phases: record the request and
+commit, call Stripe, record the answer and commit) instead of leaving them to the view.
 """
 
 from __future__ import annotations

@@ -6,20 +6,16 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 
 from donations.accounts.roles import MONEY, READ, role_required
-from donations.extensions import db
+from donations.extensions import unit_of_work
+from donations.forms import ButtonForm
 from donations.ledger.reversals import open_disputes
 from donations.payments import sync
 from donations.payments.events import Outcome
 
 bp = Blueprint("payments_staff", __name__, url_prefix="/staff")
-
-
-class RetryForm(FlaskForm):
-    """No fields: the CSRF token is the form."""
 
 
 @bp.get("/events")
@@ -30,19 +26,19 @@ def failed_events() -> ResponseReturnValue:
         events=sync.failing_events(),
         health=sync.sync_health(),
         can_retry=current_user.role in MONEY,
-        form=RetryForm(),
+        form=ButtonForm(),
     )
 
 
 @bp.post("/events/<event_id>/retry")
 @role_required(*MONEY)
 def retry_event(event_id: str) -> ResponseReturnValue:
-    if not RetryForm().validate_on_submit():
+    if not ButtonForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
     try:
-        outcome = sync.retry_failed_event(event_id, current_user, remote_addr=request.remote_addr)
+        with unit_of_work():
+            outcome = sync.retry_failed_event(event_id, current_user, remote_addr=request.remote_addr)
     except IntegrityError:
-        db.session.rollback()
         flash(f"Event {event_id} is being applied by another worker; try again in a moment.", "error")
         return redirect(url_for(".failed_events"))
     if outcome is None:

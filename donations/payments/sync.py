@@ -4,6 +4,10 @@ Every event created since a date is listed (newest first, paged with has_more/st
 those not applied yet go through `events.receive` exactly as a webhook would, oldest first; then
 events kept with an error are retried, and payouts are reconciled. Running it twice changes
 nothing: applied events are skipped, and the ledger's keys make every write idempotent.
+
+A sync is a long job that owns its transactions, so that what it did survives a failure later
+on: its run's row commits when it starts and again with its totals, each event commits on its
+own (`events.receive`), and so does each reconciled payout.
 """
 
 from __future__ import annotations
@@ -119,5 +123,4 @@ def retry_failed_event(event_id: str, actor: StaffUser | str, remote_addr: str |
         details={"outcome": outcome.value},
         remote_addr=remote_addr,
     )
-    db.session.commit()
     return outcome

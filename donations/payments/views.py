@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 from flask.typing import ResponseReturnValue
 
 from donations.clock import utcnow
-from donations.extensions import csrf, db, limiter
+from donations.extensions import csrf, db, limiter, unit_of_work
 from donations.ledger import service as ledger
 from donations.ledger.models import Frequency, Gift, GiftStatus
 from donations.mail.render import public_url
@@ -91,8 +91,8 @@ def local_checkout(session_id: str) -> ResponseReturnValue:
                 address=request.remote_addr, email=gift.donor.email, card=protection.local_card_fingerprint(card)
             )
             # As Stripe's charge.failed would: failed, unless another card pays it now.
-            ledger.decline_gift(gift.id)
-            db.session.commit()
+            with unit_of_work():
+                ledger.decline_gift(gift.id)
         error = (
             "Your card was declined. No money was taken; try another card."
             if card == local.DECLINING_CARD

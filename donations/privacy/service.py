@@ -24,7 +24,7 @@ from flask.cli import AppGroup
 from sqlalchemy import ColumnElement, Text, cast, func, or_, select
 
 from donations.clock import utcnow
-from donations.extensions import db
+from donations.extensions import db, unit_of_work
 from donations.ledger.donors import merged_from, resolve_merged
 from donations.ledger.models import Donor, Gift, Membership, MembershipChange, Reversal
 from donations.mail.models import OutboxMessage, OutboxStatus
@@ -267,11 +267,11 @@ def export_command(donor_id: int, output: Any) -> None:
     from donations.accounts.audit import audit, cli_actor
 
     try:
-        data = export_donor(donor_id)
+        with unit_of_work():
+            data = export_donor(donor_id)
+            audit("donor.privacy_export", actor=cli_actor(), target_type="donor", target_id=data["donor"]["id"])
     except PrivacyError as exc:
         raise click.ClickException(str(exc)) from None
-    audit("donor.privacy_export", actor=cli_actor(), target_type="donor", target_id=data["donor"]["id"])
-    db.session.commit()
     json.dump(data, output, indent=2, ensure_ascii=False)
     output.write("\n")
 
@@ -286,9 +286,9 @@ def erase_command(donor_id: int, yes: bool) -> None:
     if not yes:
         click.confirm(f"Erase the personal data of donor #{donor_id}? This cannot be undone", abort=True)
     try:
-        done = erase_donor(donor_id)
+        with unit_of_work():
+            done = erase_donor(donor_id)
+            audit("donor.erase", actor=cli_actor(), target_type="donor", target_id=done["donor_ids"][0], details=done)
     except PrivacyError as exc:
         raise click.ClickException(str(exc)) from None
-    audit("donor.erase", actor=cli_actor(), target_type="donor", target_id=done["donor_ids"][0], details=done)
-    db.session.commit()
     click.echo(f"Erased donor #{done['donor_ids'][0]}: {done['gifts_kept']} gifts kept, anonymized.")

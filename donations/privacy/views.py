@@ -15,17 +15,14 @@ from wtforms.validators import InputRequired
 
 from donations.accounts.audit import audit
 from donations.accounts.roles import ADMIN, role_required
-from donations.extensions import db
+from donations.extensions import db, unit_of_work
+from donations.forms import ButtonForm
 from donations.ledger.models import Donor
 from donations.privacy import service as privacy
 
 bp = Blueprint("privacy", __name__, url_prefix="/staff/donors")
 
 CONFIRMATION = "ERASE"
-
-
-class ExportForm(FlaskForm):
-    pass
 
 
 class EraseForm(FlaskForm):
@@ -39,29 +36,29 @@ def _donor_or_404(donor_id: int) -> Donor:
     return donor
 
 
-@bp.get("/<int(max=2147483647):donor_id>/privacy")
+@bp.get("/<row_id:donor_id>/privacy")
 @role_required(*ADMIN)
 def privacy_page(donor_id: int) -> ResponseReturnValue:
     return render_template(
-        "staff/privacy.html", donor=_donor_or_404(donor_id), export_form=ExportForm(), erase_form=EraseForm()
+        "staff/privacy.html", donor=_donor_or_404(donor_id), export_form=ButtonForm(), erase_form=EraseForm()
     )
 
 
-@bp.post("/<int(max=2147483647):donor_id>/privacy/export")
+@bp.post("/<row_id:donor_id>/privacy/export")
 @role_required(*ADMIN)
 def export(donor_id: int) -> ResponseReturnValue:
     _donor_or_404(donor_id)
-    if not ExportForm().validate_on_submit():
+    if not ButtonForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
-    data = privacy.export_donor(donor_id)
-    audit(
-        "donor.privacy_export",
-        actor=current_user,
-        target_type="donor",
-        target_id=data["donor"]["id"],
-        remote_addr=request.remote_addr,
-    )
-    db.session.commit()
+    with unit_of_work():
+        data = privacy.export_donor(donor_id)
+        audit(
+            "donor.privacy_export",
+            actor=current_user,
+            target_type="donor",
+            target_id=data["donor"]["id"],
+            remote_addr=request.remote_addr,
+        )
     body = json.dumps(data, indent=2, ensure_ascii=False)
     return Response(
         body,
@@ -70,7 +67,7 @@ def export(donor_id: int) -> ResponseReturnValue:
     )
 
 
-@bp.post("/<int(max=2147483647):donor_id>/privacy/erase")
+@bp.post("/<row_id:donor_id>/privacy/erase")
 @role_required(*ADMIN)
 def erase(donor_id: int) -> ResponseReturnValue:
     donor = _donor_or_404(donor_id)
@@ -78,20 +75,20 @@ def erase(donor_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit() or form.confirm.data.strip() != CONFIRMATION:
         if not form.errors:
             form.confirm.errors = [f"Type {CONFIRMATION} in capitals to confirm."]
-        return render_template("staff/privacy.html", donor=donor, export_form=ExportForm(), erase_form=form), 400
+        return render_template("staff/privacy.html", donor=donor, export_form=ButtonForm(), erase_form=form), 400
     try:
-        done = privacy.erase_donor(donor_id)
+        with unit_of_work():
+            done = privacy.erase_donor(donor_id)
+            audit(
+                "donor.erase",
+                actor=current_user,
+                target_type="donor",
+                target_id=done["donor_ids"][0],
+                details=done,
+                remote_addr=request.remote_addr,
+            )
     except privacy.PrivacyError as exc:
         flash(str(exc), "error")
         return redirect(url_for("privacy.privacy_page", donor_id=donor_id))
-    audit(
-        "donor.erase",
-        actor=current_user,
-        target_type="donor",
-        target_id=done["donor_ids"][0],
-        details=done,
-        remote_addr=request.remote_addr,
-    )
-    db.session.commit()
     flash(f"Donor #{done['donor_ids'][0]}'s personal data was erased; {done['gifts_kept']} gifts kept.", "success")
     return redirect(url_for("privacy.privacy_page", donor_id=done["donor_ids"][0]))

@@ -1,5 +1,5 @@
-"""The console's write actions on the ledger: each records an audit entry in the same
-transaction as the change and commits both; on an error nothing is written."""
+"""The console's write actions on the ledger: each records an audit entry beside the change,
+for the view's unit of work to commit together; on an error (raised) neither is written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from donations.accounts.audit import audit
 from donations.accounts.models import StaffUser
-from donations.accounts.service import StaffError, _transaction
+from donations.accounts.service import StaffError
 from donations.extensions import db
 from donations.ledger import donors, edits, funds, offline
 from donations.ledger.models import Fund, Gift
@@ -21,20 +21,19 @@ def change_gift_designation(
     reason = reason.strip()
     if not reason:
         raise StaffError("Say why the gift is changed.")
-    with _transaction():
-        gift = db.session.get(Gift, gift_id, with_for_update=True)
-        if gift is None:
-            raise StaffError("No such gift.")
-        before, after = edits.change_designation(gift, designation)
-        audit(
-            "gift.edit",
-            actor=actor,
-            target_type="gift",
-            target_id=gift.id,
-            details={"before": before, "after": after},
-            note=reason,
-            remote_addr=remote_addr,
-        )
+    gift = db.session.get(Gift, gift_id, with_for_update=True)
+    if gift is None:
+        raise StaffError("No such gift.")
+    before, after = edits.change_designation(gift, designation)
+    audit(
+        "gift.edit",
+        actor=actor,
+        target_type="gift",
+        target_id=gift.id,
+        details={"before": before, "after": after},
+        note=reason,
+        remote_addr=remote_addr,
+    )
 
 
 def _offline_details(gift: Gift) -> dict[str, Any]:
@@ -56,10 +55,27 @@ def _receipt(recorded: offline.RecordedOfflineGift) -> None:
 
 
 def record_offline_gift(entry: offline.OfflineGift, actor: StaffUser, remote_addr: str | None) -> Gift:
-    with _transaction():
-        recorded = offline.record_offline_gift(entry)
-        _receipt(recorded)
-        gift = recorded.gift
+    recorded = offline.record_offline_gift(entry)
+    _receipt(recorded)
+    gift = recorded.gift
+    audit(
+        "gift.offline_create",
+        actor=actor,
+        target_type="gift",
+        target_id=gift.id,
+        details=_offline_details(gift),
+        remote_addr=remote_addr,
+    )
+    return gift
+
+
+def record_offline_batch(entries: list[offline.OfflineGift], actor: StaffUser, remote_addr: str | None) -> list[Gift]:
+    """A stack of checks in one transaction: all are recorded, or none."""
+    recorded = offline.record_batch(entries)
+    for entry in recorded:
+        _receipt(entry)
+    gifts = [entry.gift for entry in recorded]
+    for gift in gifts:
         audit(
             "gift.offline_create",
             actor=actor,
@@ -68,59 +84,39 @@ def record_offline_gift(entry: offline.OfflineGift, actor: StaffUser, remote_add
             details=_offline_details(gift),
             remote_addr=remote_addr,
         )
-    return gift
-
-
-def record_offline_batch(entries: list[offline.OfflineGift], actor: StaffUser, remote_addr: str | None) -> list[Gift]:
-    """A stack of checks in one transaction: all are recorded, or none."""
-    with _transaction():
-        recorded = offline.record_batch(entries)
-        for entry in recorded:
-            _receipt(entry)
-        gifts = [entry.gift for entry in recorded]
-        for gift in gifts:
-            audit(
-                "gift.offline_create",
-                actor=actor,
-                target_type="gift",
-                target_id=gift.id,
-                details=_offline_details(gift),
-                remote_addr=remote_addr,
-            )
-        audit(
-            "gift.offline_batch",
-            actor=actor,
-            target_type="batch",
-            details={
-                "gift_ids": [gift.id for gift in gifts],
-                "count": len(gifts),
-                "total_cents": sum(gift.amount_cents for gift in gifts),
-            },
-            remote_addr=remote_addr,
-        )
+    audit(
+        "gift.offline_batch",
+        actor=actor,
+        target_type="batch",
+        details={
+            "gift_ids": [gift.id for gift in gifts],
+            "count": len(gifts),
+            "total_cents": sum(gift.amount_cents for gift in gifts),
+        },
+        remote_addr=remote_addr,
+    )
     return gifts
 
 
 def merge_donors(duplicate_id: int, kept_id: int, actor: StaffUser, remote_addr: str | None) -> donors.MergeResult:
-    with _transaction():
-        duplicate, kept = donors.lock_pair(duplicate_id, kept_id)
-        if duplicate is None or kept is None:
-            raise StaffError("No such donor.")
-        result = donors.merge(duplicate, kept)
-        audit(
-            "donor.merge",
-            actor=actor,
-            target_type="donor",
-            target_id=kept.id,
-            details={
-                "merged_donor_id": duplicate.id,
-                "merged_email": duplicate.email,
-                "gift_ids": result.gift_ids,
-                "membership_ids": result.membership_ids,
-                "filled": result.filled,
-            },
-            remote_addr=remote_addr,
-        )
+    duplicate, kept = donors.lock_pair(duplicate_id, kept_id)
+    if duplicate is None or kept is None:
+        raise StaffError("No such donor.")
+    result = donors.merge(duplicate, kept)
+    audit(
+        "donor.merge",
+        actor=actor,
+        target_type="donor",
+        target_id=kept.id,
+        details={
+            "merged_donor_id": duplicate.id,
+            "merged_email": duplicate.email,
+            "gift_ids": result.gift_ids,
+            "membership_ids": result.membership_ids,
+            "filled": result.filled,
+        },
+        remote_addr=remote_addr,
+    )
     return result
 
 
@@ -137,52 +133,50 @@ class FundSettings:
 
 
 def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | None) -> Fund:
-    with _transaction():
-        fund = funds.create_fund(
-            slug=settings.slug,
-            name=settings.name,
-            description=settings.description,
-            goal_cents=settings.goal_cents,
-            suggested_amounts=settings.suggested_amounts,
-            is_default=settings.is_default,
-            show_progress=settings.show_progress,
-            active=settings.active,
-        )
-        audit(
-            "fund.create",
-            actor=actor,
-            target_type="fund",
-            target_id=fund.id,
-            details={"after": funds.fund_settings(fund)},
-            remote_addr=remote_addr,
-        )
+    fund = funds.create_fund(
+        slug=settings.slug,
+        name=settings.name,
+        description=settings.description,
+        goal_cents=settings.goal_cents,
+        suggested_amounts=settings.suggested_amounts,
+        is_default=settings.is_default,
+        show_progress=settings.show_progress,
+        active=settings.active,
+    )
+    audit(
+        "fund.create",
+        actor=actor,
+        target_type="fund",
+        target_id=fund.id,
+        details={"after": funds.fund_settings(fund)},
+        remote_addr=remote_addr,
+    )
     return fund
 
 
 def update_fund(fund_id: int, settings: FundSettings, actor: StaffUser, remote_addr: str | None) -> Fund:
-    with _transaction():
-        fund = db.session.get(Fund, fund_id, with_for_update=True)
-        if fund is None:
-            raise StaffError("No such fund.")
-        before, after = funds.update_fund(
-            fund,
-            slug=settings.slug,
-            name=settings.name,
-            description=settings.description,
-            goal_cents=settings.goal_cents,
-            suggested_amounts=settings.suggested_amounts,
-            active=settings.active,
-            is_default=settings.is_default,
-            show_progress=settings.show_progress,
-        )
-        if before == after:
-            raise StaffError("Nothing changed.")
-        audit(
-            "fund.edit",
-            actor=actor,
-            target_type="fund",
-            target_id=fund.id,
-            details={"before": before, "after": after},
-            remote_addr=remote_addr,
-        )
+    fund = db.session.get(Fund, fund_id, with_for_update=True)
+    if fund is None:
+        raise StaffError("No such fund.")
+    before, after = funds.update_fund(
+        fund,
+        slug=settings.slug,
+        name=settings.name,
+        description=settings.description,
+        goal_cents=settings.goal_cents,
+        suggested_amounts=settings.suggested_amounts,
+        active=settings.active,
+        is_default=settings.is_default,
+        show_progress=settings.show_progress,
+    )
+    if before == after:
+        raise StaffError("Nothing changed.")
+    audit(
+        "fund.edit",
+        actor=actor,
+        target_type="fund",
+        target_id=fund.id,
+        details={"before": before, "after": after},
+        remote_addr=remote_addr,
+    )
     return fund

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from donations.accounts.models import StaffUser
-from donations.extensions import db
+from donations.extensions import db, unit_of_work
 from donations.ledger import service
 from donations.ledger.donors import MergeError
 from donations.ledger.models import Donor
@@ -88,7 +88,8 @@ def test_a_merge_locks_the_lower_donor_id_first(app):
 
     def merge_high_into_low() -> int:
         actor = db.session.get(StaffUser, admin_id)
-        return merge_donors(high.id, low.id, actor, None).kept_id
+        with unit_of_work():  # the view's transaction: committed at its end
+            return merge_donors(high.id, low.id, actor, None).kept_id
 
     with other_transaction() as other:
         lock(other, low.id)
@@ -115,7 +116,8 @@ def test_merges_of_a_pair_in_both_directions_at_once_do_not_deadlock(app):
         def work() -> int:
             actor = db.session.get(StaffUser, admin_id)
             barrier.wait()
-            return merge_donors(duplicate_id, kept_id, actor, None).kept_id
+            with unit_of_work():
+                return merge_donors(duplicate_id, kept_id, actor, None).kept_id
 
         return work
 

@@ -26,7 +26,7 @@ from donations.ledger.models import Fund, Gift, GiftStatus, Membership, Membersh
 from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import StripeEvent
 from donations.protection import card_testing as protection
-from donations.staff.views import SIGNED_IN_AT_KEY
+from donations.staff.views.account import SIGNED_IN_AT_KEY
 from tests import forms
 from tests.factories import make_donor, make_fund, make_gift
 

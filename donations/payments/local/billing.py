@@ -275,6 +275,7 @@ def keep_card(subscription_id: str, last4: str) -> None:
             db.session.add(LocalCard(membership_id=membership_id, last4=last4))
         else:
             card.last4 = last4
+    # Stripe's record, not ours: kept at once, as Stripe would, apart from any caller's transaction.
     db.session.commit()
 
 

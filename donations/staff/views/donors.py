@@ -1,0 +1,87 @@
+"""Donors: search, a donor's page, and merging a duplicate into it."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from donations.accounts.roles import MONEY, READ, role_required
+from donations.extensions import db, unit_of_work
+from donations.ledger import donors as donor_ledger
+from donations.ledger.models import Donor
+from donations.staff import forms, queries, service
+from donations.staff.views.console import USER_ERRORS, bp, current_actor, remote_addr
+
+
+@bp.get("/donors")
+@role_required(*READ)
+def donors() -> ResponseReturnValue:
+    form = forms.DonorSearchForm(formdata=request.args)
+    if not form.validate():
+        return render_template("staff/donors.html", form=form, matches=[]), 400
+    matches = donor_ledger.search(form.q.data or "")
+    return render_template("staff/donors.html", form=form, matches=matches)
+
+
+def _donor_or_404(donor_id: int) -> Donor:
+    donor = db.session.get(Donor, donor_id)
+    if donor is None:
+        abort(404, "There is no such donor.")
+    return donor
+
+
+def _statement_url(donor_id: int, year: int | None = None) -> str:
+    """The receipts area's annual statement page for this donor (and year)."""
+    endpoint = "receipts_staff.statement_years" if year is None else "receipts_staff.statement"
+    return url_for(endpoint, donor_id=donor_id) if year is None else url_for(endpoint, donor_id=donor_id, year=year)
+
+
+def _render_donor(donor: Donor, merge_form: forms.MergeForm | None = None, status: int = 200) -> tuple[str, int]:
+    merged_from = donor_ledger.merged_from(donor.id)
+    # A gift recorded for a duplicate's email after the merge is still this person's.
+    donor_ids = [donor.id, *(other.id for other in merged_from)]
+    # Checkouts never paid clutter the page: shown only when asked for.
+    show_unpaid = request.args.get("unpaid") == "1"
+    return render_template(
+        "staff/donor.html",
+        donor=donor,
+        merged_into=db.session.get(Donor, donor.merged_into_id) if donor.merged_into_id else None,
+        merged_from=merged_from,
+        gifts=queries.donor_gifts(donor_ids, unpaid=show_unpaid),
+        gifts_shown=queries.DONOR_GIFTS_SHOWN,
+        giving=queries.donor_giving(donor_ids),
+        show_unpaid=show_unpaid,
+        memberships=queries.donor_memberships(donor_ids),
+        years=queries.totals_by_year(donor_ids),
+        statement_url=_statement_url(donor.id),
+        statement_year_url=lambda year: _statement_url(donor.id, year),
+        history=queries.history_of("donor", donor.id),
+        merge_form=merge_form or forms.MergeForm(),
+    ), status
+
+
+@bp.get("/donors/<row_id:donor_id>")
+@role_required(*READ)
+def donor(donor_id: int) -> ResponseReturnValue:
+    return _render_donor(_donor_or_404(donor_id))
+
+
+@bp.post("/donors/<row_id:donor_id>/merge")
+@role_required(*MONEY)
+def donor_merge(donor_id: int) -> ResponseReturnValue:
+    kept = _donor_or_404(donor_id)
+    form = forms.MergeForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                result = service.merge_donors(form.duplicate.data, kept.id, current_actor(), remote_addr())
+        except USER_ERRORS as exc:
+            form.duplicate.errors = [*form.duplicate.errors, str(exc)]
+        else:
+            flash(
+                f"Donor #{result.merged_id} is merged into this donor: {len(result.gift_ids)} gifts and "
+                f"{len(result.membership_ids)} memberships moved.",
+                "success",
+            )
+            return redirect(url_for("staff.donor", donor_id=kept.id), 303)
+    return _render_donor(_donor_or_404(donor_id), merge_form=form, status=400)

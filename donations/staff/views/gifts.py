@@ -1,0 +1,140 @@
+"""Gifts: the filtered list, a gift's page, refunds and changes of designation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from donations import forms as shared_forms
+from donations.accounts.roles import MONEY, READ, role_required
+from donations.extensions import db, unit_of_work
+from donations.ledger import funds as fund_ledger
+from donations.ledger import reversals
+from donations.ledger.edits import Designation
+from donations.ledger.models import UNPAID_STATUSES, Gift
+from donations.payments import refunds
+from donations.payments.gateway import GatewayError
+from donations.staff import forms, queries, service
+from donations.staff.views.console import USER_ERRORS, bp, current_actor, fund_choices, remote_addr
+
+
+@bp.get("/gifts")
+@role_required(*READ)
+def gifts() -> ResponseReturnValue:
+    form = forms.GiftFilterForm(formdata=request.args)
+    form.fund.choices = shared_forms.choices(
+        [("", "Any fund"), *((str(fund.id), fund.name) for fund in fund_ledger.funds_for_choice())]
+    )
+    page = queries.GiftPage([], None)
+    status = 200
+    if form.validate():
+        try:
+            after = queries.GiftCursor.decode(form.after.data) if form.after.data else None
+        except queries.BadCursor as exc:
+            form.after.errors = [str(exc)]
+            status = 400
+        else:
+            filters = queries.GiftFilters(
+                first=form.first.data,
+                last=form.last.data,
+                fund_id=int(form.fund.data) if form.fund.data else None,
+                source=form.source.data or None,
+                frequency=form.frequency.data or None,
+                status=form.status.data or None,
+                min_cents=form.min_amount.cents,
+                max_cents=form.max_amount.cents,
+                email=(form.email.data or "").strip() or None,
+            )
+            page = queries.gift_page(filters, after)
+    else:
+        status = 400
+    arguments: dict[str, Any] = {key: value for key, value in request.args.items() if key != "after" and value}
+    next_url = None
+    if page.next_cursor is not None:
+        next_url = url_for("staff.gifts", **arguments, after=page.next_cursor.encode())
+    first_url = url_for("staff.gifts", **arguments)
+    return render_template(
+        "staff/gifts.html",
+        form=form,
+        page=page,
+        by_start=form.status.data in UNPAID_STATUSES,
+        next_url=next_url,
+        first_url=first_url if form.after.data else None,
+    ), status
+
+
+def _gift_or_404(gift_id: int) -> Gift:
+    gift = queries.gift_with_everything(gift_id)
+    if gift is None:
+        abort(404, "There is no such gift.")
+    return gift
+
+
+def _render_gift(
+    gift: Gift,
+    refund_form: forms.RefundForm | None = None,
+    designation_form: forms.DesignationForm | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    if designation_form is None:
+        designation_form = forms.DesignationForm(
+            data={"fund": gift.fund_id, "tribute_kind": gift.tribute_kind or "", "tribute_name": gift.tribute_name}
+        )
+    designation_form.fund.choices = fund_choices()
+    return render_template(
+        "staff/gift.html",
+        gift=gift,
+        reversed_cents=reversals.reversed_cents(gift.id),
+        refundable=refunds.refundable(gift),
+        refundable_cents=refunds.refundable_cents(gift),
+        disputes=queries.disputes_of(gift.id),
+        history=queries.history_of("gift", gift.id),
+        refund_form=refund_form or forms.RefundForm(),
+        designation_form=designation_form,
+    ), status
+
+
+@bp.get("/gifts/<row_id:gift_id>")
+@role_required(*READ)
+def gift(gift_id: int) -> ResponseReturnValue:
+    return _render_gift(_gift_or_404(gift_id))
+
+
+@bp.post("/gifts/<row_id:gift_id>/refund")
+@role_required(*MONEY)
+def gift_refund(gift_id: int) -> ResponseReturnValue:
+    gift = _gift_or_404(gift_id)
+    form = forms.RefundForm()
+    if not form.validate_on_submit():
+        return _render_gift(gift, refund_form=form, status=400)
+    try:
+        refund_id = refunds.request_refund(
+            gift.id, form.amount.cents, form.reason.data, actor=current_actor(), remote_addr=remote_addr()
+        )
+    except (refunds.RefundError, GatewayError) as exc:
+        db.session.rollback()
+        form.amount.errors = [*form.amount.errors, f"The refund was not made: {exc}."]
+        return _render_gift(_gift_or_404(gift_id), refund_form=form, status=400)
+    flash(f"Refund {refund_id} requested. Its reversal appears here when Stripe confirms it.", "success")
+    return redirect(url_for("staff.gift", gift_id=gift_id), 303)
+
+
+@bp.post("/gifts/<row_id:gift_id>/designation")
+@role_required(*MONEY)
+def gift_designation(gift_id: int) -> ResponseReturnValue:
+    gift = _gift_or_404(gift_id)
+    form = forms.DesignationForm()
+    form.fund.choices = fund_choices()
+    if form.validate_on_submit():
+        designation = Designation(form.fund.data, form.tribute_kind.data or None, form.tribute_name.data)
+        try:
+            with unit_of_work():
+                service.change_gift_designation(gift.id, designation, form.reason.data, current_actor(), remote_addr())
+        except USER_ERRORS as exc:
+            form.reason.errors = [*form.reason.errors, str(exc)]
+        else:
+            flash("The gift is changed; the change is in its history below.", "success")
+            return redirect(url_for("staff.gift", gift_id=gift_id), 303)
+    return _render_gift(_gift_or_404(gift_id), designation_form=form, status=400)
