@@ -25,6 +25,15 @@ FREQUENCY_CHOICES = [("one_time", "One time"), ("monthly", "Monthly"), ("annual"
 
 
 SOURCE_CHOICES = [("stripe", "Online (Stripe)"), ("check", "Check"), ("cash", "Cash"), ("other", "Other")]
+# How a gift came (ledger.models.GiftVehicle), in words.
+VEHICLE_CHOICES = [
+    ("personal", "Personal"),
+    ("donor_advised_fund", "Donor-advised fund"),
+    ("family_foundation", "Family foundation"),
+    ("business", "Business"),
+    ("foundation", "Foundation"),
+    ("government", "Government"),
+]
 
 
 # Dates staff may search by: a newsroom's records start after 2000, and far-off years would

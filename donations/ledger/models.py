@@ -36,6 +36,22 @@ class GiftSource(enum.StrEnum):
     OTHER = "other"
 
 
+class GiftVehicle(enum.StrEnum):
+    """Whose money a gift is, as grant programs ask: the first three are an individual's."""
+
+    PERSONAL = "personal"
+    DONOR_ADVISED_FUND = "donor_advised_fund"
+    FAMILY_FOUNDATION = "family_foundation"
+    BUSINESS = "business"
+    FOUNDATION = "foundation"
+    GOVERNMENT = "government"
+
+
+# "Individuals only" (NewsMatch): a gift through a donor-advised fund or a family foundation
+# clearly from one person counts as that person's.
+INDIVIDUAL_VEHICLES = (GiftVehicle.PERSONAL, GiftVehicle.DONOR_ADVISED_FUND, GiftVehicle.FAMILY_FOUNDATION)
+
+
 class GiftStatus(enum.StrEnum):
     PENDING = "pending"  # checkout started, no money yet: never counted
     PAID = "paid"
@@ -178,6 +194,12 @@ class Gift(Base):
         CheckConstraint(f"status IN ({_enum_values(GiftStatus)})", name="status"),
         CheckConstraint(f"source IN ({_enum_values(GiftSource)})", name="source"),
         CheckConstraint(f"frequency IN ({_enum_values(Frequency)})", name="frequency"),
+        CheckConstraint(f"vehicle IN ({_enum_values(GiftVehicle)})", name="vehicle"),
+        CheckConstraint(
+            "fair_market_value_cents IS NULL OR "
+            "(fair_market_value_cents >= 0 AND fair_market_value_cents <= amount_cents)",
+            name="fair_market_value",
+        ),
         Index("ix_gifts_received_at_id", "received_at", "id"),
         Index("ix_gifts_donor_received_at", "donor_id", "received_at"),
         Index("ix_gifts_fund_received_at", "fund_id", "received_at"),
@@ -205,6 +227,10 @@ class Gift(Base):
     tribute_name: Mapped[str | None] = mapped_column(String(200))
     attribution: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     card_last4: Mapped[str | None] = mapped_column(String(4))
+    # Grant programs: whose money it is, and what the donor got back for it (a ticket, a
+    # subscription, merchandise), deducted from what a program counts.
+    vehicle: Mapped[str] = mapped_column(String(20), default=GiftVehicle.PERSONAL)
+    fair_market_value_cents: Mapped[int | None] = mapped_column(BigInteger)
 
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)

@@ -21,7 +21,7 @@ from donations.extensions import db
 from donations.ledger import donors as donor_ledger
 from donations.ledger import service as ledger
 from donations.ledger.currency import newsroom_currency
-from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
+from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus, GiftVehicle
 
 OFFLINE_SOURCES = (GiftSource.CHECK, GiftSource.CASH, GiftSource.OTHER)
 # Donors who sent no email address get one that can never be delivered (RFC 2606 `.invalid`).
@@ -57,6 +57,8 @@ class OfflineGift:
     check_number: str | None = None
     postmarked_on: date | None = None
     organization: str | None = None  # given on behalf of an organization
+    vehicle: str | None = None  # GiftVehicle; None: business when an organization is named, else personal
+    fair_market_value_cents: int | None = None  # what the donor got back (a ticket, merchandise)
     anonymous: bool = False
     tribute_kind: str | None = None
     tribute_name: str | None = None
@@ -100,9 +102,20 @@ def validate(entry: OfflineGift) -> None:
         raise OfflineGiftError("A tribute is in honor or in memory of someone.")
     if entry.tribute_kind and not (entry.tribute_name or "").strip():
         raise OfflineGiftError("Name the person the tribute is for.")
+    if entry.vehicle is not None and entry.vehicle not in set(GiftVehicle):
+        raise OfflineGiftError("Choose how the gift was given: personal, donor-advised fund, business, ...")
+    fair_value = entry.fair_market_value_cents
+    if fair_value is not None and not 0 <= fair_value <= entry.amount_cents:
+        raise OfflineGiftError("The fair market value is between zero and the amount of the gift.")
     details = entry.donor
     if details.donor_id is None and not (details.email or "").strip() and not (details.name or "").strip():
         raise OfflineGiftError("Give the donor's name or email address, or choose an existing donor.")
+
+
+def _vehicle(entry: OfflineGift) -> str:
+    if entry.vehicle:
+        return entry.vehicle
+    return GiftVehicle.BUSINESS if (entry.organization or "").strip() else GiftVehicle.PERSONAL
 
 
 def _donor_for(details: DonorDetails) -> Donor:
@@ -180,6 +193,8 @@ def record_offline_gift(entry: OfflineGift) -> RecordedOfflineGift:
         tax_deductible=False,
         received_at=received_at_for(entry.received_on),
         organization=(entry.organization or "").strip() or None,
+        vehicle=_vehicle(entry),
+        fair_market_value_cents=entry.fair_market_value_cents or None,
         anonymous=entry.anonymous,
         tribute_kind=entry.tribute_kind or None,
         tribute_name=(entry.tribute_name or "").strip() or None if entry.tribute_kind else None,

@@ -12,7 +12,7 @@ from donations.clock import utcnow
 from donations.extensions import db, insert_ignoring
 from donations.ledger.currency import newsroom_currency, refuse_foreign
 from donations.ledger.donors import resolve_merged
-from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus
+from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus, GiftVehicle
 
 
 class LedgerError(ValueError):
@@ -132,6 +132,8 @@ def start_gift(donor: Donor, fund: Fund, details: GiftDetails) -> Gift:
         status=GiftStatus.PENDING,
         tax_deductible=False,
         organization=details.organization,
+        # Checkout's business name: a business's gift (staff may say otherwise).
+        vehicle=GiftVehicle.BUSINESS if details.organization else GiftVehicle.PERSONAL,
         anonymous=details.anonymous,
         tribute_kind=details.tribute_kind,
         tribute_name=details.tribute_name,
@@ -222,6 +224,7 @@ def record_checkout_payment(payment: CheckoutPayment) -> PaidGift | None:
                 tax_deductible=False,
                 received_at=payment.paid_at,
                 organization=payment.business_name,
+                vehicle=GiftVehicle.BUSINESS if payment.business_name else GiftVehicle.PERSONAL,
                 attribution={"channel": "payment_link"},
                 stripe_checkout_session_id=payment.session_id,
                 stripe_payment_intent_id=payment.payment_intent_id,
@@ -243,6 +246,7 @@ def record_checkout_payment(payment: CheckoutPayment) -> PaidGift | None:
     gift.stripe_payment_intent_id = payment.payment_intent_id
     if payment.business_name:
         gift.organization = payment.business_name
+        gift.vehicle = GiftVehicle.BUSINESS
     db.session.flush()
     return PaidGift(gift.id, donor.id, donor.email)
 

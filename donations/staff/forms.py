@@ -25,6 +25,7 @@ from donations.extensions import MAX_ROW_ID
 from donations.forms import (
     FREQUENCY_CHOICES,
     SOURCE_CHOICES,
+    VEHICLE_CHOICES,
     DollarsField,
     GetForm,
     choices,
@@ -172,6 +173,14 @@ class OfflineGiftForm(FlaskForm):
     received_on = DateField("Date received", validators=[InputRequired("Enter the date received.")])
     check_number = StringField("Check number", validators=[Optional(), Length(max=50), no_control_characters])
     postmarked_on = DateField("Postmark date", validators=[Optional()])
+    vehicle = SelectField(
+        "Given as",
+        choices=[("", "Personal, or a business when an organization is named"), *VEHICLE_CHOICES],
+        validators=[Optional()],
+    )
+    fair_market_value = DollarsField(
+        "Fair market value of what the donor received ($)", validators=[Optional(), Length(max=20)]
+    )
     anonymous = BooleanField("Anonymous (do not publish the name)")
     tribute_kind = SelectField("Dedication", choices=choices(TRIBUTE_CHOICES), validators=[Optional()])
     tribute_name = StringField("Name of the person", validators=[Optional(), Length(max=200), no_control_characters])

@@ -40,6 +40,8 @@ def offline_gift() -> ResponseReturnValue:
             check_number=form.check_number.data or None,
             postmarked_on=form.postmarked_on.data,
             organization=form.organization.data,
+            vehicle=form.vehicle.data or None,
+            fair_market_value_cents=form.fair_market_value.cents,
             anonymous=form.anonymous.data,
             tribute_kind=form.tribute_kind.data or None,
             tribute_name=form.tribute_name.data,
