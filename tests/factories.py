@@ -44,6 +44,8 @@ def make_gift(
     source: str = GiftSource.STRIPE,
     **kwargs: Any,
 ) -> Gift:
+    if kwargs.get("organization") and "vehicle" not in kwargs:
+        kwargs["vehicle"] = "business"  # as the ledger records a gift given for an organization
     gift = Gift(
         donor=donor,
         fund=fund,

@@ -50,10 +50,22 @@ class ProgramSettings:
     recurring_rule: str = RecurringRule.INSTALLMENTS
     notes: str = ""
     public_fund_id: int | None = None
+    # The published programs' rules (kept together in the program's `rules` JSON column).
+    anonymous_limit_cents: int | None = None  # anonymous gifts above it are not matched
+    program_cap_cents: int | None = None  # the most the program matches in all
+    deduct_fair_market_value: bool = True
+    exclusive_with: tuple[str, ...] = ()  # slugs: a gift counts in one of them only, by priority
+    priority: int = 100  # lower first
+    local_postal_prefixes: tuple[str, ...] = ()
+    local_states: tuple[str, ...] = ()
 
     @classmethod
     def from_program(cls, program: GrantProgram) -> ProgramSettings:
-        settings = cls(**{f.name: getattr(program, f.name) for f in fields(cls)})
+        stored = program.rules or {}
+        settings = cls(
+            **{f.name: getattr(program, f.name) for f in fields(cls) if f.name not in RULE_FIELDS},
+            **{name: _tupled(name, stored[name]) for name in RULE_FIELDS if name in stored},
+        )
         # The model's JSON columns hold lists.
         return replace(
             settings,
@@ -66,7 +78,9 @@ class ProgramSettings:
         """Write these settings to `program` (validated first: see grants.service), in one
         spelling: name and notes trimmed, funds sorted, sources in their usual order."""
         for f in fields(self):
-            setattr(program, f.name, getattr(self, f.name))
+            if f.name not in RULE_FIELDS:
+                setattr(program, f.name, getattr(self, f.name))
+        program.rules = {name: _listed(getattr(self, name)) for name in RULE_FIELDS}
         program.name = self.name.strip()
         program.fund_ids = None if self.fund_ids is None else sorted(set(self.fund_ids))
         program.sources = [source for source in ALL_SOURCES if source in self.sources]
@@ -78,12 +92,14 @@ class ProgramSettings:
         data["last_day"] = self.last_day.isoformat()
         data["fund_ids"] = None if self.fund_ids is None else list(self.fund_ids)
         data["sources"] = list(self.sources)
+        for name in RULE_FIELDS:
+            data[name] = _listed(data[name])
         return data
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> ProgramSettings:
         # notes and public_fund_id came later than the first saved runs: their defaults apply.
-        known = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        known = {f.name: _tupled(f.name, data[f.name]) for f in fields(cls) if f.name in data}
         return replace(
             cls(**known),
             first_day=date.fromisoformat(data["first_day"]),
@@ -91,6 +107,26 @@ class ProgramSettings:
             fund_ids=None if data["fund_ids"] is None else tuple(data["fund_ids"]),
             sources=tuple(data["sources"]),
         )
+
+
+RULE_FIELDS = (
+    "anonymous_limit_cents",
+    "program_cap_cents",
+    "deduct_fair_market_value",
+    "exclusive_with",
+    "priority",
+    "local_postal_prefixes",
+    "local_states",
+)
+_TUPLE_FIELDS = ("exclusive_with", "local_postal_prefixes", "local_states")
+
+
+def _tupled(name: str, value: Any) -> Any:
+    return tuple(value) if name in _TUPLE_FIELDS and value is not None else value
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 class GrantProgram(Base):
@@ -115,6 +151,7 @@ class GrantProgram(Base):
     individuals_only: Mapped[bool] = mapped_column(default=True)
     recurring_rule: Mapped[str] = mapped_column(String(30), default=RecurringRule.INSTALLMENTS)
     notes: Mapped[str] = mapped_column(Text, default="")
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # ProgramSettings.RULE_FIELDS
     # The fund whose gift page shows this program's progress bar.
     public_fund_id: Mapped[int | None] = mapped_column(ForeignKey("funds.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

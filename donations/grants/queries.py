@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Row,
     Select,
+    String,
     and_,
     case,
     cast,
@@ -33,9 +34,10 @@ from sqlalchemy.sql.selectable import Subquery
 
 from donations.clock import local_day_bounds
 from donations.extensions import db
-from donations.grants.rules import Period
+from donations.grants.rules import Period, ProgramRules
 from donations.ledger.currency import counted_gift
 from donations.ledger.models import (
+    INDIVIDUAL_VEHICLES,
     Donor,
     Fund,
     Gift,
@@ -103,7 +105,39 @@ def _clamped(total: ColumnElement[Any]) -> ColumnElement[int]:
 
 
 def _is_organization() -> ColumnElement[int]:
-    return case((func.coalesce(Gift.organization, "") != "", 1), else_=0)
+    """Given by a business, a foundation or a government: not an individual's money (a gift
+    through a donor-advised fund or a family foundation is the individual's)."""
+    return case((Gift.vehicle.in_([str(v) for v in INDIVIDUAL_VEHICLES]), 0), else_=1)
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """A program exclusive with the one reported on and before it in priority: a gift its rules
+    admit is counted there, not here."""
+
+    name: str
+    window: Window
+    rules: ProgramRules
+
+
+def _admitted_by(claimant: Claimant) -> ColumnElement[bool]:
+    """The gift-level rules of `claimant` (window, vehicle, fund, source, anonymous limit)."""
+    rules = claimant.rules
+    conditions = [period_of(claimant.window) == 0, Gift.source.in_(sorted(rules.sources))]
+    if rules.individuals_only:
+        conditions.append(_is_organization() == 0)
+    if rules.fund_ids is not None:
+        conditions.append(Gift.fund_id.in_(sorted(rules.fund_ids)))
+    if rules.anonymous_limit_cents is not None:
+        conditions.append(or_(Gift.anonymous.is_(False), Gift.amount_cents <= rules.anonymous_limit_cents))
+    return and_(*conditions)
+
+
+def claimed_by(claimants: Sequence[Claimant]) -> ColumnElement[Any]:
+    """The name of the first claimant (in priority order) that counts the gift, or null."""
+    if not claimants:
+        return cast(None, String)
+    return case(*((_admitted_by(c), c.name) for c in claimants), else_=None)
 
 
 def _money_gift() -> ColumnElement[bool]:
@@ -116,7 +150,11 @@ def _bigsum(column: ColumnElement[Any]) -> ColumnElement[int]:
 
 
 def donor_groups(
-    window: Window, periods: Sequence[Period] = (Period.BEFORE, Period.IN), *, raw_times: bool = False
+    window: Window,
+    periods: Sequence[Period] = (Period.BEFORE, Period.IN),
+    *,
+    raw_times: bool = False,
+    claimants: Sequence[Claimant] = (),
 ) -> Subquery:
     """Per donor, the gifts the rules cannot tell apart, summed (see rules.GiftFacts).
 
@@ -132,6 +170,7 @@ def donor_groups(
     period = period_of(window)
     in_window = period == 0
     installment_in_window = and_(in_window, Gift.membership_id.is_not(None))
+    fair_value = func.coalesce(Gift.fair_market_value_cents, 0)
     rows = (
         select(
             owner_id().label("owner"),
@@ -144,8 +183,15 @@ def donor_groups(
             case((in_window, case((reversed_ >= Gift.amount_cents, 1), else_=0))).label("fully_reversed"),
             case((installment_in_window, Gift.amount_cents)).label("unit_amount"),
             case((installment_in_window, reversed_)).label("unit_reversed"),
+            case((in_window, Gift.vehicle)).label("vehicle"),
+            # An anonymous gift is grouped with others of its amount (the anonymous limit is per
+            # gift), a gift with a fair market value on its own (deducted per gift).
+            case((and_(in_window, Gift.anonymous), Gift.amount_cents)).label("anonymous_amount"),
+            case((and_(in_window, fair_value > 0), Gift.id)).label("fair_value_gift"),
+            case((in_window, claimed_by(claimants))).label("claimed_by"),
             Gift.amount_cents.label("amount"),
             reversed_.label("reversed"),
+            case((in_window, fair_value), else_=0).label("fair_value"),
             Gift.received_at.label("received_at"),
             case((Gift.anonymous, 1), else_=0).label("anonymous"),
         )
@@ -166,6 +212,10 @@ def donor_groups(
         rows.c.fully_reversed,
         rows.c.unit_amount,
         rows.c.unit_reversed,
+        rows.c.vehicle,
+        rows.c.anonymous_amount,
+        rows.c.fair_value_gift,
+        rows.c.claimed_by,
     ]
     return (
         select(
@@ -173,6 +223,7 @@ def donor_groups(
             func.count().label("n"),
             _bigsum(rows.c.amount).label("amount"),
             _bigsum(rows.c.reversed).label("reversed"),
+            _bigsum(rows.c.fair_value).label("fair_value"),
             (
                 type_coerce(func.min(rows.c.received_at), DateTime(timezone=True))
                 if raw_times
@@ -186,10 +237,15 @@ def donor_groups(
 
 
 def donor_groups_stmt(
-    window: Window, periods: Sequence[Period] = (Period.BEFORE, Period.IN), *, raw_times: bool = False
+    window: Window,
+    periods: Sequence[Period] = (Period.BEFORE, Period.IN),
+    *,
+    raw_times: bool = False,
+    claimants: Sequence[Claimant] = (),
 ) -> Select[*tuple[Any, ...]]:
-    """The groups with the surviving donor's name, email and organization, in donor order."""
-    groups = donor_groups(window, periods, raw_times=raw_times)
+    """The groups with the surviving donor's name, email, organization, postal code and state,
+    in donor order."""
+    groups = donor_groups(window, periods, raw_times=raw_times, claimants=claimants)
     person = aliased(Donor, name="person")
     return (
         select(
@@ -197,6 +253,8 @@ def donor_groups_stmt(
             person.name.label("donor_name"),
             person.email.label("donor_email"),
             person.organization.label("donor_organization"),
+            person.postal_code.label("donor_postal_code"),
+            person.region.label("donor_region"),
         )
         .join(person, person.id == groups.c.owner)
         .order_by(groups.c.owner, groups.c.period, groups.c.first_at)
@@ -223,7 +281,7 @@ def _in_ledger(window: Window, span: Window) -> ColumnElement[bool]:
     return or_(period_of(window) == 0, period_of(span) == 0)
 
 
-def gifts_stmt(window: Window, span: Window) -> Select[*tuple[Any, ...]]:
+def gifts_stmt(window: Window, span: Window, claimants: Sequence[Claimant] = ()) -> Select[*tuple[Any, ...]]:
     """One row per paid gift counted in the window or dated in `span`, in donor order."""
     sums = _reversal_sums()
     reversed_ = _clamped(sums.c.total)
@@ -256,6 +314,9 @@ def gifts_stmt(window: Window, span: Window) -> Select[*tuple[Any, ...]]:
             Membership.interval.label("membership_interval"),
             Fund.name.label("fund_name"),
             person.name.label("donor_name"),
+            Gift.vehicle,
+            Gift.fair_market_value_cents,
+            claimed_by(claimants).label("claimed_by"),
         )
         .join(Donor, Donor.id == Gift.donor_id)
         .join(person, person.id == owner_id())

@@ -9,8 +9,13 @@ the same amount and reversal), so that the database can aggregate and Python eva
 groups per donor. A group of one and a single gift give the same numbers.
 
 Rules (design.md, "Matching-grant accounting"):
-- a gift counts when it was paid, its counting date is in the window, it was not given for an
-  organization (when the program counts individuals only), and its fund and source are counted;
+- a gift counts when it was paid, its counting date is in the window, it was not given by a
+  business, a foundation or a government (when the program counts individuals only: a personal
+  gift, or one through a donor-advised fund or a family foundation), its fund and source are
+  counted, it is not an anonymous gift above the program's anonymous limit, and no program
+  exclusive with this one and before it in priority counts it (`claimed_by`, found by the caller);
+- what the donor got back (fair market value: a ticket, merchandise) is deducted from a gift
+  (the ledger records it on one-time gifts only: a membership's valuation does not look at it);
 - reversals known at run time reduce it, whatever their date, and never raise it above what was
   paid; a gift reversed in full counts nothing (`refunded`);
 - `installments`: every installment paid in the window counts like a one-time gift;
@@ -20,7 +25,8 @@ Rules (design.md, "Matching-grant accounting"):
   membership started before the window and raised during it counts each installment in the
   window at the old amount, and the increase 12 times (carried by the first installment paid at
   the new amount); every other membership counts its installments;
-- matchable = min(cap, counted); the cap is shared out over the donor's gifts in date order, the
+- matchable = min(cap, counted); the program-level cap limits the sum of the donors' matchable
+  (`program_matchable`), never a donor's row; the cap is shared out over the donor's gifts in date order, the
   rest of a gift being its `over_cap` share;
 - a new donor is one with no paid gift of any kind before the window.
 """
@@ -57,6 +63,8 @@ class Reason(enum.StrEnum):
     ORGANIZATION = "organization"
     FUND_NOT_COUNTED = "fund_not_counted"
     SOURCE_NOT_COUNTED = "source_not_counted"
+    ANONYMOUS_OVER_LIMIT = "anonymous_over_limit"
+    OTHER_PROGRAM = "counted_by_other_program"
     REFUNDED = "refunded"
 
     @property
@@ -80,9 +88,12 @@ _EXPLANATIONS = {
     Reason.AT_OLD_AMOUNT: "Counted at the membership's amount before its increase during the window.",
     Reason.NOT_PAID: "Not counted: the payment did not complete.",
     Reason.OUTSIDE_WINDOW: "Not counted: dated outside the program's window.",
-    Reason.ORGANIZATION: "Not counted: given for an organization; the program counts individuals only.",
+    Reason.ORGANIZATION: "Not counted: given by a business, a foundation or a government; the program counts "
+    "individuals only.",
     Reason.FUND_NOT_COUNTED: "Not counted: the program does not count this fund.",
     Reason.SOURCE_NOT_COUNTED: "Not counted: the program does not count this source.",
+    Reason.ANONYMOUS_OVER_LIMIT: "Not counted: an anonymous gift above the program's limit for anonymous gifts.",
+    Reason.OTHER_PROGRAM: "Not counted: counted by another program that this one is exclusive with.",
     Reason.REFUNDED: "Not counted: refunded or lost to a dispute in full.",
 }
 # The order in which a donor's exclusion reasons are listed.
@@ -92,6 +103,8 @@ EXCLUSION_ORDER = (
     Reason.ORGANIZATION,
     Reason.FUND_NOT_COUNTED,
     Reason.SOURCE_NOT_COUNTED,
+    Reason.ANONYMOUS_OVER_LIMIT,
+    Reason.OTHER_PROGRAM,
     Reason.REFUNDED,
 )
 OVER_CAP = "over_cap"
@@ -106,6 +119,32 @@ class ProgramRules:
     sources: frozenset[str]
     individuals_only: bool
     recurring_rule: RecurringRule
+    anonymous_limit_cents: int | None = None  # anonymous gifts above it are not matchable
+    deduct_fair_market_value: bool = True
+
+
+@dataclass(frozen=True)
+class LocalArea:
+    """Where a program's local donors live: postal-code prefixes and/or states (empty: no area)."""
+
+    postal_prefixes: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+
+    @property
+    def defined(self) -> bool:
+        return bool(self.postal_prefixes or self.states)
+
+    def contains(self, postal_code: str | None, region: str | None) -> bool:
+        code = "".join((postal_code or "").split()).upper()
+        if code and any(code.startswith("".join(p.split()).upper()) for p in self.postal_prefixes if p.strip()):
+            return True
+        state = (region or "").strip().casefold()
+        return bool(state) and state in {s.strip().casefold() for s in self.states}
+
+
+def program_matchable(matchable_cents: int, program_cap_cents: int | None) -> int:
+    """The program's matchable total: the donors' matchable, stopped at the program-level cap."""
+    return matchable_cents if program_cap_cents is None else min(matchable_cents, program_cap_cents)
 
 
 @dataclass(slots=True)
@@ -124,10 +163,15 @@ class GiftFacts:
     fully_reversed: bool  # every gift of the group was reversed in full
     fund_id: int | None
     source: str | None
-    organization: bool
+    organization: bool  # given by a business, a foundation or a government (its vehicle)
     membership_id: int | None = None
     membership_interval: str | None = None  # "month" | "year"
     first_at: datetime | None = None  # the (earliest) time the money moved: orders the gifts
+    vehicle: str | None = None  # ledger.models.GiftVehicle, for the words; `organization` decides
+    # An anonymous gift: grouped by amount in the database, so each gift's amount is known.
+    anonymous: bool = False
+    fair_market_value_cents: int = 0  # the group's total (a gift with one is a group of one)
+    claimed_by: str | None = None  # the exclusive program before this one that counts the gift
 
     @property
     def unit_amount_cents(self) -> int:
@@ -186,6 +230,32 @@ class DonorResult:
         return self.counted_cents - self.matchable_cents
 
 
+VEHICLE_WORDS = {
+    "personal": "personal",
+    "donor_advised_fund": "through a donor-advised fund",
+    "family_foundation": "through a family foundation",
+    "business": "by a business",
+    "foundation": "by a foundation",
+    "government": "by a government",
+}
+
+
+def describe(gift: GiftResult) -> str:
+    """A gift's reason in words: which vehicle made it an individual's (or not), which program
+    counted it instead, what fair market value was deducted."""
+    facts = gift.facts
+    words = gift.reason.explanation
+    if gift.reason is Reason.OTHER_PROGRAM and facts.claimed_by:
+        words = f"Not counted: counted by {facts.claimed_by}, which this program is exclusive with."
+    vehicle = facts.vehicle
+    if vehicle and vehicle != "personal" and (gift.reason.included or gift.reason is Reason.ORGANIZATION):
+        counted_as = " (counted as the individual's gift)" if gift.reason.included else ""
+        words += f" Given {VEHICLE_WORDS.get(vehicle, vehicle)}{counted_as}."
+    if facts.fair_market_value_cents and gift.reason is Reason.COUNTED:
+        words += f" Less ${facts.fair_market_value_cents / 100:,.2f} of fair market value received."
+    return words
+
+
 def _sort_key(facts: GiftFacts) -> tuple[object, ...]:
     """Date order. Gifts paid at the same instant are ordered by what a group shares with each of
     its gifts (every attribute the database groups by), so that a group sorts exactly where its
@@ -202,6 +272,10 @@ def _sort_key(facts: GiftFacts) -> tuple[object, ...]:
         facts.fully_reversed,
         facts.fund_id or 0,
         facts.source or "",
+        facts.vehicle or "",
+        facts.anonymous,
+        facts.fair_market_value_cents,
+        facts.claimed_by or "",
         facts.gift_id or 0,
     )
 
@@ -218,6 +292,11 @@ def exclusion(rules: ProgramRules, facts: GiftFacts) -> Reason | None:
         return Reason.FUND_NOT_COUNTED
     if facts.source not in rules.sources:
         return Reason.SOURCE_NOT_COUNTED
+    limit = rules.anonymous_limit_cents
+    if limit is not None and facts.anonymous and facts.unit_amount_cents > limit:
+        return Reason.ANONYMOUS_OVER_LIMIT
+    if facts.claimed_by:
+        return Reason.OTHER_PROGRAM
     return None
 
 
@@ -329,6 +408,8 @@ def evaluate(rules: ProgramRules, donor: DonorFacts) -> DonorResult:
             reason, counted, breakdown = Reason.REFUNDED, 0, ((Reason.REFUNDED, f.count, f.amount_cents),)
         else:
             counted = f.amount_cents - f.reversed_cents
+            if rules.deduct_fair_market_value and f.fair_market_value_cents:
+                counted = max(0, counted - f.fair_market_value_cents)
             reason, breakdown = Reason.COUNTED, ((Reason.COUNTED, f.count, f.amount_cents),)
         if cap_left is None:
             matchable = counted

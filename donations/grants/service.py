@@ -349,7 +349,7 @@ def _raised(program: GrantProgram) -> int:
 
     def compute() -> int:
         ctx = reports.context(program.settings(), program.id, "summary", ReportParams())
-        return reports.program_totals(ctx).matchable_cents
+        return reports.program_totals(ctx).matchable_after_program_cap_cents
 
     ttl = current_app.config["GRANT_PROGRESS_CACHE_SECONDS"]
     return _raised_cache.get_or_compute((program.id, program.updated_at), ttl, compute)

@@ -121,7 +121,7 @@ def test_cap_reached_by_several_gifts(fund):
         make_gift(donor, fund, cents, received_at=local(2026, 11, day))
     [row] = donor_rows(program)
     assert (row["Counted ($)"].cents, row["Matchable ($)"].cents) == (130_000, 100_000)
-    assert row["Not counted, and why"] == "over_cap"
+    assert row["Not counted, and why"] == "part over the per-donor cap"
     lines = ledger_rows(program)
     assert [(line["Matchable ($)"].cents, line["Over the cap ($)"].cents) for line in lines] == [
         (60_000, 0),
@@ -140,7 +140,7 @@ def test_organizations_excluded_individuals_and_anonymous_kept(fund):
     make_gift(hidden, fund, 7_000, received_at=local(2026, 11, 6), anonymous=True)
     rows = {row["Donor ID"]: row for row in donor_rows(program)}
     assert rows[bakery.id]["Counted ($)"].cents == 0
-    assert rows[bakery.id]["Not counted, and why"] == "organization"
+    assert rows[bakery.id]["Not counted, and why"].startswith("given by a business, a foundation or a government")
     assert rows[hidden.id]["Name"] == "Anonymous"
     assert rows[hidden.id]["Counted ($)"].cents == 7_000
     assert rows[person.id]["Counted ($)"].cents == 5_000
@@ -162,7 +162,7 @@ def test_funds_and_sources_not_counted(fund):
     make_gift(donor, fund, 4_000, received_at=local(2026, 11, 5))
     [row] = donor_rows(program)
     assert row["Counted ($)"].cents == 4_000
-    assert row["Not counted, and why"] == "fund_not_counted, source_not_counted"
+    assert row["Not counted, and why"] == "the program does not count this fund, the program does not count this source"
 
 
 def test_pending_and_failed_gifts_are_never_money(fund):

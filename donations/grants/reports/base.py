@@ -15,14 +15,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from sqlalchemy import select
 
 from donations.clock import local_date, newsroom_zone, utcnow
-from donations.forms import SOURCE_CHOICES
-from donations.grants.models import REPORT_KINDS, ProgramSettings
-from donations.grants.queries import Window
-from donations.grants.rules import ProgramRules, RecurringRule
+from donations.extensions import db
+from donations.forms import FREQUENCY_CHOICES, SOURCE_CHOICES, VEHICLE_CHOICES
+from donations.grants.models import REPORT_KINDS, GrantProgram, ProgramSettings
+from donations.grants.queries import Claimant, Window
+from donations.grants.rules import LocalArea, ProgramRules, RecurringRule
 
 SOURCE_LABELS = dict(SOURCE_CHOICES)
+FREQUENCY_LABELS = dict(FREQUENCY_CHOICES)
+VEHICLE_LABELS = dict(VEHICLE_CHOICES)
 
 
 class ReportError(ValueError):
@@ -109,6 +113,8 @@ class Context:
     zone: ZoneInfo
     newsroom: str
     as_of: datetime
+    # The programs exclusive with this one and before it in priority, as they were at `as_of`.
+    claimants: tuple[Claimant, ...] = ()
 
     @property
     def window(self) -> Window:
@@ -117,6 +123,10 @@ class Context:
     @property
     def rules(self) -> ProgramRules:
         return rules_for(self.settings)
+
+    @property
+    def local_area(self) -> LocalArea:
+        return LocalArea(self.settings.local_postal_prefixes, self.settings.local_states)
 
 
 def rules_for(settings: ProgramSettings) -> ProgramRules:
@@ -128,6 +138,27 @@ def rules_for(settings: ProgramSettings) -> ProgramRules:
         sources=frozenset(settings.sources),
         individuals_only=settings.individuals_only,
         recurring_rule=RecurringRule(settings.recurring_rule),
+        anonymous_limit_cents=settings.anonymous_limit_cents,
+        deduct_fair_market_value=settings.deduct_fair_market_value,
+    )
+
+
+def exclusive(one: ProgramSettings, other: ProgramSettings) -> bool:
+    """Marked exclusive by either program: a gift counts in one of them only."""
+    return other.slug in one.exclusive_with or one.slug in other.exclusive_with
+
+
+def claimants_of(settings: ProgramSettings, program_id: int, zone: ZoneInfo) -> tuple[Claimant, ...]:
+    """The programs exclusive with `settings` that come first (lower priority number, then the
+    older program), in that order."""
+    others = []
+    for program in db.session.scalars(select(GrantProgram).where(GrantProgram.id != program_id)):
+        other = program.settings()
+        if exclusive(settings, other) and (other.priority, program.id) < (settings.priority, program_id):
+            others.append(((other.priority, program.id), other))
+    return tuple(
+        Claimant(other.name, Window.of(other.first_day, other.last_day, zone), rules_for(other))
+        for _, other in sorted(others, key=lambda pair: pair[0])
     )
 
 
@@ -139,6 +170,7 @@ def context(settings: ProgramSettings, program_id: int, kind: str, params: Repor
         zone=newsroom_zone(),
         newsroom=current_app.config["NEWSROOM_NAME"],
         as_of=utcnow(),
+        claimants=claimants_of(settings, program_id, newsroom_zone()),
     )
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from donations.grants.reports.base import Cell, Context, Money, Report, donor_label, not_deductible_statement
-from donations.grants.reports.evaluation import ProgramTotals, evaluated_donors
+from donations.grants.reports.evaluation import evaluated_donors, new_totals
+from donations.grants.rules import OVER_CAP, Reason
+
+# A donor's reasons in words (the codes stay in the gift ledger's Reason column).
+REASON_WORDS = {
+    **{str(r): r.explanation.removeprefix("Not counted: ").rstrip(".") for r in Reason if not r.included},
+    OVER_CAP: "part over the per-donor cap",
+}
 
 DONOR_COLUMNS = (
     "Donor ID",
@@ -20,6 +27,7 @@ DONOR_COLUMNS = (
     "New donor",
     "New recurring donor",
     "Not counted, and why",
+    "Local donor",
 )
 
 
@@ -38,10 +46,10 @@ def donors(ctx: Context) -> Report:
     )
 
     def rows() -> Iterator[tuple[Cell, ...]]:
-        totals = ProgramTotals()
+        totals = new_totals(ctx)
         for donor in evaluated_donors(ctx):
             result = donor.result
-            totals.add(result)
+            totals.add(result, donor.local)
             yield (
                 donor.owner,
                 donor_label(donor.name, donor.anonymous),
@@ -54,7 +62,8 @@ def donors(ctx: Context) -> Report:
                 Money(result.matchable_cents),
                 result.new_donor,
                 result.new_recurring,
-                ", ".join(result.exclusion_reasons),
+                ", ".join(REASON_WORDS.get(r, r) for r in result.exclusion_reasons),
+                None if donor.local is None else donor.local,
             )
         report.totals.update(totals.as_dict())
 

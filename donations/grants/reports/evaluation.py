@@ -11,7 +11,16 @@ from sqlalchemy import Row
 
 from donations.grants import queries
 from donations.grants.reports.base import Context
-from donations.grants.rules import DonorFacts, DonorResult, GiftFacts, Increase, Period, Reason, evaluate
+from donations.grants.rules import (
+    DonorFacts,
+    DonorResult,
+    GiftFacts,
+    Increase,
+    Period,
+    Reason,
+    evaluate,
+    program_matchable,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,7 @@ class EvaluatedDonor:
     organization: str | None
     anonymous: bool
     result: DonorResult
+    local: bool | None = None  # None: the program has no local area
 
 
 # Rows are unpacked by position, every column named, in the order of the query's select: a
@@ -42,14 +52,21 @@ def group_facts(row: Row[*tuple[Any, ...]]) -> GiftFacts:
         fully_reversed,
         _unit_amount,
         _unit_reversed,
+        vehicle,
+        anonymous_amount,
+        _fair_value_gift,
+        claimed_by,
         count,
         amount,
         reversed_,
+        fair_value,
         first_at,
         _anonymous,
         _donor_name,
         _donor_email,
         _donor_organization,
+        _donor_postal_code,
+        _donor_region,
     ) = row
     return GiftFacts(
         gift_id=None,
@@ -65,6 +82,10 @@ def group_facts(row: Row[*tuple[Any, ...]]) -> GiftFacts:
         membership_id=membership_id,
         membership_interval=membership_interval,
         first_at=first_at,
+        vehicle=vehicle,
+        anonymous=anonymous_amount is not None,
+        fair_market_value_cents=fair_value,
+        claimed_by=claimed_by,
     )
 
 
@@ -97,6 +118,9 @@ def gift_facts(row: Row[*tuple[Any, ...]]) -> GiftFacts:
         membership_interval,
         _fund_name,
         _donor_name,
+        vehicle,
+        fair_value,
+        claimed_by,
     ) = row
     return GiftFacts(
         gift_id=gift_id,
@@ -112,6 +136,10 @@ def gift_facts(row: Row[*tuple[Any, ...]]) -> GiftFacts:
         membership_id=membership_id,
         membership_interval=membership_interval,
         first_at=received_at,
+        vehicle=vehicle,
+        anonymous=bool(_anonymous),
+        fair_market_value_cents=fair_value or 0,
+        claimed_by=claimed_by,
     )
 
 
@@ -125,12 +153,17 @@ def membership_increases(rows: Sequence[Row[*tuple[Any, ...]]]) -> dict[int, Inc
     return increases
 
 
+ANONYMOUS_COLUMN = 19  # the position of donor_groups_stmt's "anonymous", as unpacked in group_facts
+
+
 def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
     """Every donor who paid anything in the window, with the rules applied, in donor order."""
     window = ctx.window
     rules = ctx.rules
     # Only ordered among themselves: the driver's times will do (see queries.donor_groups).
-    groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window, raw_times=True)))
+    area = ctx.local_area
+    stmt = queries.donor_groups_stmt(window, raw_times=True, claimants=ctx.claimants)
+    groups = queries.by_owner(queries.stream(stmt))
     changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
     for owner, rows, (increase_rows,) in queries.merge_by_owner(groups, changes):
         # Its "period" and "anonymous" columns, by position as in group_facts: most donors in
@@ -138,7 +171,7 @@ def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
         in_window = [row for row in rows if row[1] == Period.IN]
         if not in_window:
             continue
-        anonymous = any(row[14] for row in in_window)
+        anonymous = any(row[ANONYMOUS_COLUMN] for row in in_window)
         result = evaluate(rules, DonorFacts([group_facts(row) for row in rows], membership_increases(increase_rows)))
         first = rows[0]
         # Reports leave the newsroom: an anonymous donor is only its id, nothing to find them by.
@@ -149,6 +182,7 @@ def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
             organization=None if anonymous else first.donor_organization,
             anonymous=anonymous,
             result=result,
+            local=area.contains(first.donor_postal_code, first.donor_region) if area.defined else None,
         )
 
 
@@ -165,8 +199,15 @@ class ProgramTotals:
     gifts_in_window: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
     gross_by_reason: Counter[str] = field(default_factory=Counter)
+    program_cap_cents: int | None = None
+    local_area: bool = False
+    local_donors: int = 0
+    local_counted_cents: int = 0
 
-    def add(self, result: DonorResult) -> None:
+    def add(self, result: DonorResult, local: bool | None = None) -> None:
+        if local and result.counted_cents > 0:
+            self.local_donors += 1
+            self.local_counted_cents += result.counted_cents
         self.counted_cents += result.counted_cents
         self.matchable_cents += result.matchable_cents
         self.gross_cents += result.gross_cents
@@ -187,7 +228,22 @@ class ProgramTotals:
     def gifts_counted(self) -> int:
         return sum(n for reason, n in self.by_reason.items() if Reason(reason).included)
 
+    @property
+    def matchable_after_program_cap_cents(self) -> int:
+        return program_matchable(self.matchable_cents, self.program_cap_cents)
+
     def as_dict(self) -> dict[str, Any]:
+        data = self._as_dict()
+        if self.program_cap_cents is not None:
+            data["program_cap_cents"] = self.program_cap_cents
+            data["matchable_before_program_cap_cents"] = self.matchable_cents
+            data["matchable_after_program_cap_cents"] = self.matchable_after_program_cap_cents
+        if self.local_area:
+            data["local_donors"] = self.local_donors
+            data["local_counted_cents"] = self.local_counted_cents
+        return data
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "counted_cents": self.counted_cents,
             "matchable_cents": self.matchable_cents,
@@ -205,10 +261,14 @@ class ProgramTotals:
 
 
 def program_totals(ctx: Context) -> ProgramTotals:
-    totals = ProgramTotals()
+    totals = new_totals(ctx)
     for donor in evaluated_donors(ctx):
-        totals.add(donor.result)
+        totals.add(donor.result, donor.local)
     return totals
+
+
+def new_totals(ctx: Context) -> ProgramTotals:
+    return ProgramTotals(program_cap_cents=ctx.settings.program_cap_cents, local_area=ctx.local_area.defined)
 
 
 def reversed_gift_facts(row: Row[*tuple[Any, ...]], period: Period) -> GiftFacts:

@@ -12,7 +12,9 @@ from donations.clock import local_date
 from donations.grants import queries
 from donations.grants.queries import Window
 from donations.grants.reports.base import (
+    FREQUENCY_LABELS,
     SOURCE_LABELS,
+    VEHICLE_LABELS,
     Cell,
     Context,
     Money,
@@ -22,7 +24,7 @@ from donations.grants.reports.base import (
     not_deductible_statement,
 )
 from donations.grants.reports.evaluation import gift_facts, group_facts, membership_increases
-from donations.grants.rules import DonorFacts, GiftResult, Period, evaluate
+from donations.grants.rules import DonorFacts, GiftResult, Period, describe, evaluate
 
 LEDGER_COLUMNS = (
     "Gift ID",
@@ -35,6 +37,7 @@ LEDGER_COLUMNS = (
     "Fund",
     "Source",
     "Frequency",
+    "Given as",
     "Membership ID",
     "Gross ($)",
     "Fee covered ($)",
@@ -70,7 +73,7 @@ def ledger(ctx: Context) -> Report:
     def rows() -> Iterator[tuple[Cell, ...]]:
         window = ctx.window
         rules = ctx.rules
-        gifts = queries.by_owner(queries.stream(queries.gifts_stmt(window, span)))
+        gifts = queries.by_owner(queries.stream(queries.gifts_stmt(window, span, ctx.claimants)))
         context_groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window, (Period.BEFORE,))))
         changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
         reversals = queries.by_owner(queries.stream(queries.ledger_reversals_stmt(window, span)))
@@ -152,6 +155,9 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResul
         _membership_interval,
         fund_name,
         donor_name,
+        vehicle,
+        _fair_value,
+        _claimed_by,
     ) = row
     return (
         gift_id,
@@ -163,7 +169,8 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResul
         donor_label(donor_name, anonymous),
         fund_name,
         SOURCE_LABELS.get(source, source),
-        frequency,
+        FREQUENCY_LABELS.get(frequency, frequency),
+        VEHICLE_LABELS.get(vehicle, vehicle),
         membership_id,
         Money(amount),
         Money(fee_covered),
@@ -174,7 +181,7 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResul
         Money(gift.matchable_cents),
         Money(gift.over_cap_cents),
         gift.reason.value,
-        gift.reason.explanation,
+        describe(gift),
         "true" if tax_deductible else "false",
     )
 
@@ -194,7 +201,8 @@ def _ledger_reversal_row(
         donor_label(row.donor_name, anonymous),
         row.fund_name,
         SOURCE_LABELS.get(row.source, row.source),
-        row.frequency,
+        FREQUENCY_LABELS.get(row.frequency, row.frequency),
+        VEHICLE_LABELS.get(row.vehicle, row.vehicle),
         row.membership_id,
         None,
         None,

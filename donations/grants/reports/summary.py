@@ -26,6 +26,15 @@ def _fund_names(fund_ids: Sequence[int] | None) -> str:
     return ", ".join(names) or "none"
 
 
+def _area_words(prefixes: Sequence[str], states: Sequence[str]) -> str:
+    parts = []
+    if prefixes:
+        parts.append("postal codes starting " + ", ".join(prefixes))
+    if states:
+        parts.append("states " + ", ".join(states))
+    return "; or ".join(parts)
+
+
 def summary(ctx: Context) -> Report:
     s = ctx.settings
     report = Report(
@@ -46,11 +55,36 @@ def summary(ctx: Context) -> Report:
         yield ("Per-donor cap", Money(s.cap_cents) if s.cap_cents is not None else "none")
         yield ("Funds counted", _fund_names(s.fund_ids))
         yield ("Sources counted", ", ".join(SOURCE_LABELS.get(x, x) for x in s.sources))
-        yield ("Individuals only", s.individuals_only)
+        yield (
+            "Individuals only",
+            "Yes: personal gifts and gifts through a donor-advised fund or a family foundation"
+            if s.individuals_only
+            else "No: every gift counts, whoever gave it",
+        )
         yield ("Recurring gifts", RULE_LABELS[RecurringRule(s.recurring_rule)])
+        yield (
+            "Largest anonymous gift counted",
+            "no limit" if s.anonymous_limit_cents is None else Money(s.anonymous_limit_cents),
+        )
+        fair_value = "deducted" if s.deduct_fair_market_value else "not deducted"
+        yield ("Fair market value of what donors received", fair_value)
+        yield ("Program-level match cap", "none" if s.program_cap_cents is None else Money(s.program_cap_cents))
+        if ctx.claimants:
+            names = ", ".join(c.name for c in ctx.claimants)
+            yield ("Exclusive with (a gift they count is not counted here)", names)
+        if ctx.local_area.defined:
+            yield ("Local area", _area_words(s.local_postal_prefixes, s.local_states))
         yield ("Raised: counted toward the program", Money(totals.counted_cents))
         yield ("Matchable: counted, each donor capped", Money(totals.matchable_cents))
         yield ("Over the per-donor cap (not matchable)", Money(totals.counted_cents - totals.matchable_cents))
+        if s.program_cap_cents is not None:
+            yield ("Matchable before the program-level cap", Money(totals.matchable_cents))
+            yield ("Matchable after the program-level cap", Money(totals.matchable_after_program_cap_cents))
+        if ctx.local_area.defined:
+            yield ("Local donors counted", totals.local_donors)
+            yield ("Raised from local donors", Money(totals.local_counted_cents))
+            share = Decimal(totals.local_counted_cents) / totals.counted_cents if totals.counted_cents else Decimal(0)
+            yield ("Local share of the money raised", Percent(share))
         if s.goal_cents is not None:
             yield ("Goal", Money(s.goal_cents))
             yield ("Matchable as a share of the goal", Percent(Decimal(totals.matchable_cents) / s.goal_cents))
@@ -65,8 +99,9 @@ def summary(ctx: Context) -> Report:
         for reason in Reason:
             if totals.by_reason.get(reason):
                 label = "Gifts counted" if reason.included else "Gifts not counted"
-                yield (f"{label}: {reason.value} (number)", totals.by_reason[reason])
-                yield (f"{label}: {reason.value} (paid)", Money(totals.gross_by_reason[reason]))
+                words = reason.explanation.split(": ", 1)[-1].rstrip(".")
+                yield (f"{label}: {words} (number)", totals.by_reason[reason])
+                yield (f"{label}: {words} (paid)", Money(totals.gross_by_reason[reason]))
         yield ("Tax deductible", f"No. {not_deductible_statement(ctx.newsroom)}")
         if s.notes:
             yield ("Notes", s.notes)
