@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import cast
 
 import click
 from flask.cli import AppGroup
@@ -12,6 +14,7 @@ from flask.cli import AppGroup
 from donations.extensions import unit_of_work
 from donations.grants import service
 from donations.grants.models import ALL_SOURCES, REPORT_FORMATS, REPORT_KINDS, ProgramSettings
+from donations.grants.presets import PRESETS, PresetError, preset
 from donations.grants.reports import ReportError, ReportParams
 from donations.grants.rules import RecurringRule
 from donations.ledger.service import fund_by_slug
@@ -44,56 +47,82 @@ def _fund_id(slug: str) -> int:
 
 @grants_cli.command("add-program")
 @click.argument("slug")
-@click.option("--name", required=True)
+@click.option("--preset", "preset_name", type=click.Choice(PRESETS), help="Start from a program's published rules.")
+@click.option("--name", default=None, help="Required without --preset.")
 @click.option("--first", "first_day", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First local day.")
-@click.option("--last", "last_day", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last local day.")
+@click.option("--last", "last_day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last local day.")
 @click.option("--cap", default=None, help="Per-donor cap in dollars, e.g. 1000.")
 @click.option("--goal", default=None, help="Local-match goal in dollars.")
 @click.option("--fund", "funds", multiple=True, help="A fund slug to count (repeat; default: every fund).")
 @click.option("--source", "sources", multiple=True, type=click.Choice(ALL_SOURCES), help="Repeat; default: all.")
 @click.option("--include-organizations", is_flag=True, help="Count gifts given for organizations too.")
-@click.option(
-    "--recurring-rule",
-    type=click.Choice([rule.value for rule in RecurringRule]),
-    default=RecurringRule.INSTALLMENTS.value,
-)
-@click.option("--notes", default="")
+@click.option("--recurring-rule", type=click.Choice([rule.value for rule in RecurringRule]), default=None)
+@click.option("--anonymous-limit", default=None, help="Anonymous gifts above these dollars are not matched.")
+@click.option("--program-cap", default=None, help="The most the program matches in all, in dollars.")
+@click.option("--exclusive-with", multiple=True, help="A program slug a gift may count in instead (repeat).")
+@click.option("--priority", type=click.IntRange(0, 1000), default=None, help="Lower first among exclusive programs.")
+@click.option("--local-prefix", "local_prefixes", multiple=True, help="A local postal-code prefix (repeat).")
+@click.option("--local-state", "local_states", multiple=True, help="A local state, e.g. OR (repeat).")
+@click.option("--salary", default=None, help="rfa: the corps member's salary in dollars (sets the goal).")
+@click.option("--corps-year", type=click.IntRange(1, 3), default=1, show_default=True, help="rfa: year 1, 2 or 3.")
+@click.option("--notes", default=None)
 @click.option("--public-fund", default=None, help="Show the progress bar on this fund's gift page.")
-def add_program(
-    slug: str,
-    name: str,
-    first_day: datetime,
-    last_day: datetime,
-    cap: str | None,
-    goal: str | None,
-    funds: tuple[str, ...],
-    sources: tuple[str, ...],
-    include_organizations: bool,
-    recurring_rule: str,
-    notes: str,
-    public_fund: str | None,
-) -> None:
+def add_program(slug: str, preset_name: str | None = None, **options: object) -> None:
     """Add a grant program counting gifts from --first to --last (local dates, inclusive)."""
-    data = ProgramSettings(
-        name=name,
-        slug=slug,
-        first_day=first_day.date(),
-        last_day=last_day.date(),
-        cap_cents=_dollars(cap),
-        goal_cents=_dollars(goal),
-        fund_ids=tuple(_fund_id(f) for f in funds) or None,
-        sources=sources or tuple(ALL_SOURCES),
-        individuals_only=not include_organizations,
-        recurring_rule=recurring_rule,
-        notes=notes,
-        public_fund_id=_fund_id(public_fund) if public_fund else None,
-    )
     try:
+        data = _program_settings(slug, preset_name, options)
         with unit_of_work():
             program = service.create_program(data, actor=_actor())
-    except service.GrantError as exc:
+    except (service.GrantError, PresetError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Added grant program {program.slug}: {program.first_day} to {program.last_day}.")
+
+
+def _program_settings(slug: str, preset_name: str | None, o: dict[str, object]) -> ProgramSettings:
+    first = cast(datetime, o["first_day"]).date()
+    last = cast(datetime, o["last_day"]).date() if o["last_day"] else None
+    name = cast(str | None, o["name"])
+    if preset_name is None:
+        if not name or last is None:
+            raise click.UsageError("--name and --last are required without --preset.")
+        data = ProgramSettings(name=name, slug=slug, first_day=first, last_day=last)
+    else:
+        salary = _dollars(cast(str | None, o["salary"]))
+        default_name = {"newsmatch": "NewsMatch", "rfa": "Report for America", "local": "Local match"}[preset_name]
+        data = preset(
+            preset_name,
+            name=name or f"{default_name} {first.year}",
+            slug=slug,
+            first_day=first,
+            last_day=last,
+            salary_cents=salary,
+            corps_year=cast(int, o["corps_year"]),
+        )
+    changes: dict[str, object] = {}
+    for option, field in (("cap", "cap_cents"), ("goal", "goal_cents"), ("anonymous_limit", "anonymous_limit_cents")):
+        if o[option] is not None:
+            changes[field] = _dollars(cast(str, o[option]))
+    if o["program_cap"] is not None:
+        changes["program_cap_cents"] = _dollars(cast(str, o["program_cap"]))
+    if o["funds"]:
+        changes["fund_ids"] = tuple(_fund_id(f) for f in cast(tuple[str, ...], o["funds"]))
+    if o["sources"]:
+        changes["sources"] = o["sources"]
+    if o["include_organizations"]:
+        changes["individuals_only"] = False
+    for option in ("recurring_rule", "priority", "notes"):
+        if o[option] is not None:
+            changes[option] = o[option]
+    for option, field in (
+        ("exclusive_with", "exclusive_with"),
+        ("local_prefixes", "local_postal_prefixes"),
+        ("local_states", "local_states"),
+    ):
+        if o[option]:
+            changes[field] = tuple(cast(tuple[str, ...], o[option]))
+    if o["public_fund"]:
+        changes["public_fund_id"] = _fund_id(cast(str, o["public_fund"]))
+    return replace(data, **changes)  # type: ignore[arg-type]
 
 
 @grants_cli.command("list")

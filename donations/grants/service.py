@@ -54,11 +54,23 @@ def _validate(data: ProgramSettings, program: GrantProgram | None) -> None:
         raise GrantError(f"A program {data.slug} already exists.")
     if data.last_day < data.first_day:
         raise GrantError("The window's last day comes before its first day.")
-    for label, cents in (("cap", data.cap_cents), ("goal", data.goal_cents)):
+    for label, cents in (
+        ("cap", data.cap_cents),
+        ("goal", data.goal_cents),
+        ("anonymous limit", data.anonymous_limit_cents),
+        ("program-level cap", data.program_cap_cents),
+    ):
         if cents is not None and cents <= 0:
             raise GrantError(f"The {label} must be more than $0 (or left empty).")
     if not data.sources or set(data.sources) - set(ALL_SOURCES):
         raise GrantError(f"Count at least one source among {', '.join(ALL_SOURCES)}.")
+    if data.slug in data.exclusive_with or not all(SLUG.match(other) for other in data.exclusive_with):
+        raise GrantError("Exclusive with: other programs' slugs, like newsmatch-2026.")
+    if not 0 <= data.priority <= 1000:
+        raise GrantError("The priority is a number from 0 (first) to 1000.")
+    area = (*data.local_postal_prefixes, *data.local_states)
+    if any(not value.strip() or len(value) > 20 for value in area):
+        raise GrantError("Local postal-code prefixes and states are short, like 972 or OR.")
     if data.recurring_rule not in set(RecurringRule):
         raise GrantError(f"The recurring rule is one of {', '.join(RecurringRule)}.")
     wanted = set(data.fund_ids or ())

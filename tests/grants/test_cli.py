@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from donations.accounts.models import AuditEntry
 from donations.extensions import db
+from donations.grants import service
 from donations.grants.models import GrantProgram, ReportRun
 from tests.factories import make_donor, make_fund, make_gift
 from tests.grants.support import local
@@ -137,3 +138,37 @@ def test_report_refuses_an_unknown_program_or_a_bad_range(runner, fund, tmp_path
     assert result.exit_code != 0
     assert "before the first day" in result.output
     assert db.session.scalar(select(ReportRun.id)) is None
+
+
+def test_add_program_with_the_newsmatch_preset_sets_its_published_rules(runner) -> None:
+    args = ["grants", "add-program", "newsmatch-2026", "--preset", "newsmatch", "--first", "2026-11-01"]
+    result = runner.invoke(args=[*args, "--program-cap", "20000"])
+    assert result.exit_code == 0, result.output
+    settings = service.program_by_slug("newsmatch-2026").settings()
+    assert (settings.name, settings.last_day) == ("NewsMatch 2026", date(2026, 12, 31))
+    assert (settings.cap_cents, settings.anonymous_limit_cents, settings.program_cap_cents) == (
+        100_000,
+        500_000,
+        2_000_000,
+    )
+    assert "cash" not in settings.sources and settings.individuals_only
+    assert settings.recurring_rule == "new_recurring_x12" and settings.deduct_fair_market_value
+    assert "help center" in settings.notes
+
+
+def test_add_program_with_the_rfa_preset_sets_a_june_to_may_year_and_the_local_share(runner) -> None:
+    args = ["grants", "add-program", "rfa-2026", "--preset", "rfa", "--first", "2026-06-01", "--salary", "50000"]
+    result = runner.invoke(
+        args=[*args, "--corps-year", "2", "--local-state", "OR", "--exclusive-with", "newsmatch-2026"]
+    )
+    assert result.exit_code == 0, result.output
+    settings = service.program_by_slug("rfa-2026").settings()
+    assert (settings.first_day, settings.last_day) == (date(2026, 6, 1), date(2027, 5, 31))
+    assert settings.goal_cents == 1_666_666  # a third of $50,000
+    assert settings.local_states == ("OR",) and settings.exclusive_with == ("newsmatch-2026",)
+    assert "Report for America" in settings.notes
+
+
+def test_add_program_without_a_preset_still_needs_a_name_and_a_last_day(runner) -> None:
+    result = runner.invoke(args=["grants", "add-program", "x-2026", "--first", "2026-06-01"])
+    assert result.exit_code != 0 and "--name and --last" in result.output
