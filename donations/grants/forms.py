@@ -56,6 +56,33 @@ class ProgramForm(FlaskForm):
     )
     individuals_only = BooleanField("Individuals only (gifts given for organizations are excluded)", default=True)
     recurring_rule = RadioField("Recurring gifts", choices=RULE_CHOICES, default=RecurringRule.INSTALLMENTS.value)
+    anonymous_limit = DollarsField(
+        "Largest anonymous gift counted, in dollars (empty: no limit; NewsMatch: 5,000)",
+        validators=[Optional(), positive],
+    )
+    program_cap = DollarsField(
+        "Program-level match cap in dollars: the most the program matches in all (empty: none)",
+        validators=[Optional(), positive],
+    )
+    deduct_fair_market_value = BooleanField(
+        "Deduct the fair market value of what donors received (tickets, merchandise)", default=True
+    )
+    exclusive_with = StringField(
+        "Exclusive with: other programs' short names, separated by commas (a gift counts in one of them only)",
+        validators=[Optional(), Length(max=500), no_control_characters],
+    )
+    priority = IntegerField(
+        "Priority among exclusive programs (lower first; empty: 100)",
+        validators=[Optional(), NumberRange(min=0, max=1000)],
+    )
+    local_postal_prefixes = StringField(
+        "Local area: postal-code prefixes, separated by commas (e.g. 972, 973)",
+        validators=[Optional(), Length(max=500), no_control_characters],
+    )
+    local_states = StringField(
+        "Local area: states, separated by commas (e.g. OR)",
+        validators=[Optional(), Length(max=500), no_control_characters],
+    )
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=5000), no_control_characters])
     public_fund = SelectField("Show the progress bar on this fund's gift page", coerce=int)
 
@@ -79,6 +106,13 @@ class ProgramForm(FlaskForm):
             "recurring_rule": settings.recurring_rule,
             "notes": settings.notes,
             "public_fund": settings.public_fund_id or 0,
+            "anonymous_limit": _dollars_text(settings.anonymous_limit_cents),
+            "program_cap": _dollars_text(settings.program_cap_cents),
+            "deduct_fair_market_value": settings.deduct_fair_market_value,
+            "exclusive_with": ", ".join(settings.exclusive_with),
+            "priority": settings.priority,
+            "local_postal_prefixes": ", ".join(settings.local_postal_prefixes),
+            "local_states": ", ".join(settings.local_states),
         }
 
     def settings(self) -> ProgramSettings:
@@ -96,7 +130,22 @@ class ProgramForm(FlaskForm):
             recurring_rule=self.recurring_rule.data,
             notes=self.notes.data or "",
             public_fund_id=self.public_fund.data or None,
+            anonymous_limit_cents=self.anonymous_limit.cents,
+            program_cap_cents=self.program_cap.cents,
+            deduct_fair_market_value=bool(self.deduct_fair_market_value.data),
+            exclusive_with=_listed(self.exclusive_with.data),
+            priority=100 if self.priority.data is None else self.priority.data,
+            local_postal_prefixes=_listed(self.local_postal_prefixes.data),
+            local_states=_listed(self.local_states.data),
         )
+
+
+def _listed(text: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (text or "").split(",") if item.strip())
+
+
+def _dollars_text(cents: int | None) -> str:
+    return "" if cents is None else cents_text(cents)
 
 
 class ReportFilterForm(GetForm):

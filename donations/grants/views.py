@@ -19,12 +19,14 @@ from flask_login import current_user
 
 from donations.accounts.models import StaffUser
 from donations.accounts.roles import MONEY, READ, role_required
+from donations.clock import local_date, utcnow
 from donations.extensions import unit_of_work
 from donations.forms import choices
 from donations.grants import service
 from donations.grants.comparison import compare_with_now
 from donations.grants.forms import ExportForm, ProgramForm, ReportFilterForm
 from donations.grants.models import ALL_SOURCES, REPORT_KINDS, GrantProgram
+from donations.grants.presets import PRESETS, preset
 from donations.grants.reports import REPORT_TITLES, Cell, Money, Percent, ReportParams
 from donations.ledger.funds import funds_for_choice
 from donations.money import format_money
@@ -76,6 +78,13 @@ def _program_form(program: GrantProgram | None = None) -> ProgramForm:
     funds = [(fund.id, fund.name) for fund in funds_for_choice()]
     if request.method == "GET" and program is not None:
         form = ProgramForm(data=ProgramForm.data_of(program.settings()))
+    elif request.method == "GET" and request.args.get("preset") in PRESETS:
+        kind = request.args["preset"]
+        year = local_date(utcnow()).year
+        first = {"newsmatch": date(year, 11, 1), "rfa": date(year, 6, 1)}.get(kind, date(year, 1, 1))
+        titles = {"newsmatch": "NewsMatch", "rfa": "Report for America", "local": "Local match"}
+        settings = preset(kind, name=f"{titles[kind]} {year}", slug=f"{kind}-{year}", first_day=first)
+        form = ProgramForm(data={**ProgramForm.data_of(settings), "public_fund": 0})
     elif request.method == "GET":
         form = ProgramForm(data={"sources": list(ALL_SOURCES), "individuals_only": True, "public_fund": 0})
     else:

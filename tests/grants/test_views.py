@@ -240,3 +240,29 @@ def test_dashboard_progress_lists_open_programs(fund):
     assert dashboard_progress(date(2026, 7, 1)) == [
         ProgramProgress("NewsMatch 2026", "open", 100_000, 300_000, date(2026, 12, 31))
     ]
+
+
+def test_a_preset_fills_the_new_program_form_and_every_rule_stays_editable(client, fund):
+    sign_in(client, make_staff("finance"))
+    page = client.get("/staff/grants/new?preset=newsmatch").get_data(as_text=True)
+    assert 'value="5000.00"' in page and 'value="15000.00"' in page and "help center" in page
+    token = extract_csrf_token(page)
+    rules = {
+        "anonymous_limit": "5,000",
+        "program_cap": "15000",
+        "deduct_fair_market_value": "y",
+        "exclusive_with": "newsmatch-2026, rfa-2026",
+        "priority": "20",
+        "local_postal_prefixes": "972, 973",
+        "local_states": "OR",
+    }
+    response = client.post("/staff/grants/new", data={"csrf_token": token, **_program_form(fund.id), **rules})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    settings = db.session.scalars(select(GrantProgram)).one().settings()
+    assert (settings.anonymous_limit_cents, settings.program_cap_cents, settings.priority) == (500_000, 1_500_000, 20)
+    assert settings.exclusive_with == ("newsmatch-2026", "rfa-2026")
+    assert (settings.local_postal_prefixes, settings.local_states) == (("972", "973"), ("OR",))
+    edit = client.get("/staff/grants/local-match-2027/edit").get_data(as_text=True)
+    assert 'value="972, 973"' in edit and 'value="newsmatch-2026, rfa-2026"' in edit
+    summary_page = client.get("/staff/grants/local-match-2027/reports/summary").get_data(as_text=True)
+    assert "Program-level match cap" in summary_page and "postal codes starting 972, 973" in summary_page
