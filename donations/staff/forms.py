@@ -175,7 +175,7 @@ class OfflineGiftForm(FlaskForm):
     postmarked_on = DateField("Postmark date", validators=[Optional()])
     vehicle = SelectField(
         "Given as",
-        choices=[("", "Personal, or a business when an organization is named"), *VEHICLE_CHOICES],
+        choices=choices([("", "Personal, or a business when an organization is named"), *VEHICLE_CHOICES]),
         validators=[Optional()],
     )
     fair_market_value = DollarsField(

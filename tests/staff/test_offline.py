@@ -149,6 +149,8 @@ def test_cash_for_an_existing_donor_by_number_follows_a_merge(client, finance):
         ({"source": "check", "check_number": "5", "name": ""}, "Give the donor's name or email"),
         ({"source": "check", "check_number": "5", "donor_id": "999999"}, "There is no donor #999999"),
         ({"source": "check", "check_number": "5", "tribute_kind": "honor"}, "Name the person"),
+        ({"source": "cash", "vehicle": "church"}, "Not a valid choice"),
+        ({"source": "cash", "fair_market_value": "30"}, "between zero and the amount"),
     ],
 )
 def test_bad_offline_gifts_are_refused_and_write_nothing(client, finance, fields, message):
@@ -310,3 +312,19 @@ def test_offline_gifts_are_dated_inside_their_local_day(app):
         moment = received_at_for(day)
         assert local_date(moment) == day
         assert moment.astimezone(UTC) > datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def test_the_vehicle_and_fair_market_value_of_an_offline_gift(client, finance):
+    fund = make_fund()
+    common = {"source": "cash", "amount": "100", "fund": fund.id, "received_on": today().isoformat()}
+    assert (
+        post_single(client, name="A", vehicle="donor_advised_fund", fair_market_value="40", **common).status_code == 303
+    )
+    assert post_single(client, name="B", organization="Corner Bakery", **common).status_code == 303
+    assert post_single(client, name="C", **common).status_code == 303
+    gifts = db.session.scalars(select(Gift).order_by(Gift.id)).all()
+    assert [(g.vehicle, g.fair_market_value_cents) for g in gifts] == [
+        ("donor_advised_fund", 4_000),
+        ("business", None),  # an organization named and no vehicle chosen: a business's gift
+        ("personal", None),
+    ]
