@@ -56,7 +56,7 @@ class Config:
     RECEIPTS_BACKOFF_SECONDS = 60  # wait before the first retry; doubles with each failure
     RECEIPTS_MAX_ATTEMPTS = 10  # then the message is parked for staff to resend
     RECEIPTS_POLL_SECONDS = 5
-    RECEIPTS_WORKER_IN_APP = False  # development: the web app sends mail itself, no worker needed
+    WORKER_IN_APP = False  # development: the web app runs the worker in a thread, no worker process needed
 
     # Request bodies: a larger one is refused with 413 before it is read. Forms are a few KB (a
     # full 50-check batch about 35 KB); Stripe's events are far below 1 MB.
@@ -110,7 +110,7 @@ class Config:
 
 
 class DevelopmentConfig(Config):
-    RECEIPTS_WORKER_IN_APP = True
+    WORKER_IN_APP = True
 
 
 class TestingConfig(Config):
@@ -165,6 +165,10 @@ ENVIRONMENT = {
     "FISCAL_YEAR_START_MONTH": "FISCAL_YEAR_START_MONTH",
     "NEWSROOM_CONTACT": "NEWSROOM_CONTACT",
     "GIFT_PAGE_CACHE_SECONDS": "GIFT_PAGE_CACHE_SECONDS",
+    "WORKER_IN_APP": "WORKER_IN_APP",
+    "LOG_FORMAT": "LOG_FORMAT",
+    "SENTRY_DSN": "SENTRY_DSN",
+    "METRICS_TOKEN": "METRICS_TOKEN",
 }
 
 

@@ -105,6 +105,8 @@ def _finish_config(app: Flask) -> None:
         config["STRIPE_WEBHOOK_SECRET"] = config["LOCAL_WEBHOOK_SECRET"]
     if config.get("REDIS_URL"):
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
+    if isinstance(config.get("WORKER_IN_APP"), str):  # from the environment: "true" / "false"
+        config["WORKER_IN_APP"] = config["WORKER_IN_APP"].strip().lower() in ("1", "true", "yes", "on")
     if isinstance(config.get("TRUSTED_HOSTS"), str):  # from the environment: "a.example,b.example"
         config["TRUSTED_HOSTS"] = [host.strip() for host in config["TRUSTED_HOSTS"].split(",") if host.strip()]
 

@@ -192,9 +192,9 @@ def run_until_stopped(stop: threading.Event, poll_seconds: float) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """With RECEIPTS_WORKER_IN_APP (development), the first request starts a worker thread in
+    """With WORKER_IN_APP (development), the first request starts a worker thread in
     the web process, so `make run` sends (or writes) mail with no separate service."""
-    if not app.config["RECEIPTS_WORKER_IN_APP"]:
+    if not app.config["WORKER_IN_APP"]:
         return
     _show_mail_log()
     lock = threading.Lock()
