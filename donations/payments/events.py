@@ -23,10 +23,10 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from time import monotonic
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Result, select, update
 from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, ProgrammingError
 
 from donations.clock import from_timestamp, utcnow
@@ -196,7 +196,7 @@ def make_all_due(received_since: datetime | None = None) -> int:
     query = update(StripeEvent).where(StripeEvent.applied_at.is_(None)).values(next_attempt_at=utcnow())
     if received_since is not None:
         query = query.where(StripeEvent.received_at >= received_since)
-    count = db.session.execute(query.execution_options(synchronize_session=False)).rowcount
+    count = _rowcount(db.session.execute(query.execution_options(synchronize_session=False)))
     db.session.commit()
     return int(count or 0)
 
@@ -219,14 +219,20 @@ def _wake_waiting(now: datetime) -> None:
         )
         .with_for_update(skip_locked=True)
     )
-    woken = db.session.execute(
-        update(StripeEvent)
-        .where(StripeEvent.id.in_(waiting))
-        .values(next_attempt_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    woken = _rowcount(
+        db.session.execute(
+            update(StripeEvent)
+            .where(StripeEvent.id.in_(waiting))
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if woken:
         _Waiting.known = True  # they may be deferred again: look after the next applied event
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)  # DML gives a CursorResult
 
 
 def apply_stored(stored: StripeEvent) -> Outcome:
@@ -299,3 +305,16 @@ def retry_one(event_id: str) -> Outcome | None:
     outcome = apply_stored(stored)
     db.session.commit()
     return outcome
+
+
+def waiting_objects(object_ids: list[str]) -> set[str]:
+    """Which of these Stripe objects (checkout sessions, say) have an event stored and not
+    applied yet: pages say "processing" for them rather than "not paid"."""
+    if not object_ids:
+        return set()
+    object_id = StripeEvent.payload["data"]["object"]["id"].as_string()
+    return set(
+        db.session.scalars(
+            select(object_id).where(StripeEvent.applied_at.is_(None), object_id.in_(object_ids)).distinct()
+        )
+    )

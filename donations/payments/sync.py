@@ -85,14 +85,27 @@ def run_sync(since: datetime, gateway: PaymentGateway | None = None, page_size: 
 @dataclass(frozen=True)
 class SyncHealth:
     last_success_at: datetime | None
-    failing_events: int
+    failing_events: int  # kept unapplied with an error (waiting for another event, or unreadable)
+    waiting_events: int = 0  # stored and not applied yet, failing or not (the worker's backlog)
+    oldest_waiting_at: datetime | None = None
 
 
 def sync_health() -> SyncHealth:
-    """When the last sync succeeded, and how many events are kept unapplied with an error."""
+    """When the last sync succeeded; how many events wait to be applied, and how many failed."""
     last = db.session.scalar(select(func.max(SyncRun.finished_at)).where(SyncRun.succeeded.is_(True)))
-    failing = db.session.scalar(select(func.count()).select_from(StripeEvent).where(StripeEvent.applied_at.is_(None)))
-    return SyncHealth(last_success_at=last, failing_events=int(failing or 0))
+    waiting, failing, oldest = db.session.execute(
+        select(
+            func.count(),
+            func.count(StripeEvent.error),
+            func.min(StripeEvent.received_at),
+        ).where(StripeEvent.applied_at.is_(None))
+    ).one()
+    return SyncHealth(
+        last_success_at=last,
+        failing_events=int(failing or 0),
+        waiting_events=int(waiting or 0),
+        oldest_waiting_at=oldest,
+    )
 
 
 def failing_events(limit: int = 200) -> list[StripeEvent]:

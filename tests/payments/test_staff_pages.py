@@ -46,7 +46,9 @@ def waiting_refund(client, secret) -> tuple[dict, dict]:
     return refund_event, gift_event
 
 
-def test_failed_events_are_listed_with_their_error_and_finance_can_retry(app, client, webhook_secret, fund, monkeypatch):
+def test_failed_events_are_listed_with_their_error_and_finance_can_retry(
+    app, client, webhook_secret, fund, monkeypatch
+):
     refund_event, gift_event = waiting_refund(client, webhook_secret)
     finance = sign_in(client, "finance")
     page = client.get("/staff/events")
