@@ -11,23 +11,25 @@ ledger_cli = AppGroup("ledger", help="The gift ledger's own checks.")
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="One turn (due events, mail and schedules), then exit.")
-@click.option("--no-schedules", is_flag=True, help="Apply events and send mail only; leave schedules to other workers.")
-def worker_command(once: bool, no_schedules: bool) -> None:
+@click.option("--no-schedules", is_flag=True, help="Leave the schedules to other workers.")
+@click.option("--no-mail", is_flag=True, help="Leave the outbox to other workers.")
+def worker_command(once: bool, no_schedules: bool, no_mail: bool) -> None:
     """Apply Stripe events, send mail and run the schedules until SIGTERM (or Ctrl-C), which
     finishes the job in hand first. Run as many as you like."""
     from donations.mail.cli import check_mail_config
     from donations.operations.observability import configure_logging
     from donations.operations.worker import Worker, run_from_cli
 
-    check_mail_config()
+    if not no_mail:
+        check_mail_config()
     configure_logging(current_app.config.get("LOG_FORMAT"))
     if once:
-        tally = Worker(schedules_on=not no_schedules).run_once()
+        tally = Worker(schedules_on=not no_schedules, mail_on=not no_mail).run_once()
         ran = len(tally.schedule_runs)
         click.echo(f"Applied {tally.events} events, handled {tally.mail} messages, ran {ran} schedules.")
         return
     click.echo("Worker running; stop with SIGTERM or Ctrl-C (the job in hand finishes first).")
-    run_from_cli(schedules_on=not no_schedules)
+    run_from_cli(schedules_on=not no_schedules, mail_on=not no_mail)
 
 
 @ledger_cli.command("verify")

@@ -35,12 +35,13 @@ class Tally:
 
 
 class Worker:
-    def __init__(self, name: str | None = None, schedules_on: bool = True) -> None:
+    def __init__(self, name: str | None = None, schedules_on: bool = True, mail_on: bool = True) -> None:
         config = current_app.config
         self.name = name or worker_name()
         self.poll_seconds = float(config["WORKER_POLL_SECONDS"])
         self.schedule_seconds = float(config["WORKER_SCHEDULE_CHECK_SECONDS"])
         self.schedules_on = schedules_on
+        self.mail_on = mail_on
         self._next_schedule_check = float("-inf")
 
     def run_once(self, stop: threading.Event | None = None) -> Tally:
@@ -49,7 +50,7 @@ class Worker:
         for _, outcome in events.apply_pending(stop, limit=EVENT_BATCH):
             metrics.EVENTS_APPLIED.labels(outcome=outcome.value).inc()
             tally.events += 1
-        if stop is None or not stop.is_set():
+        if self.mail_on and (stop is None or not stop.is_set()):
             report: DrainReport = OutboxWorker(name=self.name).drain(stop)
             tally.mail = report.total
         if self.schedules_on and monotonic() >= self._next_schedule_check and (stop is None or not stop.is_set()):
@@ -77,7 +78,7 @@ class Worker:
         log.info("worker %s stopped", self.name)
 
 
-def run_from_cli(schedules_on: bool = True) -> None:
+def run_from_cli(schedules_on: bool = True, mail_on: bool = True) -> None:
     """`flask --app wsgi worker`: SIGTERM and SIGINT finish the job in hand, then exit."""
     stop = threading.Event()
 
@@ -87,7 +88,7 @@ def run_from_cli(schedules_on: bool = True) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop_soon)
-    Worker(schedules_on=schedules_on).run_until_stopped(stop)
+    Worker(schedules_on=schedules_on, mail_on=mail_on).run_until_stopped(stop)
 
 
 def init_app(app: Flask) -> None:
