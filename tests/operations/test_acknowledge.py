@@ -117,9 +117,7 @@ def _completion(gift: Gift) -> dict:
     return se.event("checkout.session.completed", session)
 
 
-def test_the_thank_you_page_says_processing_and_refreshes_until_the_event_is_applied(
-    app, client, webhook_secret, fund
-):
+def test_the_thank_you_page_says_processing_and_refreshes_until_the_event_is_applied(app, client, webhook_secret, fund):
     gift = _pending_checkout(client)
     thanks = f"/give/thanks?session_id={gift.stripe_checkout_session_id}"
 
