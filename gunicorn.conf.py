@@ -15,7 +15,7 @@ errorlog = "-"
 # Counters of several workers added up on /metrics (prometheus-client's multiprocess mode).
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
-    def child_exit(server, worker):  # noqa: ARG001
+    def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
