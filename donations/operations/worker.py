@@ -65,8 +65,13 @@ class Worker:
         while not stop.is_set():
             try:
                 tally = self.run_once(stop)
-            except (SQLAlchemyError, events.EventRaceError):
+            except SQLAlchemyError:
                 log.exception("worker: database error, trying again in %s seconds", self.poll_seconds)
+                db.session.remove()
+                tally = Tally()
+                stop.wait(self.poll_seconds)
+            except Exception:  # never let one bad turn end the worker (or development's thread)
+                log.exception("worker: unexpected error, trying again in %s seconds", self.poll_seconds)
                 db.session.remove()
                 tally = Tally()
                 stop.wait(self.poll_seconds)

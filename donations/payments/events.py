@@ -20,14 +20,13 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import CursorResult, Result, select, update
-from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, ProgrammingError
+from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, OperationalError, ProgrammingError
 
 from donations.clock import from_timestamp, utcnow
 from donations.extensions import db, insert_ignoring
@@ -61,10 +60,6 @@ class Stored(enum.StrEnum):
     DUPLICATE = "duplicate"  # stored before (a repeat that was not applied yet is made due now)
 
 
-class EventRaceError(RuntimeError):
-    """Two workers wrote the same ledger row at once, again and again; the event stays due."""
-
-
 # Events waiting at most this long are re-tried by the worker (Stripe itself gives up retrying
 # after three days); older ones are left to `payments sync` and the staff page.
 RETRY_ON_RECEIVE_WINDOW = timedelta(days=3)
@@ -87,10 +82,8 @@ class _Waiting:
 
 
 # Set whenever this process stores an event: a worker thread in the same process (development's
-# WORKER_IN_APP, the tests' helpers) wakes at once instead of at its next poll.
+# WORKER_IN_APP) wakes at once instead of at its next poll.
 stored_signal = threading.Event()
-# Called after an event is stored and committed (development's in-app worker applies it at once).
-after_store: list[Callable[[], None]] = []
 
 
 def receive_signed(body: bytes, signature: str | None) -> tuple[dict[str, Any], Stored]:
@@ -134,30 +127,50 @@ def store(event: dict[str, Any], via: str = "webhook") -> Stored:
         )
     db.session.commit()
     stored_signal.set()
-    for hook in after_store:
-        hook()
     return Stored.NEW if inserted is not None else Stored.DUPLICATE
 
 
-def apply_next(worker: str = "") -> tuple[str, Outcome] | None:
+def apply_next() -> tuple[str, Outcome] | None:
     """Claim the oldest-created due event, apply it and commit. None: nothing is due.
 
-    Raises EventRaceError when concurrent writers kept colliding (the event stays due) and lets
-    database outages propagate (rolled back: the event stays due)."""
+    Database outages propagate (rolled back: the event stays due). An event whose handler keeps
+    colliding with concurrent writers, or fails in a way no payload should make it (a bug), is
+    kept with the error and its back-off, so that it never blocks the events behind it."""
+    claimed: list[str] = []
     for _ in range(3):
         try:
-            return _apply_next_once()
+            return _apply_next_once(claimed)
         except IntegrityError:
             # Another worker inserted the same gift or reversal between our read and write;
             # the retry finds its row and does nothing twice.
             db.session.rollback()
-        except BaseException:
+        except OperationalError:
             db.session.rollback()
             raise
-    raise EventRaceError("an event kept colliding with concurrent writers")
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("event %s could not be applied", claimed[-1] if claimed else "?")
+            if not claimed:
+                raise
+            return claimed[-1], _keep_failed(claimed[-1], f"could not apply: {type(exc).__name__}: {exc}")
+    log.warning("event %s kept colliding with concurrent writers; it waits for its back-off", claimed[-1])
+    return claimed[-1], _keep_failed(claimed[-1], "kept colliding with concurrent writers; will try again")
 
 
-def _apply_next_once() -> tuple[str, Outcome] | None:
+def _keep_failed(event_id: str, error: str) -> Outcome:
+    """Record a failed attempt on an event (its own transaction), with its back-off."""
+    stored = db.session.execute(
+        select(StripeEvent).where(StripeEvent.id == event_id, StripeEvent.applied_at.is_(None)).with_for_update()
+    ).scalar_one_or_none()
+    if stored is not None:
+        stored.attempts += 1
+        stored.error = error[:2000]
+        _schedule_retry(stored, utcnow())
+    db.session.commit()
+    return Outcome.DEFERRED
+
+
+def _apply_next_once(claimed: list[str]) -> tuple[str, Outcome] | None:
     now = utcnow()
     stored = db.session.execute(
         select(StripeEvent)
@@ -171,6 +184,7 @@ def _apply_next_once() -> tuple[str, Outcome] | None:
         db.session.rollback()
         return None
     event_id = stored.id
+    claimed.append(event_id)
     outcome = apply_stored(stored)
     if outcome is Outcome.APPLIED and _should_look():
         # This event may be what a waiting one needed (a refund that came before its gift).
@@ -244,16 +258,20 @@ def apply_stored(stored: StripeEvent) -> Outcome:
     stored.attempts += 1
     now = utcnow()
     if outcome is Outcome.DEFERRED:
-        _Waiting.known = True
-        if stored.received_at < now - RETRY_ON_RECEIVE_WINDOW:
-            stored.next_attempt_at = None  # left to `payments sync` and the staff page
-        else:
-            wait = DEFERRED_BACKOFF_SECONDS * 2 ** min(max(stored.attempts - 1, 0), 16)
-            stored.next_attempt_at = now + min(timedelta(seconds=wait), MAX_DEFERRED_BACKOFF)
+        _schedule_retry(stored, now)
     else:
         stored.applied_at = now
         stored.next_attempt_at = None
     return outcome
+
+
+def _schedule_retry(stored: StripeEvent, now: datetime) -> None:
+    _Waiting.known = True
+    if stored.received_at < now - RETRY_ON_RECEIVE_WINDOW:
+        stored.next_attempt_at = None  # left to `payments sync` and the staff page
+    else:
+        wait = DEFERRED_BACKOFF_SECONDS * 2 ** min(max(stored.attempts - 1, 0), 16)
+        stored.next_attempt_at = now + min(timedelta(seconds=wait), MAX_DEFERRED_BACKOFF)
 
 
 def _run_handler(event_type: str, payload: dict[str, Any]) -> tuple[Outcome, str | None]:

@@ -148,3 +148,27 @@ def test_the_member_page_shows_a_stored_payment_as_processing_then_the_gift(app,
     page = client.get("/membership/account").get_data(as_text=True)
     assert "processing" not in page_text(page) and 'http-equiv="refresh"' not in page
     assert "$50.00" in page_text(page) and "One-time gift" in page
+
+
+def test_an_event_whose_handler_breaks_is_kept_with_its_error_and_blocks_nothing(
+    app, client, webhook_secret, fund, monkeypatch
+):
+    from donations.payments import handlers
+
+    def broken(_data) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    real = handlers.handler_for
+    monkeypatch.setattr(events, "handler_for", lambda kind: broken if kind == "charge.succeeded" else real(kind))
+    from tests.payments import support as me
+
+    poison = se.event("charge.succeeded", me.charge(amount=1_000, payment_intent=se.unique("pi")))
+    poison["created"] -= 60  # the oldest: claimed first
+    fine = se.event("checkout.session.completed", se.checkout_session(amount_cents=1_200))
+    deliver(client, poison, webhook_secret)
+    deliver(client, fine, webhook_secret)
+    assert se.apply_events(app) == {poison["id"]: "deferred", fine["id"]: "applied"}
+    kept = db.session.get(StripeEvent, poison["id"])
+    assert kept.applied_at is None and kept.error == "could not apply: RuntimeError: a bug in a handler"
+    # Tried, then once more when the next event applied (it might have been waiting for it).
+    assert kept.attempts == 2 and kept.next_attempt_at > kept.received_at

@@ -235,6 +235,6 @@ def deliver(event_payload: dict[str, Any]) -> bool:
     with app.app_context():
         try:
             events.apply_pending()
-        except (events.EventRaceError, DBAPIError) as exc:  # stored: a worker or `payments sync` applies it
+        except DBAPIError as exc:  # stored: a worker or `payments sync` applies it
             log.warning("the local gateway's %s event waits for the worker: %s", event_payload["type"], exc)
     return True
