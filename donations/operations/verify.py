@@ -86,10 +86,15 @@ def installments_match_paid_invoices() -> Iterator[Violation]:
     """Each membership's installments are exactly its paid invoices: one gift per invoice.paid
     event applied for its subscription (in the newsroom's currency, for a positive amount)."""
     invoice = StripeEvent.payload["data"]["object"]
-    paid_invoices = (
+    # The JSON paths in a subquery first: PostgreSQL cannot group by an expression whose path is
+    # a bound parameter (each mention is another parameter).
+    paid = (
         select(
-            invoice["subscription"].as_string().label("subscription"),
-            func.count(func.distinct(invoice["id"].as_string())).label("invoices"),
+            func.coalesce(  # current API versions, then older ones
+                invoice["parent"]["subscription_details"]["subscription"].as_string(),
+                invoice["subscription"].as_string(),
+            ).label("subscription"),
+            invoice["id"].as_string().label("invoice"),
         )
         .where(
             StripeEvent.type == "invoice.paid",
@@ -98,7 +103,11 @@ def installments_match_paid_invoices() -> Iterator[Violation]:
             invoice["amount_paid"].as_integer() > 0,
             func.lower(invoice["currency"].as_string()) == newsroom_currency(),
         )
-        .group_by(invoice["subscription"].as_string())
+        .subquery()
+    )
+    paid_invoices = (
+        select(paid.c.subscription, func.count(func.distinct(paid.c.invoice)).label("invoices"))
+        .group_by(paid.c.subscription)
         .subquery()
     )
     installments = (

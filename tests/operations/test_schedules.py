@@ -175,3 +175,33 @@ def test_ledger_verify_passes_on_an_exact_ledger(app, client, webhook_secret):
     result = app.test_cli_runner().invoke(args=["ledger", "verify"])
     assert result.exit_code == 0, result.output
     assert "The ledger keeps all" in result.output
+
+
+def test_ledger_verify_finds_an_installment_without_its_paid_invoice(app, client, webhook_secret):
+    import time
+
+    from donations.ledger.models import Membership
+    from tests import stripe_events as se
+
+    fund = make_fund("members", is_default=True)
+    paid_at = int(time.time()) - 60
+    invoice = se.invoice(
+        subscription=se.unique("sub"),
+        customer=se.unique("cus"),
+        amount_cents=1_500,
+        paid_at=paid_at,
+        period_start=paid_at,
+        billing_reason="subscription_create",
+        email="member@example.org",
+        name="Mia Member",
+    )
+    assert se.post_event(client, se.event("invoice.paid", invoice), webhook_secret).json["outcome"] == "applied"
+    assert verify_ledger() == []
+
+    membership = db.session.scalars(select(Membership)).one()
+    make_gift(membership.donor, fund, 1_500, membership_id=membership.id, stripe_invoice_id=se.unique("in"))
+    db.session.commit()
+    found = {violation.check: violation for violation in verify_ledger()}
+    assert set(found) == {"installments-mismatch", "gift-without-event"}  # the extra one has no event either
+    violation = found["installments-mismatch"]
+    assert (violation.rows["installments"], violation.rows["paid_invoices"]) == (2, 1)
