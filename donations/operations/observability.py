@@ -93,7 +93,7 @@ def init_app(app: Flask) -> None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         metrics.REQUEST_SECONDS.labels(request.method, route, str(response.status_code)).observe(duration)
         if request.endpoint == "payments.webhook":
-            received = (response.get_json(silent=True) or {}).get("received") if response.status_code == 200 else None
+            received = g.get("webhook_received") if response.status_code == 200 else None
             metrics.WEBHOOK_DELIVERIES.labels(received or f"refused_{response.status_code}").inc()
         response.headers["X-Request-ID"] = g.request_id
         if json_logs:

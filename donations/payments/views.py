@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from donations.clock import utcnow
@@ -32,6 +32,7 @@ def webhook() -> ResponseReturnValue:
         event, stored = events.receive_signed(request.get_data(), request.headers.get("Stripe-Signature"))
     except signing.InvalidEvent as exc:
         return jsonify(error=str(exc)), 400
+    g.webhook_received = stored.value  # for the deliveries metric, without reading the body back
     return jsonify(id=event["id"], received=stored.value)
 
 
