@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # pytest-xdist: tests on every core (each worker its own SQLite file or PostgreSQL database).
 PYTEST_XDIST ?= -n auto
 
-.PHONY: install run test test-quick lint typecheck audit browser bench bench-tools clean
+.PHONY: install run worker test test-quick lint typecheck audit browser bench bench-tools clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
 	$(FLASK) run --host 127.0.0.1 --port 5000
+
+# The worker as its own process (production runs it so; `make run` has it in a thread already).
+worker: install
+	WORKER_IN_APP=false $(FLASK) worker
 
 # Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser).
 browser:

@@ -56,7 +56,25 @@ class Config:
     RECEIPTS_BACKOFF_SECONDS = 60  # wait before the first retry; doubles with each failure
     RECEIPTS_MAX_ATTEMPTS = 10  # then the message is parked for staff to resend
     RECEIPTS_POLL_SECONDS = 5
-    RECEIPTS_WORKER_IN_APP = False  # development: the web app sends mail itself, no worker needed
+    WORKER_IN_APP = False  # development: the web app runs the worker in a thread, no worker process needed
+    # The worker (`flask --app wsgi worker`): how often it looks for events and mail when idle
+    # (an event stored by its own process wakes it at once), and for due schedules.
+    WORKER_POLL_SECONDS = 1.0
+    WORKER_SCHEDULE_CHECK_SECONDS = 30.0
+    # Each scheduled job and how often it runs (hourly, daily, or january: once, in January),
+    # in NEWSROOM_TIMEZONE, once per period however many workers run; None turns one off.
+    WORKER_SCHEDULES: dict[str, str | None] = {
+        "payments-sync": "daily",
+        "expire-checkouts": "hourly",
+        "annual-statements": "january",
+        "housekeeping": "daily",
+        "ledger-verify": "daily",
+    }
+    # Observability: LOG_FORMAT=json for JSON log lines; SENTRY_DSN for error tracking;
+    # METRICS_TOKEN to open /metrics to `Authorization: Bearer <token>`.
+    LOG_FORMAT: str | None = None
+    SENTRY_DSN: str | None = None
+    METRICS_TOKEN: str | None = None
 
     # Request bodies: a larger one is refused with 413 before it is read. Forms are a few KB (a
     # full 50-check batch about 35 KB); Stripe's events are far below 1 MB.
@@ -110,7 +128,7 @@ class Config:
 
 
 class DevelopmentConfig(Config):
-    RECEIPTS_WORKER_IN_APP = True
+    WORKER_IN_APP = True
 
 
 class TestingConfig(Config):
@@ -165,6 +183,10 @@ ENVIRONMENT = {
     "FISCAL_YEAR_START_MONTH": "FISCAL_YEAR_START_MONTH",
     "NEWSROOM_CONTACT": "NEWSROOM_CONTACT",
     "GIFT_PAGE_CACHE_SECONDS": "GIFT_PAGE_CACHE_SECONDS",
+    "WORKER_IN_APP": "WORKER_IN_APP",
+    "LOG_FORMAT": "LOG_FORMAT",
+    "SENTRY_DSN": "SENTRY_DSN",
+    "METRICS_TOKEN": "METRICS_TOKEN",
 }
 
 

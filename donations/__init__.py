@@ -45,9 +45,11 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     from donations.giving.membership_views import bp as membership_bp
     from donations.giving.views import bp as giving_bp
     from donations.grants.views import bp as grants_bp
-    from donations.mail import worker as receipts_worker
     from donations.mail.staff_views import bp as receipts_staff_bp
     from donations.mail.views import bp as statements_bp
+    from donations.operations import metrics, observability
+    from donations.operations import worker as operations_worker
+    from donations.operations.views import bp as operations_bp
     from donations.payments.staff_views import bp as payments_staff_bp
     from donations.payments.views import bp as payments_bp
     from donations.privacy.views import bp as privacy_bp
@@ -63,7 +65,10 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.register_blueprint(receipts_staff_bp)
     app.register_blueprint(statements_bp)
     app.register_blueprint(privacy_bp)
-    receipts_worker.init_app(app)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(operations_bp)
+    observability.init_app(app)
+    operations_worker.init_app(app)
 
     from donations import cli, errors
 
@@ -105,6 +110,8 @@ def _finish_config(app: Flask) -> None:
         config["STRIPE_WEBHOOK_SECRET"] = config["LOCAL_WEBHOOK_SECRET"]
     if config.get("REDIS_URL"):
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
+    if isinstance(config.get("WORKER_IN_APP"), str):  # from the environment: "true" / "false"
+        config["WORKER_IN_APP"] = config["WORKER_IN_APP"].strip().lower() in ("1", "true", "yes", "on")
     if isinstance(config.get("TRUSTED_HOSTS"), str):  # from the environment: "a.example,b.example"
         config["TRUSTED_HOSTS"] = [host.strip() for host in config["TRUSTED_HOSTS"].split(",") if host.strip()]
 
@@ -127,6 +134,7 @@ def _import_models() -> None:
     from donations.grants import models as _grants  # noqa: F401
     from donations.ledger import models as _ledger  # noqa: F401
     from donations.mail import models as _receipts  # noqa: F401
+    from donations.operations import models as _operations  # noqa: F401
     from donations.payments import models as _payments  # noqa: F401
     from donations.payments.local import models as _local_gateway  # noqa: F401
     from donations.protection import card_testing as _protection  # noqa: F401

@@ -146,3 +146,7 @@ def register(app: Flask) -> None:
     from donations.privacy.service import privacy_cli
 
     app.cli.add_command(privacy_cli)
+    from donations.operations.cli import ledger_cli, worker_command
+
+    app.cli.add_command(ledger_cli)
+    app.cli.add_command(worker_command)

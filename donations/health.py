@@ -1,4 +1,5 @@
-"""GET /healthz: is the database answering? And is Stripe's event stream being kept up with?"""
+"""GET /healthz: is the database answering? Is Stripe's event stream being kept up with, are the
+worker's schedules running, and does the ledger keep its invariants?"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from donations.extensions import db
+from donations.operations.schedules import latest_runs
 from donations.payments.sync import sync_health
 
 bp = Blueprint("health", __name__)
@@ -18,6 +20,7 @@ def healthz() -> ResponseReturnValue:
     try:
         db.session.execute(text("SELECT 1"))
         stripe = sync_health()
+        runs = latest_runs()
     except SQLAlchemyError:
         db.session.rollback()
         response = jsonify(status="unavailable", database="unreachable")
@@ -30,4 +33,17 @@ def healthz() -> ResponseReturnValue:
         database="ok",
         last_successful_sync=stripe.last_success_at.isoformat() if stripe.last_success_at else None,
         events_failing_to_apply=stripe.failing_events,
+        events_waiting=stripe.waiting_events,
+        oldest_event_waiting_since=stripe.oldest_waiting_at.isoformat() if stripe.oldest_waiting_at else None,
+        schedules={
+            run.job: {
+                "period": run.period,
+                "started_at": run.started_at.isoformat(),
+                "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                "succeeded": run.succeeded,
+                "summary": run.summary,
+            }
+            for run in runs
+        },
+        ledger_violations=next((run.problems for run in runs if run.job == "ledger-verify"), None),
     )

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from donations.payments import events
 from donations.payments.signing import sign
 
 FIXTURES_PATH = Path(__file__).resolve().parent / "fixtures" / "stripe" / "fixtures3.json"
@@ -255,27 +256,87 @@ def signed_headers(body: bytes, secret: str, timestamp: int | None = None) -> di
     return {"Stripe-Signature": sign(body, secret, timestamp), "Content-Type": "application/json"}
 
 
-def post_event(client: FlaskClient, payload: dict[str, Any], secret: str, timestamp: int | None = None):
+class Delivery:
+    """A webhook's answer, and what the worker's apply step then did with its event: `json`
+    is the webhook's body plus `outcome` (applied, ignored, deferred; duplicate when the event
+    was applied before). Everything else is the response's."""
+
+    def __init__(self, response: Any, outcome: str | None) -> None:
+        self.response = response
+        self.json = dict(response.json or {})
+        if outcome is not None:
+            self.json["outcome"] = outcome
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.response, name)
+
+
+def apply_events(app: Flask) -> dict[str, str]:
+    """Run the worker's apply step until nothing is due, in an app context (so a database
+    session) of its own, as the worker process would: {event id: what became of it}."""
+    with app.app_context():
+        return {event_id: outcome.value for event_id, outcome in events.apply_pending()}
+
+
+def post_event(client: FlaskClient, payload: dict[str, Any], secret: str, timestamp: int | None = None) -> Delivery:
+    """Deliver a signed event to the webhook (which only stores it), then run the worker's apply
+    step, so a test sees the event's effect at once, as a worker running alongside would."""
     body = json.dumps(payload).encode()
-    return client.post("/stripe/webhook", data=body, headers=signed_headers(body, secret, timestamp))
+    response = client.post("/stripe/webhook", data=body, headers=signed_headers(body, secret, timestamp))
+    return Delivery(response, _outcome(client.application, response))
 
 
-def post_at_once(app: Flask, payloads: list[dict[str, Any]], secret: str) -> list[tuple[int, str | None]]:
+def _outcome(app: Flask, response: Any) -> str | None:
+    if response.status_code != 200:
+        return None
+    applied = apply_events(app)
+    return applied.get(response.json["id"], "duplicate")
+
+
+def post_at_once(
+    app: Flask, payloads: list[dict[str, Any]], secret: str, workers: int | None = None
+) -> list[tuple[int, str | None]]:
     """Concurrent deliveries: each payload posted from its own thread and app context (so its own
-    session and connection), all released together. (status, outcome) of each, as they finished."""
+    session and connection), all released together; then as many concurrent workers (threads,
+    each with its own session) apply them, all released together. (status, outcome) of each
+    delivery: what the workers did with its event, or duplicate for a repeat of an event."""
     barrier = threading.Barrier(len(payloads))
-    answers: list[tuple[int, str | None]] = []
+    answers: list[tuple[int, str]] = []
 
     def deliver(payload: dict[str, Any]) -> None:
         with app.app_context():
             client = app.test_client()
             barrier.wait()
-            response = post_event(client, payload, secret)
-            answers.append((response.status_code, (response.json or {}).get("outcome")))
+            body = json.dumps(payload).encode()
+            response = client.post("/stripe/webhook", data=body, headers=signed_headers(body, secret))
+            answers.append((response.status_code, payload["id"]))
 
-    threads = [threading.Thread(target=deliver, args=(payload,)) for payload in payloads]
+    _run_together([functools.partial(deliver, payload) for payload in payloads])
+    outcomes: dict[str, str] = {}
+    count = workers or len(payloads)
+    start = threading.Barrier(count)
+
+    def work() -> None:
+        with app.app_context():
+            start.wait()
+            for event_id, outcome in events.apply_pending():
+                outcomes[event_id] = outcome.value
+
+    _run_together([work] * count)
+    seen: set[str] = set()
+    results: list[tuple[int, str | None]] = []
+    for status, event_id in answers:
+        if status != 200:
+            results.append((status, None))
+            continue
+        results.append((status, "duplicate" if event_id in seen or event_id not in outcomes else outcomes[event_id]))
+        seen.add(event_id)
+    return results
+
+
+def _run_together(targets: list[Any]) -> None:
+    threads = [threading.Thread(target=target) for target in targets]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return answers

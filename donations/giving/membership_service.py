@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -32,11 +32,12 @@ from donations.giving.service import AmountOutOfRange, check_amount
 from donations.ledger import memberships
 from donations.ledger import service as ledger
 from donations.ledger.donors import resolve_merged
-from donations.ledger.models import RECEIVED_STATUSES, Donor, Gift, Membership, MembershipStatus
+from donations.ledger.models import RECEIVED_STATUSES, Donor, Gift, GiftStatus, Membership, MembershipStatus
 from donations.mail import service as mail
 from donations.mail import statements
 from donations.mail.render import public_url
 from donations.money import format_money
+from donations.payments import events
 from donations.payments.gateway import get_gateway
 from donations.payments.local import billing as local_billing
 
@@ -219,6 +220,8 @@ class Account:
     gifts: list[Gift]
     gateway: str
     statement_url: str | None  # where the member asks for a year's statement by email
+    # Paid at Stripe, its event stored but not applied by the worker yet: shown as processing.
+    processing: list[Gift] = field(default_factory=list)
 
 
 def _describe(membership: Membership) -> MembershipRow:
@@ -253,7 +256,19 @@ def account(donor: Donor) -> Account:
         gifts=list(gifts),
         gateway=current_app.config["PAYMENTS_GATEWAY"],
         statement_url=statements.statement_link(donor.id) if gifts else None,
+        processing=_processing(donor),
     )
+
+
+def _processing(donor: Donor) -> list[Gift]:
+    """The donor's unpaid gifts whose checkout's event is stored and waiting for the worker."""
+    pending = db.session.scalars(
+        select(Gift).where(
+            Gift.donor_id == donor.id, Gift.status == GiftStatus.PENDING, Gift.stripe_checkout_session_id.is_not(None)
+        )
+    ).all()
+    waiting = events.waiting_objects([gift.stripe_checkout_session_id or "" for gift in pending])
+    return [gift for gift in pending if gift.stripe_checkout_session_id in waiting]
 
 
 def _own_membership(donor: Donor, membership_id: int) -> Membership:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from donations.clock import utcnow
 from donations.extensions import db
 from donations.giving import service
 from donations.giving.forms import GiftForm
@@ -17,6 +19,7 @@ from donations.ledger import memberships
 from donations.ledger import service as ledger
 from donations.ledger.models import RECEIVED_STATUSES, UNPAID_STATUSES, Frequency, Fund, Gift, GiftStatus
 from donations.mail.render import public_url
+from donations.payments import events
 from donations.payments.gateway import GatewayError
 from donations.protection import card_testing as protection
 
@@ -167,6 +170,12 @@ def _cancel_url_for(fund_slug: str | None) -> Callable[[Gift], str]:
     return cancel_url
 
 
+# How often the thank-you page reloads while the payment is being confirmed, and for how long
+# after the checkout started (a bank payment can take days: its receipt says so by email).
+THANKS_REFRESH_SECONDS = 3
+THANKS_REFRESH_FOR = timedelta(minutes=30)
+
+
 @bp.get("/give/thanks")
 def thanks() -> ResponseReturnValue:
     session_id = request.args.get("session_id", "")
@@ -176,10 +185,20 @@ def thanks() -> ResponseReturnValue:
     paid = gift.status in RECEIVED_STATUSES
     if gift.status == GiftStatus.EXPIRED:  # (a failed one may yet be paid with another card)
         return render_template("giving/expired.html", gift=gift)
+    # Stripe's event may be stored and waiting for the worker, or not sent yet: the page says
+    # so and reloads itself (a meta refresh, no script) for a while, until the gift shows.
+    processing = not paid and bool(events.waiting_objects([session_id]))
+    refresh = not paid and utcnow() - gift.created_at < THANKS_REFRESH_FOR
+    context = {
+        "gift": gift,
+        "paid": paid,
+        "processing": processing,
+        "refresh_seconds": THANKS_REFRESH_SECONDS if refresh else None,
+    }
     if gift.frequency != Frequency.ONE_TIME:
         level = memberships.level_for_gift(gift)
-        return render_template("giving/membership_thanks.html", gift=gift, paid=paid, level=level)
-    return render_template("giving/thanks.html", gift=gift, paid=paid)
+        return render_template("giving/membership_thanks.html", level=level, **context)
+    return render_template("giving/thanks.html", **context)
 
 
 @bp.get("/")

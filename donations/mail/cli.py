@@ -18,7 +18,7 @@ from donations.mail.worker import OutboxWorker, run_until_stopped
 receipts_cli = AppGroup("receipts", help="Donor mail: the outbox worker and annual statements.")
 
 
-def _check_mail_config() -> None:
+def check_mail_config() -> None:
     config = current_app.config
     try:
         transport_for(current_app)
@@ -35,7 +35,7 @@ def _check_mail_config() -> None:
 @click.option("--once", is_flag=True, help="Send what is due now, then exit.")
 def work(once: bool) -> None:
     """Send queued mail until stopped (SIGTERM or Ctrl-C finish the message in hand first)."""
-    _check_mail_config()
+    check_mail_config()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if once:
         report = OutboxWorker().drain()

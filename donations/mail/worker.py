@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -191,34 +191,7 @@ def run_until_stopped(stop: threading.Event, poll_seconds: float) -> None:
             stop.wait(poll_seconds)
 
 
-def init_app(app: Flask) -> None:
-    """With RECEIPTS_WORKER_IN_APP (development), the first request starts a worker thread in
-    the web process, so `make run` sends (or writes) mail with no separate service."""
-    if not app.config["RECEIPTS_WORKER_IN_APP"]:
-        return
-    _show_mail_log()
-    lock = threading.Lock()
-    started = False
-
-    def start_worker() -> None:
-        nonlocal started
-        if started:
-            return
-        with lock:
-            if started:
-                return
-            started = True
-
-        def run() -> None:
-            with app.app_context():
-                run_until_stopped(threading.Event(), float(app.config["RECEIPTS_POLL_SECONDS"]))
-
-        threading.Thread(target=run, name="outbox-worker", daemon=True).start()
-
-    app.before_request(start_worker)
-
-
-def _show_mail_log() -> None:
+def show_mail_log() -> None:
     """The development server configures no logging: print the mail log (links included)."""
     logger = logging.getLogger("donations.mail")
     logger.setLevel(logging.INFO)

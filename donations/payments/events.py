@@ -1,28 +1,32 @@
-"""Storing and applying Stripe events exactly once, whoever delivers them and however often.
+"""Stripe events: stored at once by whoever receives them, applied exactly once by the worker.
 
-A webhook delivery (Stripe's, through the view, or the local gateway's, called directly) comes
-through `receive_signed`, `payments sync` through `receive`. In one transaction the
-event's row is inserted if new (ON CONFLICT DO NOTHING); a row that already existed is then
-locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises writers), while one just inserted
-is locked by its insert until the commit. So of several workers receiving the same event at
-the same moment exactly one applies it and the others find it applied.
+Receiving (`receive_signed` for a webhook delivery, Stripe's through the view or the local
+gateway's called directly; `store` for `payments sync`) only verifies and stores: the event's
+row is inserted if new (ON CONFLICT DO NOTHING) and committed, due at once. Nothing is applied
+in the request, so Stripe is answered in a few milliseconds.
 
-The event store owns its transactions, whoever calls it (the webhook, `payments sync`, staff's
-retry): each event commits on its own, so one event's failure never undoes another's, and a
-caller's own writes (a retry's audit entry) commit after it, in the caller's unit of work.
+Applying (`apply_next`, run by the worker in a loop, `apply_pending` to drain) is the one apply
+path. In one transaction a worker claims the oldest-created due event (SELECT ... FOR UPDATE
+SKIP LOCKED on PostgreSQL, so any number of workers on any number of machines each take a
+different one; SQLite serialises writers), runs its handler in a SAVEPOINT, marks it applied
+(or keeps it with its error and a later `next_attempt_at`) and commits. A worker that dies
+mid-event rolls back: the event is due again, nothing half-written. An event that needs another
+(a refund before its gift) is deferred; once any event applies, the waiting ones are made due
+again (at once by the worker that deferred them, by another within RETRY_CHECK_SECONDS).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import threading
 from datetime import datetime, timedelta
 from time import monotonic
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import select, update
-from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, ProgrammingError
+from sqlalchemy import CursorResult, Result, select, update
+from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, OperationalError, ProgrammingError
 
 from donations.clock import from_timestamp, utcnow
 from donations.extensions import db, insert_ignoring
@@ -35,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # What a malformed or hostile payload makes a handler raise: a missing key, a value of the wrong
 # type (which the database driver may be the one to refuse) or out of range. Database outages
-# (OperationalError) are not among them: they propagate, the caller answers 5xx, Stripe retries.
+# (OperationalError) are not among them: they propagate, the worker rolls back and tries later.
 PAYLOAD_ERRORS = (
     *(LookupError, TypeError, ValueError, AttributeError, ArithmeticError),
     *(DataError, ProgrammingError, InvalidRequestError),
@@ -49,18 +53,24 @@ class Outcome(enum.StrEnum):
     DEFERRED = "deferred"  # could not be applied yet: kept with its error, retried later
 
 
-class EventRaceError(RuntimeError):
-    """Two workers wrote the same ledger row at once; the caller should retry (5xx)."""
+class Stored(enum.StrEnum):
+    """What receiving did: the webhook's answer."""
+
+    NEW = "stored"
+    DUPLICATE = "duplicate"  # stored before (a repeat that was not applied yet is made due now)
 
 
-# After each applied webhook, events waiting at most this long are re-tried (Stripe itself
-# gives up retrying after three days); older ones are left to `payments sync` and the staff page.
+# Events waiting at most this long are re-tried by the worker (Stripe itself gives up retrying
+# after three days); older ones are left to `payments sync` and the staff page.
 RETRY_ON_RECEIVE_WINDOW = timedelta(days=3)
-# Looking for waiting events costs a query and a transaction; nearly always none wait. So a
-# process looks after every applied webhook only while it knows some wait (it deferred one, or
-# its last look found some), and otherwise at most this often: an event deferred by another
-# process is re-tried at most this many seconds late (and by `payments sync` in any case).
+# Making waiting events due again costs a statement; nearly always none wait. So a worker does it
+# after each applied event only while it knows some wait (it deferred one, or its last look found
+# some), and otherwise at most this often: an event deferred by another worker is re-tried at
+# most this many seconds late once events flow (and after its own back-off in any case).
 RETRY_CHECK_SECONDS = 5.0
+# A deferred event's own back-off: this many seconds, doubling with each attempt, at most an hour.
+DEFERRED_BACKOFF_SECONDS = 30.0
+MAX_DEFERRED_BACKOFF = timedelta(hours=1)
 
 
 class _Waiting:
@@ -71,81 +81,25 @@ class _Waiting:
     looked_at = float("-inf")  # monotonic() of the last look
 
 
-def receive_signed(body: bytes, signature: str | None) -> tuple[dict[str, Any], Outcome]:
-    """A webhook delivery: verify its signature (raises signing.InvalidEvent), then store and
-    apply the event (`receive`). Returns the event and what became of it."""
+# Set whenever this process stores an event: a worker thread in the same process (development's
+# WORKER_IN_APP) wakes at once instead of at its next poll.
+stored_signal = threading.Event()
+
+
+def receive_signed(body: bytes, signature: str | None) -> tuple[dict[str, Any], Stored]:
+    """A webhook delivery: verify its signature (raises signing.InvalidEvent), then store the
+    event (`store`). Returns the event and whether it was new."""
     config = current_app.config
     event = signing.verify(body, signature, config["STRIPE_WEBHOOK_SECRET"], config["WEBHOOK_TOLERANCE_SECONDS"])
-    return event, receive(event)
+    return event, store(event)
 
 
-def receive(event: dict[str, Any], via: str = "webhook") -> Outcome:
-    """Store and apply one verified event. Database errors propagate: the caller answers 5xx."""
-    for _ in range(3):
-        try:
-            outcome = _receive_once(event, via)
-        except IntegrityError:
-            # Another worker inserted the same gift or reversal between our read and write;
-            # the retry finds its row and does nothing twice.
-            db.session.rollback()
-            continue
-        if outcome is Outcome.DEFERRED:
-            _Waiting.known = True
-        elif outcome is Outcome.APPLIED and via == "webhook" and _should_look():
-            # This event may be what a waiting one needed (a refund that came before its gift).
-            # `payments sync` runs its own retry pass after all its events.
-            _retry_waiting()
-        return outcome
-    raise EventRaceError(f"event {event['id']} kept colliding with concurrent writers")
-
-
-def _should_look() -> bool:
-    return _Waiting.known or monotonic() - _Waiting.looked_at >= RETRY_CHECK_SECONDS
-
-
-def _retry_waiting() -> None:
-    _Waiting.known = False  # before the look: a deferral during it sets it again
-    _Waiting.looked_at = monotonic()
-    try:
-        while True:
-            applied, still_waiting = _retry_deferred(20, utcnow() - RETRY_ON_RECEIVE_WINDOW)
-            if still_waiting:
-                _Waiting.known = True
-            if not applied:
-                break
-    except IntegrityError:
-        # A concurrent worker is writing the same rows; the waiting event stays for the next try.
-        db.session.rollback()
-        _Waiting.known = True
-
-
-def _receive_once(event: dict[str, Any], via: str) -> Outcome:
-    # Whether this transaction holds nothing but what we are about to write (a webhook's request
-    # does: its session is new), so that undoing the handler may roll all of it back.
-    session = db.session()  # the scoped proxy does not forward in_transaction()
-    alone = not (session.in_transaction() or session.new or session.dirty or session.deleted)
-    if not _insert_as_applied(event, via):
-        return _receive_stored(event)
-    if alone:
-        outcome = _apply_alone(event)
-        if outcome is not None:
-            db.session.commit()
-            return outcome
-        # It did not apply, and everything was rolled back, the event's row too: store it again
-        # and apply it the careful way below, to keep it with its reason.
-        if not _insert_as_applied(event, via):
-            return _receive_stored(event)  # another delivery stored it meanwhile
-    outcome = _apply_new(event)
-    db.session.commit()
-    return outcome
-
-
-def _insert_as_applied(event: dict[str, Any], via: str) -> bool:
-    """Store a new event, written as applied at its first attempt, which is what nearly every
-    new event comes to: then no UPDATE follows. Nobody else sees the row before our commit (a
-    concurrent delivery of the same id waits for it, then finds it applied); if the handler
-    defers the event, the same transaction unmarks it. False: the event was stored before."""
+def store(event: dict[str, Any], via: str = "webhook") -> Stored:
+    """Store one verified event in a transaction of its own, due now. A repeat of an event not
+    applied yet makes it due now (as a repeated delivery used to retry it). Database errors
+    propagate: the webhook answers 5xx and Stripe delivers again."""
     now = utcnow()
+    table = StripeEvent.__table__
     row = {
         "id": event["id"],
         "type": event["type"],
@@ -153,73 +107,171 @@ def _insert_as_applied(event: dict[str, Any], via: str) -> bool:
         "payload": event,
         "received_at": now,
         "received_via": via,
-        "applied_at": now,
-        "attempts": 1,
+        "attempts": 0,
+        "next_attempt_at": now,
     }
     # On the table, not the mapped class: a Core INSERT skips the ORM's bulk-insert machinery.
-    table = StripeEvent.__table__
     inserted = db.session.execute(insert_ignoring(table, "id").returning(table.c.id), row).scalar_one_or_none()
-    return inserted is not None
-
-
-def _receive_stored(event: dict[str, Any]) -> Outcome:
-    """An event stored before: lock its row; apply it unless it was applied."""
-    # Only the column that decides first: a repeat of an applied event (nearly every repeat)
-    # needs no row object, nor its payload decoded.
-    applied_at = db.session.execute(
-        select(StripeEvent.applied_at).where(StripeEvent.id == event["id"]).with_for_update()
-    ).scalar_one()
-    if applied_at is not None:
-        db.session.commit()
-        return Outcome.DUPLICATE
-    stored = db.session.execute(
-        select(StripeEvent).where(StripeEvent.id == event["id"]).execution_options(populate_existing=True)
-    ).scalar_one()  # locked above
-    outcome = apply_stored(stored)
+    if inserted is None:
+        waiting = (
+            select(StripeEvent.id)
+            .where(StripeEvent.id == event["id"], StripeEvent.applied_at.is_(None))
+            .with_for_update(skip_locked=True)  # one being applied right now needs nothing
+            .scalar_subquery()
+        )
+        db.session.execute(
+            update(StripeEvent)
+            .where(StripeEvent.id == waiting)
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
-    return outcome
+    stored_signal.set()
+    return Stored.NEW if inserted is not None else Stored.DUPLICATE
 
 
-def _apply_alone(event: dict[str, Any]) -> Outcome | None:
-    """Run the handler in the event's own transaction with no SAVEPOINT (two statements fewer
-    per event). None when it did not apply: the whole transaction is then rolled back, so
-    nothing is half-written, and the caller starts again the careful way (`_apply_new`)."""
-    handler = handler_for(event["type"])
-    if handler is None:
-        return Outcome.IGNORED
-    try:
-        handler(StripeEventData.from_payload(event))
-        db.session.flush()  # a value the database refuses fails here, not in the COMMIT
-    except (EventDeferred, IntegrityError, *PAYLOAD_ERRORS):
+def apply_next() -> tuple[str, Outcome] | None:
+    """Claim the oldest-created due event, apply it and commit. None: nothing is due.
+
+    Database outages propagate (rolled back: the event stays due). An event whose handler keeps
+    colliding with concurrent writers, or fails in a way no payload should make it (a bug), is
+    kept with the error and its back-off, so that it never blocks the events behind it."""
+    claimed: list[str] = []
+    for _ in range(3):
+        try:
+            return _apply_next_once(claimed)
+        except IntegrityError:
+            # Another worker inserted the same gift or reversal between our read and write;
+            # the retry finds its row and does nothing twice.
+            db.session.rollback()
+        except OperationalError:
+            db.session.rollback()
+            raise
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("event %s could not be applied", claimed[-1] if claimed else "?")
+            if not claimed:
+                raise
+            return claimed[-1], _keep_failed(claimed[-1], f"could not apply: {type(exc).__name__}: {exc}")
+    log.warning("event %s kept colliding with concurrent writers; it waits for its back-off", claimed[-1])
+    return claimed[-1], _keep_failed(claimed[-1], "kept colliding with concurrent writers; will try again")
+
+
+def _keep_failed(event_id: str, error: str) -> Outcome:
+    """Record a failed attempt on an event (its own transaction), with its back-off."""
+    stored = db.session.execute(
+        select(StripeEvent).where(StripeEvent.id == event_id, StripeEvent.applied_at.is_(None)).with_for_update()
+    ).scalar_one_or_none()
+    if stored is not None:
+        stored.attempts += 1
+        stored.error = error[:2000]
+        _schedule_retry(stored, utcnow())
+    db.session.commit()
+    return Outcome.DEFERRED
+
+
+def _apply_next_once(claimed: list[str]) -> tuple[str, Outcome] | None:
+    now = utcnow()
+    stored = db.session.execute(
+        select(StripeEvent)
+        .where(StripeEvent.applied_at.is_(None), StripeEvent.next_attempt_at <= now)
+        .order_by(StripeEvent.created_at, StripeEvent.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if stored is None:
         db.session.rollback()
         return None
-    return Outcome.APPLIED
+    event_id = stored.id
+    claimed.append(event_id)
+    outcome = apply_stored(stored)
+    if outcome is Outcome.APPLIED and _should_look():
+        # This event may be what a waiting one needed (a refund that came before its gift).
+        _wake_waiting(now)
+    db.session.commit()
+    return event_id, outcome
 
 
-def _apply_new(event: dict[str, Any]) -> Outcome:
-    """Apply an event just inserted as applied, in a SAVEPOINT; one UPDATE if it was deferred."""
-    outcome, error = _run_handler(event["type"], event)
-    if outcome is Outcome.DEFERRED:
-        db.session.execute(
-            update(StripeEvent).where(StripeEvent.id == event["id"]).values(applied_at=None, error=error)
+def apply_pending(stop: threading.Event | None = None, limit: int | None = None) -> list[tuple[str, Outcome]]:
+    """Apply due events until none is due (or `stop` is set, or `limit` were applied): the
+    worker's apply step, also run by `payments sync` and the tests."""
+    done: list[tuple[str, Outcome]] = []
+    while (stop is None or not stop.is_set()) and (limit is None or len(done) < limit):
+        result = apply_next()
+        if result is None:
+            break
+        done.append(result)
+    return done
+
+
+def make_all_due(received_since: datetime | None = None) -> int:
+    """Make every waiting event due now (`payments sync`'s retry pass); returns how many."""
+    query = update(StripeEvent).where(StripeEvent.applied_at.is_(None)).values(next_attempt_at=utcnow())
+    if received_since is not None:
+        query = query.where(StripeEvent.received_at >= received_since)
+    count = _rowcount(db.session.execute(query.execution_options(synchronize_session=False)))
+    db.session.commit()
+    return int(count or 0)
+
+
+def _should_look() -> bool:
+    return _Waiting.known or monotonic() - _Waiting.looked_at >= RETRY_CHECK_SECONDS
+
+
+def _wake_waiting(now: datetime) -> None:
+    """Make the events waiting on others (received within the window) due now. Rows another
+    worker holds are skipped: it is applying them."""
+    _Waiting.known = False
+    _Waiting.looked_at = monotonic()
+    waiting = (
+        select(StripeEvent.id)
+        .where(
+            StripeEvent.applied_at.is_(None),
+            StripeEvent.next_attempt_at > now,
+            StripeEvent.received_at >= now - RETRY_ON_RECEIVE_WINDOW,
         )
-    return outcome
+        .with_for_update(skip_locked=True)
+    )
+    woken = _rowcount(
+        db.session.execute(
+            update(StripeEvent)
+            .where(StripeEvent.id.in_(waiting))
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if woken:
+        _Waiting.known = True  # they may be deferred again: look after the next applied event
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)  # DML gives a CursorResult
 
 
 def apply_stored(stored: StripeEvent) -> Outcome:
-    """Apply a stored, locked, unapplied event inside the caller's transaction."""
-    outcome = _apply(stored)
-    # Counted after the handler ran, so that it is written by the same UPDATE as the outcome.
-    stored.attempts += 1
-    return outcome
-
-
-def _apply(stored: StripeEvent) -> Outcome:
+    """Apply a stored, locked, unapplied event inside the caller's transaction, and settle its
+    row: applied, or kept with its error and when to try again."""
     outcome, error = _run_handler(stored.type, stored.payload)
     stored.error = error
-    if outcome is not Outcome.DEFERRED:
-        stored.applied_at = utcnow()
+    # Counted after the handler ran, so that it is written by the same UPDATE as the outcome.
+    stored.attempts += 1
+    now = utcnow()
+    if outcome is Outcome.DEFERRED:
+        _schedule_retry(stored, now)
+    else:
+        stored.applied_at = now
+        stored.next_attempt_at = None
     return outcome
+
+
+def _schedule_retry(stored: StripeEvent, now: datetime) -> None:
+    _Waiting.known = True
+    if stored.received_at < now - RETRY_ON_RECEIVE_WINDOW:
+        stored.next_attempt_at = None  # left to `payments sync` and the staff page
+    else:
+        wait = DEFERRED_BACKOFF_SECONDS * 2 ** min(max(stored.attempts - 1, 0), 16)
+        stored.next_attempt_at = now + min(timedelta(seconds=wait), MAX_DEFERRED_BACKOFF)
 
 
 def _run_handler(event_type: str, payload: dict[str, Any]) -> tuple[Outcome, str | None]:
@@ -235,7 +287,7 @@ def _run_handler(event_type: str, payload: dict[str, Any]) -> tuple[Outcome, str
         return Outcome.DEFERRED, str(exc)
     except IntegrityError as exc:
         if not _breaks_a_value_rule(exc):
-            raise  # a unique key a concurrent worker took: `receive` tries again
+            raise  # a unique key a concurrent worker took: `apply_next` tries again
         # A value the database refuses (a CHECK or NOT NULL): retrying cannot help.
         error = f"could not apply: the database refused a value: {type(exc.orig).__name__}"
         log.warning("event %s (%s) failed to apply: %s", payload.get("id"), event_type, error)
@@ -257,38 +309,6 @@ def _breaks_a_value_rule(exc: IntegrityError) -> bool:
     )
 
 
-def retry_deferred(limit: int = 100, received_since: datetime | None = None) -> int:
-    """Re-apply events kept with an error (their gift may exist now). Returns how many applied.
-
-    The least-tried first: an event that just started waiting is not starved behind old ones
-    that keep failing (an unknown gift that will never come).
-    """
-    return _retry_deferred(limit, received_since)[0]
-
-
-def _retry_deferred(limit: int, received_since: datetime | None) -> tuple[int, bool]:
-    """(how many applied, whether any looked at is still waiting)."""
-    query = select(StripeEvent.id).where(StripeEvent.applied_at.is_(None))
-    if received_since is not None:
-        query = query.where(StripeEvent.received_at >= received_since)
-    query = query.order_by(StripeEvent.attempts, StripeEvent.created_at, StripeEvent.id).limit(limit)
-    ids = db.session.scalars(query).all()
-    if not ids:
-        return 0, False
-    applied = 0
-    for event_id in ids:
-        stored = db.session.execute(
-            select(StripeEvent)
-            .where(StripeEvent.id == event_id, StripeEvent.applied_at.is_(None))
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
-        ).scalar_one_or_none()
-        if stored is not None and apply_stored(stored) in (Outcome.APPLIED, Outcome.IGNORED):
-            applied += 1
-        db.session.commit()
-    return applied, applied < len(ids)
-
-
 def retry_one(event_id: str) -> Outcome | None:
     """Re-apply one stored event now (staff's retry button). None: no such unapplied event."""
     stored = db.session.execute(
@@ -303,3 +323,16 @@ def retry_one(event_id: str) -> Outcome | None:
     outcome = apply_stored(stored)
     db.session.commit()
     return outcome
+
+
+def waiting_objects(object_ids: list[str]) -> set[str]:
+    """Which of these Stripe objects (checkout sessions, say) have an event stored and not
+    applied yet: pages say "processing" for them rather than "not paid"."""
+    if not object_ids:
+        return set()
+    object_id = StripeEvent.payload["data"]["object"]["id"].as_string()
+    return set(
+        db.session.scalars(
+            select(object_id).where(StripeEvent.applied_at.is_(None), object_id.in_(object_ids)).distinct()
+        )
+    )

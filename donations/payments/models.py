@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from donations.clock import utcnow
@@ -13,10 +13,22 @@ from donations.extensions import Base
 
 
 class StripeEvent(Base):
-    """Each event is stored by its id before it is applied; `applied_at` makes it exactly-once."""
+    """Each event is stored by its id when it is received; the worker applies it later, and
+    `applied_at` makes that exactly-once. An unapplied event is due at `next_attempt_at`
+    (NULL: left to `payments sync` and the staff page)."""
 
     __tablename__ = "stripe_events"
-    __table_args__ = (Index("ix_stripe_events_unapplied", "applied_at", "received_at"),)
+    __table_args__ = (
+        Index("ix_stripe_events_unapplied", "applied_at", "received_at"),
+        # The worker's claim: unapplied events, oldest created first (then filtered on being due).
+        Index(
+            "ix_stripe_events_due",
+            "created_at",
+            "id",
+            postgresql_where=text("applied_at IS NULL"),
+            sqlite_where=text("applied_at IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100), index=True)
@@ -27,6 +39,7 @@ class StripeEvent(Base):
     applied_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
 
 
 class Payout(Base):

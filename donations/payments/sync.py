@@ -1,13 +1,14 @@
 """`payments sync`: recover what webhooks missed, from Stripe's Events list.
 
 Every event created since a date is listed (newest first, paged with has_more/starting_after);
-those not applied yet go through `events.receive` exactly as a webhook would, oldest first; then
-events kept with an error are retried, and payouts are reconciled. Running it twice changes
+those not applied yet are stored exactly as a webhook stores them (`events.store`); then every
+waiting event is made due and applied through the worker's own apply step (`events.apply_pending`,
+oldest created first, alongside any worker running), and payouts are reconciled. Running it twice changes
 nothing: applied events are skipped, and the ledger's keys make every write idempotent.
 
 A sync is a long job that owns its transactions, so that what it did survives a failure later
 on: its run's row commits when it starts and again with its totals, each event commits on its
-own (`events.receive`), and so does each reconciled payout.
+own (`events.store`, `events.apply_next`), and so does each reconciled payout.
 """
 
 from __future__ import annotations
@@ -37,13 +38,12 @@ def _unapplied(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [event for event in page if event["id"] not in applied]
 
 
-def _retry_until_stuck() -> int:
-    applied = 0
-    while True:
-        newly = events.retry_deferred(limit=500)
-        applied += newly
-        if not newly:  # one pass that applied nothing: the rest are waiting on something else
-            return applied
+def _apply_everything_waiting() -> int:
+    """Make every waiting event due (those older than the worker's window too) and apply until
+    none is due: a pass that applies nothing leaves the rest waiting on something else."""
+    events.make_all_due()
+    done = events.apply_pending()
+    return sum(1 for _, outcome in done if outcome in (events.Outcome.APPLIED, events.Outcome.IGNORED))
 
 
 def run_sync(since: datetime, gateway: PaymentGateway | None = None, page_size: int = PAGE_SIZE) -> SyncRun:
@@ -64,12 +64,9 @@ def run_sync(since: datetime, gateway: PaymentGateway | None = None, page_size: 
             if not page.has_more or not page.events:
                 break
             starting_after = page.events[-1]["id"]
-        applied = 0
-        # Oldest first, the order they happened in: fewer refunds wait for their gift.
-        for event in sorted(missing, key=lambda event: (event["created"], event["id"])):
-            if events.receive(event, via="sync") in (events.Outcome.APPLIED, events.Outcome.IGNORED):
-                applied += 1
-        applied += _retry_until_stuck()
+        for event in missing:
+            events.store(event, via="sync")
+        applied = _apply_everything_waiting()  # oldest created first, the order they happened in
         run.events_applied = applied
         db.session.commit()
         reconcile.reconcile_payouts(gateway)
@@ -88,14 +85,27 @@ def run_sync(since: datetime, gateway: PaymentGateway | None = None, page_size: 
 @dataclass(frozen=True)
 class SyncHealth:
     last_success_at: datetime | None
-    failing_events: int
+    failing_events: int  # kept unapplied with an error (waiting for another event, or unreadable)
+    waiting_events: int = 0  # stored and not applied yet, failing or not (the worker's backlog)
+    oldest_waiting_at: datetime | None = None
 
 
 def sync_health() -> SyncHealth:
-    """When the last sync succeeded, and how many events are kept unapplied with an error."""
+    """When the last sync succeeded; how many events wait to be applied, and how many failed."""
     last = db.session.scalar(select(func.max(SyncRun.finished_at)).where(SyncRun.succeeded.is_(True)))
-    failing = db.session.scalar(select(func.count()).select_from(StripeEvent).where(StripeEvent.applied_at.is_(None)))
-    return SyncHealth(last_success_at=last, failing_events=int(failing or 0))
+    waiting, failing, oldest = db.session.execute(
+        select(
+            func.count(),
+            func.count(StripeEvent.error),
+            func.min(StripeEvent.received_at),
+        ).where(StripeEvent.applied_at.is_(None))
+    ).one()
+    return SyncHealth(
+        last_success_at=last,
+        failing_events=int(failing or 0),
+        waiting_events=int(waiting or 0),
+        oldest_waiting_at=oldest,
+    )
 
 
 def failing_events(limit: int = 200) -> list[StripeEvent]:

@@ -98,6 +98,8 @@ def test_webhooks_quick(bench_database_url, tmp_path):
     assert re.search(r"Ratio app / minimal = \*\*\d+\.\d\d\*\*", written)
     assert "Ledger after each app run: **exact**" in written
     assert "360 distinct events" in written  # 400 deliveries, 10% of them repeats
+    assert re.search(r"1 worker \*\*[\d,]+\*\* events/s, 2 workers \*\*[\d,]+\*\* events/s", written)
+    assert re.search(r"p50 \*\*\d+\.\d\d s\*\*, p99 \*\*\d+\.\d\d s\*\*, max \*\*\d+\.\d\d s\*\*", written)
 
 
 def test_reports_quick(bench_database_url, tmp_path):

@@ -46,7 +46,9 @@ def waiting_refund(client, secret) -> tuple[dict, dict]:
     return refund_event, gift_event
 
 
-def test_failed_events_are_listed_with_their_error_and_finance_can_retry(app, client, webhook_secret, fund):
+def test_failed_events_are_listed_with_their_error_and_finance_can_retry(
+    app, client, webhook_secret, fund, monkeypatch
+):
     refund_event, gift_event = waiting_refund(client, webhook_secret)
     finance = sign_in(client, "finance")
     page = client.get("/staff/events")
@@ -54,10 +56,16 @@ def test_failed_events_are_listed_with_their_error_and_finance_can_retry(app, cl
     html = page.get_data(as_text=True)
     assert refund_event["id"] in html and "no received gift yet" in html and "Events waiting: 1" in html
 
-    # The gift's event is stored by a sync that could not finish; staff retry the refund.
+    # The gift's event is stored and applied by a worker in another process, which had looked
+    # for waiting events a moment ago: the refund waits for its back-off; staff retry it now.
+    from time import monotonic
+
     from donations.payments import events
 
-    events.receive(gift_event, via="sync")
+    monkeypatch.setattr(events._Waiting, "known", False)
+    monkeypatch.setattr(events._Waiting, "looked_at", monotonic())
+    events.store(gift_event, via="sync")
+    assert se.apply_events(client.application) == {gift_event["id"]: "applied"}
     token = extract_csrf_token(html)
     retried = client.post(f"/staff/events/{refund_event['id']}/retry", data={"csrf_token": token})
     assert retried.status_code == 302

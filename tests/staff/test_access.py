@@ -57,6 +57,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "staff.two_factor_start": ALL,
     "staff.two_factor_confirm": ALL,
     "staff.two_factor_off": ALL,
+    "operations.schedule_runs": ALL,
     "payments_staff.failed_events": ALL,
     "payments_staff.retry_event": MONEY,
     "payments_staff.disputes": ALL,
