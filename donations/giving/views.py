@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from donations.extensions import db
-from donations.giving import service
+from donations.giving import arrival, service
 from donations.giving.forms import GiftForm
 from donations.giving.page_cache import cached_gift_page
 from donations.ledger import memberships
@@ -27,7 +27,7 @@ DEFAULT_SUGGESTED = {
     "monthly": [500, 1000, 2500],
     "annual": [6000, 12000, 25000],
 }
-ATTRIBUTION_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "ref")
+ATTRIBUTION_KEYS = arrival.ATTRIBUTION_KEYS
 
 
 def _resume_serializer() -> URLSafeSerializer:
@@ -92,6 +92,14 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
         form.frequency.data = selected
         first = suggested.get(selected) or [2500]
         form.amount_choice.data = str(first[min(1, len(first) - 1)])
+        # A link that prefills (?amount=25): a valid amount is chosen, anything else ignored.
+        linked = arrival.linked_amount(request.args.get("amount"))
+        if linked is not None:
+            if linked in first:
+                form.amount_choice.data = str(linked)
+            else:
+                form.amount_choice.data = "other"
+                form.custom_amount.data = arrival.dollars_text(linked)
     status = 200
     too_many = ""  # the rate limit's refusal, in words
     if form.validate_on_submit():
@@ -129,11 +137,17 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
     return page, status  # the page cache stores (page, 200) answers
 
 
+@bp.before_app_request
+def _remember_arrival() -> None:
+    """The article (or other page) a reader came from, kept in their session until they give:
+    the gift page's own form posts carry only our own address as their referrer."""
+    if request.endpoint == "giving.give" and request.method == "GET":
+        arrival.remember(request.referrer, request.host, session)
+
+
 def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
     organization = (form.organization.data or "").strip() if form.on_behalf_of_organization.data else ""
-    attribution = {k: request.args[k][:200] for k in ATTRIBUTION_KEYS if request.args.get(k)}
-    if request.referrer:
-        attribution["referrer"] = request.referrer[:500]
+    attribution = arrival.attribution(request.args, request.referrer, request.host, session)
     return service.GiftIntent(
         fund=fund,
         base_amount_cents=form.amount_cents or 0,
