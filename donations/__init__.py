@@ -135,9 +135,10 @@ def _import_models() -> None:
 def _register_template_helpers(app: Flask) -> None:
     from donations.clock import local_date, local_time_text
     from donations.ledger.funds import fund_progress
-    from donations.money import format_money
+    from donations.money import format_dollars, format_money
 
     app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["dollars"] = format_dollars  # whole dollars without cents (gift pages)
     app.jinja_env.filters["local_date"] = local_date
     app.jinja_env.filters["staff_time"] = local_time_text
     app.jinja_env.globals["fund_progress"] = fund_progress  # giving/_progress.html

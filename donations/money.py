@@ -70,7 +70,7 @@ def format_money(cents: int, currency: str = "usd", locale: str = "en_US") -> st
 
 
 def format_dollars(cents: int, currency: str = "usd", locale: str = "en_US") -> str:
-    """"$25" for 2500, "$1,000" for 100000: whole amounts without cents (the gift page's
+    """ "$25" for 2500, "$1,000" for 100000: whole amounts without cents (the gift page's
     buttons); any other amount as format_money writes it ("$37.50")."""
     if cents % 100:
         return format_money(cents, currency, locale)

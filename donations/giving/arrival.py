@@ -59,9 +59,7 @@ def remember(referrer: str | None, host: str, session: MutableMapping[str, Any])
         session[SESSION_KEY] = external
 
 
-def attribution(
-    args: Mapping[str, str], referrer: str | None, host: str, session: Mapping[str, Any]
-) -> dict[str, str]:
+def attribution(args: Mapping[str, str], referrer: str | None, host: str, session: Mapping[str, Any]) -> dict[str, str]:
     kept = {key: args[key][:MAX_VALUE] for key in ATTRIBUTION_KEYS if args.get(key)}
     came_from = _external(referrer, host) or session.get(SESSION_KEY)
     if came_from:

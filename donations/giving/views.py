@@ -87,7 +87,8 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
     form = GiftForm(suggested, frequencies, data=prefill or None)
     # Suggestions follow the chosen frequency (?frequency=monthly, or what was posted).
     selected = form.frequency.data if request.method == "POST" or prefill else request.args.get("frequency")
-    selected = selected if selected in frequencies else frequencies[0]
+    default = fund.default_frequency if fund.default_frequency in frequencies else frequencies[0]
+    selected = selected if selected in frequencies else default
     if request.method == "GET" and not prefill:
         form.frequency.data = selected
         first = suggested.get(selected) or [2500]
@@ -130,6 +131,9 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
         maximum=current_app.config["GIFT_MAXIMUM_CENTS"],
         selected_frequency=selected,
         shown_amounts={str(cents) for cents in suggested.get(selected, [])} | {chosen},
+        amount_frequencies=_amount_frequencies(suggested, frequencies),
+        amount_notes={str(cents): note for cents, note in (fund.amount_notes or {}).items()},
+        monthly_prompt=fund.monthly_prompt if "monthly" in frequencies else "",
         too_many=too_many,
     )
     if too_many:
@@ -143,6 +147,15 @@ def _remember_arrival() -> None:
     the gift page's own form posts carry only our own address as their referrer."""
     if request.endpoint == "giving.give" and request.method == "GET":
         arrival.remember(request.referrer, request.host, session)
+
+
+def _amount_frequencies(suggested: dict[str, list[int]], frequencies: list[str]) -> dict[str, list[str]]:
+    """For each offered amount, the frequencies that suggest it (give.js shows the chosen one's)."""
+    found: dict[str, list[str]] = {}
+    for frequency in frequencies:
+        for cents in suggested.get(frequency, []):
+            found.setdefault(str(cents), []).append(frequency)
+    return found
 
 
 def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:

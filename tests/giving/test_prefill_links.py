@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import make_fund
-from tests.forms import checked_values, input_value
+from tests.forms import checked_values, extract_csrf_token, input_value
 from tests.giving.support import gift_form, only_gift
-from tests.forms import extract_csrf_token
 
 
 @pytest.fixture
@@ -52,7 +51,9 @@ def test_the_article_a_reader_came_from_and_the_campaign_are_kept(client, fund):
     page = client.get(url, headers={"Referer": "https://news.example.org/2026/forums-story"})
     token = extract_csrf_token(page.get_data(as_text=True))
     # The form posts back to the same address; the browser's Referer is now the gift page itself.
-    response = client.post(url, data=gift_form(token, amount_choice="2500"), headers={"Referer": "http://localhost" + url})
+    response = client.post(
+        url, data=gift_form(token, amount_choice="2500"), headers={"Referer": "http://localhost" + url}
+    )
     assert response.status_code == 303
     assert only_gift().attribution == {
         "utm_source": "site",

@@ -125,7 +125,7 @@ def test_the_gift_page_shows_money_raised_net_of_reversals_toward_the_goal(clien
     db.session.commit()
     assert funds.raised_by_fund([fund.id]) == {fund.id: 350_000}
     page = client.get("/give/forums").get_data(as_text=True)
-    assert "$3,500.00 raised toward our $10,000.00 goal" in page_text(page)
+    assert "$3,500 raised toward our $10,000 goal" in page_text(page)
     assert '<progress id="fund-progress" max="1000000" value="350000">35%</progress>' in page
 
 
