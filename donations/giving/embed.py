@@ -122,7 +122,7 @@ def link_snippet(fund: Fund) -> str:
 def iframe_snippet(fund: Fund) -> str:
     src = public_url(url_for("embed.box", fund_slug=fund.slug))
     return (
-        f'<iframe src="{src}" title="Give to {_escape(fund.name)}" width="100%" height="330" '
+        f'<iframe src="{src}" title="Give to {_escape(fund.name)}" width="100%" height="360" '
         'style="border:0;max-width:36rem" loading="lazy" referrerpolicy="no-referrer-when-downgrade"></iframe>'
     )
 
