@@ -141,5 +141,5 @@ def test_the_funds_list_shows_raised_and_goal(client):
     make_gift(make_donor(), fund, 5000)
     page = client.get("/staff/funds").get_data(as_text=True)
     text = page_text(page)
-    assert "Forums /give/forums $50.00 $200.00 25%" in text
+    assert "Forums /give/forums · Embed Forums $50.00 $200.00 25%" in text
     assert f'href="/staff/funds/{fund.id}"' not in page  # viewers cannot edit
