@@ -134,6 +134,7 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
         amount_frequencies=_amount_frequencies(suggested, frequencies),
         amount_notes={str(cents): note for cents, note in (fund.amount_notes or {}).items()},
         monthly_prompt=fund.monthly_prompt if "monthly" in frequencies else "",
+        share_url=public_url(url_for("giving.give", fund_slug=fund.slug)),
         too_many=too_many,
     )
     if too_many:
@@ -203,10 +204,11 @@ def thanks() -> ResponseReturnValue:
     paid = gift.status in RECEIVED_STATUSES
     if gift.status == GiftStatus.EXPIRED:  # (a failed one may yet be paid with another card)
         return render_template("giving/expired.html", gift=gift)
+    share_url = public_url(url_for("giving.give", fund_slug=gift.fund.slug))
     if gift.frequency != Frequency.ONE_TIME:
         level = memberships.level_for_gift(gift)
-        return render_template("giving/membership_thanks.html", gift=gift, paid=paid, level=level)
-    return render_template("giving/thanks.html", gift=gift, paid=paid)
+        return render_template("giving/membership_thanks.html", gift=gift, paid=paid, level=level, share_url=share_url)
+    return render_template("giving/thanks.html", gift=gift, paid=paid, share_url=share_url)
 
 
 @bp.get("/")
