@@ -72,3 +72,12 @@ def test_a_prefill_link_preselects(page, fund):
     page.get_by_label("One time").check()
     expect(page.get_by_text("Monthly gifts keep a reporter")).to_be_visible()
     expect(page.get_by_label("$100", exact=True)).to_be_visible()
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/give/no-such-fund", "/embed/no-such-fund"])
+def test_error_pages_are_styled_and_accessible(page, fund, path, assert_accessible):
+    response = page.goto(path)
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="We couldn't find that page")).to_be_visible()
+    expect(page.get_by_role("link", name="Go to the gift page")).to_be_visible()
+    assert_accessible(page)
