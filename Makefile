@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # pytest-xdist: tests on every core (each worker its own SQLite file or PostgreSQL database).
 PYTEST_XDIST ?= -n auto
 
-.PHONY: install run worker test test-quick lint typecheck audit browser bench bench-tools clean
+.PHONY: install run worker test test-quick lint typecheck audit browser bench bench-tools clean screenshots
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ test: install browser bench-tools lint typecheck
 # The edit-test loop: SQLite only, no browser tests, in parallel; `make test` is what CI runs.
 test-quick: install
 	TEST_DATABASE_URL= $(PY) -m pytest $(PYTEST_XDIST) -m "not browser" $(PYTEST_ARGS)
+
+# The README's screenshots of the gift page (375x667 and 1280x800) and the embed, taken by their browser tests.
+screenshots: install browser
+	TEST_DATABASE_URL= SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -p no:cacheprovider -m browser tests/browser/test_gift_page_layout.py tests/browser/test_embed_journey.py
 
 # Debian's wrk, GNU time and the sqlite3 shell: the benchmarks' load generator and meters.
 bench-tools:

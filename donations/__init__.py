@@ -42,6 +42,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     _import_models()
 
     from donations import health
+    from donations.giving.embed import bp as embed_bp
+    from donations.giving.embed_staff import bp as embed_staff_bp
     from donations.giving.membership_views import bp as membership_bp
     from donations.giving.views import bp as giving_bp
     from donations.grants.views import bp as grants_bp
@@ -57,6 +59,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
     app.register_blueprint(health.bp)
     app.register_blueprint(giving_bp)
+    app.register_blueprint(embed_bp)
+    app.register_blueprint(embed_staff_bp)
     app.register_blueprint(membership_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(payments_staff_bp)
@@ -115,6 +119,10 @@ def _finish_config(app: Flask) -> None:
     if isinstance(config.get("TRUSTED_HOSTS"), str):  # from the environment: "a.example,b.example"
         config["TRUSTED_HOSTS"] = [host.strip() for host in config["TRUSTED_HOSTS"].split(",") if host.strip()]
 
+    from donations.giving.embed import parse_origins
+
+    config["EMBED_ORIGINS"] = parse_origins(config.get("EMBED_ORIGINS"))
+
     if config["CONFIG_NAME"] == "production":
         if config["SECRET_KEY"] in (None, "", DEFAULT_SECRET_KEY):
             raise ConfigurationError("production needs SECRET_KEY set in the environment")
@@ -131,6 +139,7 @@ def _finish_config(app: Flask) -> None:
 def _import_models() -> None:
     """Import every area's models so the metadata (and Alembic) sees all tables."""
     from donations.accounts import models as _staff  # noqa: F401
+    from donations.giving import models as _giving  # noqa: F401
     from donations.grants import models as _grants  # noqa: F401
     from donations.ledger import models as _ledger  # noqa: F401
     from donations.mail import models as _receipts  # noqa: F401
@@ -143,9 +152,10 @@ def _import_models() -> None:
 def _register_template_helpers(app: Flask) -> None:
     from donations.clock import local_date, local_time_text
     from donations.ledger.funds import fund_progress
-    from donations.money import format_money
+    from donations.money import format_dollars, format_money
 
     app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["dollars"] = format_dollars  # whole dollars without cents (gift pages)
     app.jinja_env.filters["local_date"] = local_date
     app.jinja_env.filters["staff_time"] = local_time_text
     app.jinja_env.globals["fund_progress"] = fund_progress  # giving/_progress.html

@@ -67,3 +67,11 @@ def cents_text(cents: int) -> str:
 
 def format_money(cents: int, currency: str = "usd", locale: str = "en_US") -> str:
     return format_currency(cents_to_decimal(cents), currency.upper(), locale=locale)
+
+
+def format_dollars(cents: int, currency: str = "usd", locale: str = "en_US") -> str:
+    """ "$25" for 2500, "$1,000" for 100000: whole amounts without cents (the gift page's
+    buttons); any other amount as format_money writes it ("$37.50")."""
+    if cents % 100:
+        return format_money(cents, currency, locale)
+    return format_currency(cents // 100, currency.upper(), locale=locale, format="\xa4#,##0", currency_digits=False)

@@ -30,6 +30,10 @@ BILLING_PORTAL_FORM_ENDPOINTS = ("membership.account",)
 # Endpoints (blueprint prefixes) whose forms post to a view that redirects to Stripe Checkout.
 STRIPE_FORM_ENDPOINT_PREFIXES = ("giving.",)
 CAPTCHA_ENDPOINT_PREFIXES = ("giving.",)
+# The one page other sites may frame: only from EMBED_ORIGINS (and our own staff preview).
+EMBED_ENDPOINT = "embed.box"
+# The staff page that previews the embed in a frame of our own.
+FRAMES_SELF_ENDPOINTS = ("embed_staff.snippets",)
 
 PERMISSIONS_POLICY = (
     "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
@@ -80,15 +84,25 @@ def content_security_policy(config: Mapping[str, Any], endpoint: str | None) -> 
     endpoint = endpoint or ""
     captcha = (config.get("CAPTCHA_PROVIDER") or "").strip().lower()
     stripe = config.get("PAYMENTS_GATEWAY") == "stripe"
+    embed = endpoint == EMBED_ENDPOINT
     return _policy(
         stripe_form=stripe and endpoint.startswith(STRIPE_FORM_ENDPOINT_PREFIXES),
         portal_form=stripe and endpoint in BILLING_PORTAL_FORM_ENDPOINTS,
         captcha=captcha if captcha and endpoint.startswith(CAPTCHA_ENDPOINT_PREFIXES) else "",
+        frame_ancestors=("'self'", *config.get("EMBED_ORIGINS", ())) if embed else ("'none'",),
+        frames_self=endpoint in FRAMES_SELF_ENDPOINTS,
     )
 
 
 @functools.cache
-def _policy(*, stripe_form: bool, portal_form: bool = False, captcha: str) -> str:
+def _policy(
+    *,
+    stripe_form: bool,
+    portal_form: bool = False,
+    captcha: str,
+    frame_ancestors: tuple[str, ...] = ("'none'",),
+    frames_self: bool = False,
+) -> str:
     # A handful of distinct policies per process: built once each, not on every response.
     from donations.protection.card_testing import CAPTCHA_PROVIDERS
 
@@ -107,6 +121,8 @@ def _policy(*, stripe_form: bool, portal_form: bool = False, captcha: str) -> st
         form_action.append(STRIPE_CHECKOUT_ORIGIN)
     if portal_form:
         form_action.append(BILLING_PORTAL_ORIGIN)
+    if frames_self:
+        frame_src = ["'self'"]
     directives = {
         "default-src": ["'self'"],
         "script-src": script_src,
@@ -117,7 +133,7 @@ def _policy(*, stripe_form: bool, portal_form: bool = False, captcha: str) -> st
         "frame-src": frame_src,
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
-        "frame-ancestors": ["'none'"],
+        "frame-ancestors": list(frame_ancestors),
         "form-action": form_action,
     }
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
@@ -147,6 +163,9 @@ def _secure_headers(response: Response) -> Response:
     headers.setdefault("Content-Security-Policy", content_security_policy(config, request.endpoint))
     production = config.get("CONFIG_NAME") == "production"
     headers.extend(_fixed_headers(int(config["HSTS_MAX_AGE"]) if production else None))
+    if request.endpoint == EMBED_ENDPOINT:
+        # Framed by the allowed articles: CSP frame-ancestors says by whom, not X-Frame-Options.
+        del headers["X-Frame-Options"]
     if request.path.startswith("/staff"):
         # Donors' personal data: never kept in a shared or browser cache.
         headers.setdefault("Cache-Control", "no-store")

@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
 from donations.giving.service import AmountOutOfRange, check_amount
-from donations.money import AmountError, format_money, parse_dollars
+from donations.money import AmountError, format_dollars, parse_dollars
 
 FREQUENCY_LABELS = {"one_time": "One time", "monthly": "Monthly", "annual": "Every year"}
 
@@ -66,7 +66,7 @@ class GiftForm(FlaskForm):
         self.suggested = suggested
         self.frequency.choices = [(f, FREQUENCY_LABELS[f]) for f in frequencies]
         amounts = sorted({cents for f in frequencies for cents in suggested.get(f, [])})
-        self.amount_choice.choices = [(str(c), format_money(c)) for c in amounts] + [("other", "Other amount")]
+        self.amount_choice.choices = [(str(c), format_dollars(c)) for c in amounts] + [("other", "Other amount")]
         self.amount_cents: int | None = None
 
     def suggested_cents(self) -> int | None:

@@ -29,7 +29,7 @@ def clear() -> None:
 
 def _key(fund_slug: str | None) -> tuple[str | None, str | None] | None:
     """The page's identity, or None when this request must be rendered afresh."""
-    if request.method != "GET" or "resume" in request.args:
+    if request.method != "GET" or "resume" in request.args or "amount" in request.args:
         return None
     frequency = request.args.get("frequency")
     # Unknown frequencies render the default one: they share its key (the set stays bounded).

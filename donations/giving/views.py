@@ -6,13 +6,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.giving import service
+from donations.giving import arrival, service
 from donations.giving.forms import GiftForm
 from donations.giving.page_cache import cached_gift_page
 from donations.ledger import memberships
@@ -30,7 +30,7 @@ DEFAULT_SUGGESTED = {
     "monthly": [500, 1000, 2500],
     "annual": [6000, 12000, 25000],
 }
-ATTRIBUTION_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "ref")
+ATTRIBUTION_KEYS = arrival.ATTRIBUTION_KEYS
 
 
 def _resume_serializer() -> URLSafeSerializer:
@@ -90,11 +90,20 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
     form = GiftForm(suggested, frequencies, data=prefill or None)
     # Suggestions follow the chosen frequency (?frequency=monthly, or what was posted).
     selected = form.frequency.data if request.method == "POST" or prefill else request.args.get("frequency")
-    selected = selected if selected in frequencies else frequencies[0]
+    default = fund.default_frequency if fund.default_frequency in frequencies else frequencies[0]
+    selected = selected if selected in frequencies else default
     if request.method == "GET" and not prefill:
         form.frequency.data = selected
         first = suggested.get(selected) or [2500]
         form.amount_choice.data = str(first[min(1, len(first) - 1)])
+        # A link that prefills (?amount=25): a valid amount is chosen, anything else ignored.
+        linked = arrival.linked_amount(request.args.get("amount"))
+        if linked is not None:
+            if linked in first:
+                form.amount_choice.data = str(linked)
+            else:
+                form.amount_choice.data = "other"
+                form.custom_amount.data = arrival.dollars_text(linked)
     status = 200
     too_many = ""  # the rate limit's refusal, in words
     if form.validate_on_submit():
@@ -125,6 +134,10 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
         maximum=current_app.config["GIFT_MAXIMUM_CENTS"],
         selected_frequency=selected,
         shown_amounts={str(cents) for cents in suggested.get(selected, [])} | {chosen},
+        amount_frequencies=_amount_frequencies(suggested, frequencies),
+        amount_notes={str(cents): note for cents, note in (fund.amount_notes or {}).items()},
+        monthly_prompt=fund.monthly_prompt if "monthly" in frequencies else "",
+        share_url=public_url(url_for("giving.give", fund_slug=fund.slug)),
         too_many=too_many,
     )
     if too_many:
@@ -132,11 +145,26 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
     return page, status  # the page cache stores (page, 200) answers
 
 
+@bp.before_app_request
+def _remember_arrival() -> None:
+    """The article (or other page) a reader came from, kept in their session until they give:
+    the gift page's own form posts carry only our own address as their referrer."""
+    if request.endpoint == "giving.give" and request.method == "GET":
+        arrival.remember(request.referrer, request.host, session)
+
+
+def _amount_frequencies(suggested: dict[str, list[int]], frequencies: list[str]) -> dict[str, list[str]]:
+    """For each offered amount, the frequencies that suggest it (give.js shows the chosen one's)."""
+    found: dict[str, list[str]] = {}
+    for frequency in frequencies:
+        for cents in suggested.get(frequency, []):
+            found.setdefault(str(cents), []).append(frequency)
+    return found
+
+
 def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
     organization = (form.organization.data or "").strip() if form.on_behalf_of_organization.data else ""
-    attribution = {k: request.args[k][:200] for k in ATTRIBUTION_KEYS if request.args.get(k)}
-    if request.referrer:
-        attribution["referrer"] = request.referrer[:500]
+    attribution = arrival.attribution(request.args, request.referrer, request.host, session)
     return service.GiftIntent(
         fund=fund,
         base_amount_cents=form.amount_cents or 0,
@@ -194,6 +222,7 @@ def thanks() -> ResponseReturnValue:
         "paid": paid,
         "processing": processing,
         "refresh_seconds": THANKS_REFRESH_SECONDS if refresh else None,
+        "share_url": public_url(url_for("giving.give", fund_slug=gift.fund.slug)),
     }
     if gift.frequency != Frequency.ONE_TIME:
         level = memberships.level_for_gift(gift)

@@ -32,6 +32,9 @@ def create_fund(
     is_default: bool = False,
     show_progress: bool = False,
     active: bool = True,
+    default_frequency: str | None = None,
+    amount_notes: dict[str, str] | None = None,
+    monthly_prompt: str = "",
 ) -> Fund:
     if not SLUG.match(slug) or slug in RESERVED_SLUGS:
         raise FundError("a slug is lowercase letters, digits and dashes, and not 'thanks' or 'resume'")
@@ -48,6 +51,9 @@ def create_fund(
         is_default=is_default,
         show_progress=show_progress,
         active=active,
+        default_frequency=default_frequency,
+        amount_notes=amount_notes or {},
+        monthly_prompt=monthly_prompt,
     )
     db.session.add(fund)
     db.session.flush()
@@ -65,6 +71,9 @@ def update_fund(
     active: bool,
     is_default: bool,
     show_progress: bool,
+    default_frequency: str | None = None,
+    amount_notes: dict[str, str] | None = None,
+    monthly_prompt: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Change a fund's settings; returns (before, after) for the audit log."""
     if not SLUG.match(slug) or slug in RESERVED_SLUGS:
@@ -86,6 +95,9 @@ def update_fund(
     fund.active = active
     fund.is_default = is_default
     fund.show_progress = show_progress
+    fund.default_frequency = default_frequency
+    fund.amount_notes = amount_notes or {}
+    fund.monthly_prompt = monthly_prompt
     db.session.flush()
     return before, fund_settings(fund)
 
@@ -100,6 +112,9 @@ def fund_settings(fund: Fund) -> dict[str, Any]:
         "active": fund.active,
         "is_default": fund.is_default,
         "show_progress": fund.show_progress,
+        "default_frequency": fund.default_frequency,
+        "amount_notes": dict(fund.amount_notes or {}),
+        "monthly_prompt": fund.monthly_prompt or "",
     }
 
 

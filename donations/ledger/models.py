@@ -131,6 +131,12 @@ class Fund(Base):
     goal_cents: Mapped[int | None] = mapped_column(BigInteger)
     # Suggested amounts in cents, per frequency: {"one_time": [2500, ...], "monthly": [...]}
     suggested_amounts: Mapped[dict[str, list[int]]] = mapped_column(JSON, default=dict)
+    # The frequency the gift page starts on (None: the first of GIFT_FREQUENCIES).
+    default_frequency: Mapped[str | None] = mapped_column(String(20))
+    # An optional line per suggested amount saying what it pays for: {"2500": "A week of ..."}.
+    amount_notes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # A gentle line toward monthly shown while one-time is chosen; empty: none.
+    monthly_prompt: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(default=True)
     show_progress: Mapped[bool] = mapped_column(default=False)
     is_default: Mapped[bool] = mapped_column(default=False)

@@ -18,6 +18,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from donations.accounts.models import Role
@@ -257,6 +258,27 @@ class FundForm(FlaskForm):
     active = BooleanField("Active (open for gifts)", default=True)
     is_default = BooleanField("Default fund (receives gifts that name no fund)")
     show_progress = BooleanField("Show a progress bar toward the goal on its gift page")
+    default_frequency = SelectField(
+        "The gift page starts on",
+        choices=[
+            SelectChoice("", "The first frequency offered"),
+            SelectChoice("one_time", "One time"),
+            SelectChoice("monthly", "Monthly"),
+            SelectChoice("annual", "Every year"),
+        ],
+        default="",
+    )
+    amount_notes = TextAreaField(
+        "What an amount pays for (optional; one a line, like: 25 = A week of meeting coverage)",
+        validators=[Length(max=2000)],
+    )
+    monthly_prompt = StringField(
+        "Prompt toward monthly, shown while one time is chosen (optional; empty: none)",
+        validators=[Length(max=200)],
+    )
+
+    def validate_amount_notes(self, field: TextAreaField) -> None:
+        parse_amount_notes(field.data or "")  # refused here with the line that is wrong
 
     def validate_show_progress(self, field: BooleanField) -> None:
         if field.data and self.goal.cents is None:
@@ -287,3 +309,30 @@ class StaffUserForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=choices(ROLE_CHOICES), validators=[InputRequired()])
+
+
+def parse_amount_notes(text: str) -> dict[str, str]:
+    """ "25 = A week of meeting coverage" lines -> {"2500": "A week of meeting coverage"}."""
+    notes: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        amount, sep, note = line.partition("=")
+        if not sep or not note.strip():
+            raise ValidationError(f"Line {number}: write an amount, '=', then what it pays for.")
+        try:
+            cents = parse_dollars(amount.strip())
+        except AmountError as exc:
+            raise ValidationError(f"Line {number}: {exc}") from None
+        if any(ord(ch) < 32 for ch in note):
+            raise ValidationError(f"Line {number}: remove the special characters.")
+        notes[str(cents)] = note.strip()[:120]
+    return notes
+
+
+def amount_notes_text(notes: dict[str, str]) -> str:
+    lines = []
+    for cents, note in sorted(notes.items(), key=lambda item: int(item[0])):
+        value = int(cents)
+        lines.append(f"{value // 100 if value % 100 == 0 else f'{value / 100:.2f}'} = {note}")
+    return "\n".join(lines)

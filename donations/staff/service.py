@@ -3,7 +3,7 @@ for the view's unit of work to commit together; on an error (raised) neither is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from donations.accounts.audit import audit
@@ -130,6 +130,9 @@ class FundSettings:
     active: bool
     is_default: bool
     show_progress: bool
+    default_frequency: str | None = None
+    amount_notes: dict[str, str] = field(default_factory=dict)
+    monthly_prompt: str = ""
 
 
 def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | None) -> Fund:
@@ -142,6 +145,9 @@ def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | Non
         is_default=settings.is_default,
         show_progress=settings.show_progress,
         active=settings.active,
+        default_frequency=settings.default_frequency,
+        amount_notes=settings.amount_notes,
+        monthly_prompt=settings.monthly_prompt,
     )
     audit(
         "fund.create",
@@ -168,6 +174,9 @@ def update_fund(fund_id: int, settings: FundSettings, actor: StaffUser, remote_a
         active=settings.active,
         is_default=settings.is_default,
         show_progress=settings.show_progress,
+        default_frequency=settings.default_frequency,
+        amount_notes=settings.amount_notes,
+        monthly_prompt=settings.monthly_prompt,
     )
     if before == after:
         raise StaffError("Nothing changed.")

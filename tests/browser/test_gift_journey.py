@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from donations.ledger.models import GiftStatus
-from donations.money import format_money
+from donations.money import format_dollars, format_money
 from tests.factories import make_fund
 from tests.giving.support import counted_gifts, expected_fee, only_gift
 
@@ -40,7 +40,7 @@ def test_a_reader_gives_and_covers_the_fee(page: Page, fund, assert_accessible):
     expect(page.get_by_role("heading", name="Support Community Forums Reporting")).to_be_visible()
     assert_accessible(page)
 
-    page.get_by_label("$100.00", exact=True).check()
+    page.get_by_label("$100", exact=True).check()
     page.get_by_label("Cover the processing fee").check()
     # The sentence follows the chosen amount, with the server's arithmetic.
     expect(page.locator("[data-fee-amount]")).to_have_text(format_money(expected_fee(10_000)))
@@ -75,7 +75,7 @@ def test_a_reader_gives_and_covers_the_fee(page: Page, fund, assert_accessible):
 def test_a_fee_sentence_for_every_suggested_amount(page: Page, fund):
     page.goto("/give")
     for cents in (2_500, 5_000, 10_000, 25_000):
-        page.get_by_label(format_money(cents), exact=True).check()
+        page.get_by_label(format_dollars(cents), exact=True).check()
         expect(page.locator("[data-fee-amount]")).to_have_text(format_money(expected_fee(cents)))
 
 
@@ -96,7 +96,7 @@ def test_the_form_with_errors_is_accessible_and_keeps_what_was_typed(page: Page,
 
 def test_a_declined_card_can_try_again(page: Page, fund):
     page.goto("/give")
-    page.get_by_label("$25.00", exact=True).check()
+    page.get_by_label("$25", exact=True).check()
     fill_about_you(page)
     page.get_by_role("button", name="Continue to payment").click()
     pay_with(page, "4000 0000 0000 0002", 2_500)
@@ -130,7 +130,7 @@ def test_a_reader_without_javascript_gives_too(new_context, fund):
     page.goto("/give")
     # Without the script the sentence is the server's, for the amount chosen when the page loaded.
     expect(page.locator("[data-fee-amount]")).to_have_text(format_money(expected_fee(5_000)))
-    page.get_by_label("$50.00", exact=True).check()
+    page.get_by_label("$50", exact=True).check()
     page.get_by_label("Cover the processing fee").check()
     fill_about_you(page, name="No Script", email="noscript@example.org")
     page.get_by_role("button", name="Continue to payment").click()
@@ -164,16 +164,16 @@ def focused_id(page: Page) -> str:
 
 def test_a_keyboard_reader_keeps_the_amount_picked_with_the_arrow_keys(page: Page, fund):
     page.goto("/give")
-    page.get_by_label("$50.00", exact=True).focus()
+    page.get_by_label("$50", exact=True).focus()
     page.keyboard.press("ArrowRight")
-    expect(page.get_by_label("$100.00", exact=True)).to_be_checked()
+    expect(page.get_by_label("$100", exact=True)).to_be_checked()
     # Tab out of the amounts, through the empty Other amount box, on to the name field.
     for _ in range(6):
         page.keyboard.press("Tab")
         if focused_id(page) == "name":
             break
     assert focused_id(page) == "name"
-    expect(page.get_by_label("$100.00", exact=True)).to_be_checked()
+    expect(page.get_by_label("$100", exact=True)).to_be_checked()
     expect(page.get_by_label("Other amount", exact=True)).not_to_be_checked()
     page.keyboard.type("Kay Keyboard")
     page.keyboard.press("Tab")
@@ -185,9 +185,9 @@ def test_a_keyboard_reader_keeps_the_amount_picked_with_the_arrow_keys(page: Pag
 
 def test_typing_in_the_other_amount_box_selects_other(page: Page, fund):
     page.goto("/give")
-    page.get_by_label("$100.00", exact=True).check()
+    page.get_by_label("$100", exact=True).check()
     page.get_by_label("Other amount, in dollars").focus()
-    expect(page.get_by_label("$100.00", exact=True)).to_be_checked()  # focus alone changes nothing
+    expect(page.get_by_label("$100", exact=True)).to_be_checked()  # focus alone changes nothing
     page.keyboard.type("15")
     expect(page.get_by_label("Other amount", exact=True)).to_be_checked()
     expect(page.locator("[data-fee-base]")).to_have_text("$15.00")

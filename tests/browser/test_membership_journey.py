@@ -53,11 +53,12 @@ def installments_of(membership: Membership) -> list[Gift]:
 
 
 def test_a_reader_becomes_a_member_then_cancels_by_the_emailed_link(page: Page, app, client, fund, assert_accessible):
-    # The gift page: monthly, with the monthly suggestions.
+    # The gift page: monthly, with the monthly suggestions (give.js shows them on the switch).
     page.goto("/give")
-    page.get_by_role("link", name="monthly").click()
-    expect(page.get_by_label("Monthly")).to_be_checked()
-    page.get_by_label("$15.00", exact=True).check()
+    expect(page.get_by_label("$15", exact=True)).to_be_hidden()
+    page.get_by_label("Monthly").check()
+    expect(page.get_by_label("$15", exact=True)).to_be_visible()
+    page.get_by_label("$15", exact=True).check()
     page.get_by_label("Your name").fill("Rae Reader")
     page.get_by_label("Email", exact=True).fill("rae@example.org")
     assert_accessible(page)

@@ -5,6 +5,7 @@ signing in through the emailed link read from the outbox."""
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,3 +103,10 @@ def open_account(client: FlaskClient, email: str) -> str:
     page = client.get("/membership/account")
     assert page.status_code == 200
     return page.get_data(as_text=True)
+
+
+def shown_amounts(html: str) -> list[str]:
+    """The amount buttons a reader sees (those of other frequencies are rendered hidden, for
+    give.js to show when the frequency changes), then "other"."""
+    shown = re.findall(r'<label class="amount-button"(?! hidden)[^>]*>\s*<input[^>]*value="(\d+)"', html)
+    return [*shown, "other"] if 'value="other"' in html else shown

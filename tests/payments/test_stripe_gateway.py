@@ -225,3 +225,23 @@ def test_checkouts_share_one_stripe_client_per_configuration(app, stripe_api, mo
     monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_rotated")
     rotated = StripeGateway.from_config(app.config).client
     assert rotated is not first  # a new key (or API base, or time-out) gets its own client
+
+
+@pytest.mark.parametrize("frequency", ["one_time", "monthly"])
+def test_checkout_is_left_to_offer_the_wallets_the_account_enables(
+    app, client, fund, stripe_api, frequency, monkeypatch
+):
+    """Apple Pay and Google Pay show in Checkout when the Stripe account turns them on (Dashboard
+    -> Settings -> Payment methods): the request names no payment method types, configuration or
+    options that would narrow Checkout to typed-in cards."""
+    monkeypatch.setitem(app.config, "GIFT_FREQUENCIES", ["one_time", "monthly"])
+    stripe_api.route("POST", SESSIONS, session_answer())
+    amount = "5000" if frequency == "one_time" else "1000"
+    assert post_gift(client, frequency=frequency, amount_choice=amount).status_code == 303
+    [request] = stripe_api.requests_to("POST", SESSIONS)
+    narrowing = [
+        key
+        for key in request.form
+        if key.startswith(("payment_method_types", "payment_method_configuration", "payment_method_options"))
+    ]
+    assert narrowing == []

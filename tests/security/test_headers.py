@@ -28,7 +28,11 @@ def world(app):
     return build_world()
 
 
-def policy_problems(policy: str | None) -> list[str]:
+# The one route other sites may frame (the gift box for articles): only by EMBED_ORIGINS.
+FRAMABLE_ENDPOINTS = {"embed.box"}
+
+
+def policy_problems(policy: str | None, frame_ancestors: str = "'none'") -> list[str]:
     if not policy:
         return ["no Content-Security-Policy"]
     directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
@@ -38,7 +42,7 @@ def policy_problems(policy: str | None) -> list[str]:
             "default-src": "'self'",
             "object-src": "'none'",
             "base-uri": "'none'",
-            "frame-ancestors": "'none'",
+            "frame-ancestors": frame_ancestors,
         }.items()
         if directives.get(name) != expected
     ]
@@ -50,11 +54,14 @@ def policy_problems(policy: str | None) -> list[str]:
     return problems
 
 
-def header_problems(response) -> list[str]:
-    problems = policy_problems(response.headers.get("Content-Security-Policy"))
+def header_problems(response, framable_by: str | None = None) -> list[str]:
+    """`framable_by`: the frame-ancestors an embeddable route must say (it then has no
+    X-Frame-Options); every other answer must refuse every frame."""
+    problems = policy_problems(response.headers.get("Content-Security-Policy"), framable_by or "'none'")
+    required = {**REQUIRED, "X-Frame-Options": None} if framable_by else REQUIRED
     problems += [
         f"{name}: {response.headers.get(name)!r}"
-        for name, value in REQUIRED.items()
+        for name, value in required.items()
         if response.headers.get(name) != value
     ]
     if "camera=()" not in response.headers.get("Permissions-Policy", ""):
@@ -91,14 +98,20 @@ def visitors(app) -> dict[str, FlaskClient]:
     return {"signed out": browser(app), "admin": admin}
 
 
-def test_every_route_answers_with_the_security_headers(app, world):
+def test_every_route_answers_with_the_security_headers(app, world, monkeypatch):
+    monkeypatch.setitem(app.config, "EMBED_ORIGINS", ["https://news.example.org"])
     problems = []
     for who, client in visitors(app).items():
         for method in ("GET", "POST"):
             for rule in routes(app, method):
                 url = url_for_rule(rule, world.url_values)
                 response = client.open(url, method=method, data={"x": "1"} if method == "POST" else None)
-                problems += [f"{method} {url} ({who}, {response.status_code}): {p}" for p in header_problems(response)]
+                framable = (
+                    " ".join(["'self'", *app.config["EMBED_ORIGINS"]]) if rule.endpoint in FRAMABLE_ENDPOINTS else None
+                )
+                problems += [
+                    f"{method} {url} ({who}, {response.status_code}): {p}" for p in header_problems(response, framable)
+                ]
         for url in ("/no-such-page", "/staff/no-such-page", "/static/no-such-file.css"):
             response = client.get(url)
             problems += [f"GET {url} ({who}, {response.status_code}): {p}" for p in header_problems(response)]

@@ -43,6 +43,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "staff.funds": ALL,
     "staff.fund_new": ADMIN,
     "staff.fund_edit": ADMIN,
+    "embed_staff.snippets": ALL,
     "staff.audit": MONEY,
     "staff.users": ADMIN,
     "staff.user_new": ADMIN,

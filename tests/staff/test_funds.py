@@ -125,7 +125,7 @@ def test_the_gift_page_shows_money_raised_net_of_reversals_toward_the_goal(clien
     db.session.commit()
     assert funds.raised_by_fund([fund.id]) == {fund.id: 350_000}
     page = client.get("/give/forums").get_data(as_text=True)
-    assert "$3,500.00 raised toward our $10,000.00 goal" in page_text(page)
+    assert "$3,500 raised toward our $10,000 goal" in page_text(page)
     assert '<progress id="fund-progress" max="1000000" value="350000">35%</progress>' in page
 
 
@@ -141,5 +141,5 @@ def test_the_funds_list_shows_raised_and_goal(client):
     make_gift(make_donor(), fund, 5000)
     page = client.get("/staff/funds").get_data(as_text=True)
     text = page_text(page)
-    assert "Forums /give/forums $50.00 $200.00 25%" in text
+    assert "Forums /give/forums · Embed Forums $50.00 $200.00 25%" in text
     assert f'href="/staff/funds/{fund.id}"' not in page  # viewers cannot edit

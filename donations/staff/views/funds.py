@@ -30,6 +30,9 @@ def _fund_settings(form: forms.FundForm) -> service.FundSettings:
         active=form.active.data,
         is_default=form.is_default.data,
         show_progress=form.show_progress.data,
+        default_frequency=form.default_frequency.data or None,
+        amount_notes=forms.parse_amount_notes(form.amount_notes.data or ""),
+        monthly_prompt=(form.monthly_prompt.data or "").strip(),
     )
 
 
@@ -71,6 +74,9 @@ def fund_edit(fund_id: int) -> ResponseReturnValue:
                 "active": fund.active,
                 "is_default": fund.is_default,
                 "show_progress": fund.show_progress,
+                "default_frequency": fund.default_frequency or "",
+                "amount_notes": forms.amount_notes_text(fund.amount_notes or {}),
+                "monthly_prompt": fund.monthly_prompt or "",
             }
         )
     else:

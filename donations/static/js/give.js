@@ -46,4 +46,24 @@
     if (other && custom.value.trim() !== "") { other.checked = true; update(); }
   });
   update();
+
+  // The amounts follow the chosen frequency: only its suggestions show (without this file the
+  // page shows those of the frequency it was opened with, and every amount is still accepted).
+  var prompt = form.querySelector("[data-monthly-prompt]");
+  function showAmountsFor(frequency) {
+    var buttons = form.querySelectorAll(".amount-button[data-frequencies]");
+    var visible = [];
+    var checkedHidden = false;
+    buttons.forEach(function (label) {
+      var offered = (label.getAttribute("data-frequencies") || "").split(" ").indexOf(frequency) >= 0;
+      var input = label.querySelector("input");
+      label.hidden = !offered;
+      if (offered) { visible.push(input); } else if (input.checked) { checkedHidden = true; }
+    });
+    if (checkedHidden && visible.length) { visible[Math.min(1, visible.length - 1)].checked = true; update(); }
+    if (prompt) { prompt.hidden = frequency !== "one_time"; }
+  }
+  form.querySelectorAll("input[name=frequency]").forEach(function (radio) {
+    radio.addEventListener("change", function () { if (radio.checked) { showAmountsFor(radio.value); } });
+  });
 })();
