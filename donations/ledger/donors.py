@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from donations.extensions import db
 from donations.ledger.currency import counted_gift
@@ -52,6 +52,20 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def matching(query: str) -> ColumnElement[bool]:
+    """The search's condition: name, email or organization contains `query` (any case), or the
+    postal code starts with it (the donors list and its export share it)."""
+    query = query.strip()
+    pattern = _like(query.casefold())
+    postal = query.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return or_(
+        func.lower(Donor.name).like(pattern, escape="\\"),
+        Donor.email_key.like(pattern, escape="\\"),
+        func.lower(Donor.organization).like(pattern, escape="\\"),
+        func.upper(Donor.postal_code).like(postal, escape="\\"),
+    )
+
+
 @dataclass(frozen=True)
 class DonorMatch:
     donor: Donor
@@ -65,19 +79,9 @@ def search(query: str, *, limit: int = SEARCH_LIMIT) -> list[DonorMatch]:
     query = query.strip()
     if not query:
         return []
-    pattern = _like(query.casefold())
-    postal = query.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     donors = db.session.scalars(
         select(Donor)
-        .where(
-            Donor.merged_into_id.is_(None),
-            or_(
-                func.lower(Donor.name).like(pattern, escape="\\"),
-                Donor.email_key.like(pattern, escape="\\"),
-                func.lower(Donor.organization).like(pattern, escape="\\"),
-                func.upper(Donor.postal_code).like(postal, escape="\\"),
-            ),
-        )
+        .where(Donor.merged_into_id.is_(None), matching(query))
         .order_by(Donor.name.is_(None), Donor.name, Donor.id)
         .limit(limit)
     ).all()

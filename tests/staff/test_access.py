@@ -32,10 +32,12 @@ ADMIN = ("admin",)
 ACCESS: dict[str, tuple[str, ...]] = {
     "staff.dashboard": ALL,
     "staff.gifts": ALL,
+    "staff.gifts_export": MONEY,
     "staff.gift": ALL,
     "staff.gift_refund": MONEY,
     "staff.gift_designation": MONEY,
     "staff.donors": ALL,
+    "staff.donors_export": MONEY,
     "staff.donor": ALL,
     "staff.donor_merge": MONEY,
     "staff.offline_gift": MONEY,

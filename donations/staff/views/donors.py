@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from donations.accounts.audit import audit
 from donations.accounts.roles import MONEY, READ, role_required
 from donations.extensions import db, unit_of_work
 from donations.ledger import donors as donor_ledger
 from donations.ledger.models import Donor
-from donations.staff import forms, queries, service
+from donations.staff import exports, forms, queries, service
 from donations.staff.views.console import USER_ERRORS, bp, current_actor, remote_addr
 
 
@@ -20,7 +21,33 @@ def donors() -> ResponseReturnValue:
     if not form.validate():
         return render_template("staff/donors.html", form=form, matches=[]), 400
     matches = donor_ledger.search(form.q.data or "")
-    return render_template("staff/donors.html", form=form, matches=matches)
+    arguments = {"q": form.q.data} if form.q.data else {}
+    export_urls = {fmt: url_for("staff.donors_export", **arguments, format=fmt) for fmt in exports.FORMATS}
+    return render_template("staff/donors.html", form=form, matches=matches, export_urls=export_urls)
+
+
+@bp.get("/donors/export")
+@role_required(*MONEY)
+def donors_export() -> ResponseReturnValue:
+    """Donors matching the search (every donor when it is empty) as CSV or XLSX; audited."""
+    form = forms.DonorSearchForm(formdata=request.args)
+    if not form.validate():
+        abort(400, "The search is not valid: " + " ".join(form.q.errors))
+    query = (form.q.data or "").strip()
+    fmt = request.args.get("format", "csv")
+    try:
+        download = exports.download(exports.donors_report(query), fmt)
+    except exports.ExportError as exc:
+        abort(400, str(exc))
+    with unit_of_work():
+        audit(
+            "donors.export",
+            actor=current_actor(),
+            target_type="export",
+            details={"list": "donors", "format": fmt, "filters": {"search": query} if query else {}},
+            remote_addr=remote_addr(),
+        )
+    return exports.response(download)
 
 
 def _donor_or_404(donor_id: int) -> Donor:

@@ -8,6 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from donations import forms as shared_forms
+from donations.accounts.audit import audit
 from donations.accounts.roles import MONEY, READ, role_required
 from donations.extensions import db, unit_of_work
 from donations.ledger import funds as fund_ledger
@@ -16,17 +17,36 @@ from donations.ledger.edits import Designation
 from donations.ledger.models import UNPAID_STATUSES, Gift
 from donations.payments import refunds
 from donations.payments.gateway import GatewayError
-from donations.staff import forms, queries, service
+from donations.staff import exports, forms, queries, service
 from donations.staff.views.console import USER_ERRORS, bp, current_actor, fund_choices, remote_addr
+
+
+def _filter_form() -> forms.GiftFilterForm:
+    form = forms.GiftFilterForm(formdata=request.args)
+    form.fund.choices = shared_forms.choices(
+        [("", "Any fund"), *((str(fund.id), fund.name) for fund in fund_ledger.funds_for_choice())]
+    )
+    return form
+
+
+def _filters(form: forms.GiftFilterForm) -> queries.GiftFilters:
+    return queries.GiftFilters(
+        first=form.first.data,
+        last=form.last.data,
+        fund_id=int(form.fund.data) if form.fund.data else None,
+        source=form.source.data or None,
+        frequency=form.frequency.data or None,
+        status=form.status.data or None,
+        min_cents=form.min_amount.cents,
+        max_cents=form.max_amount.cents,
+        email=(form.email.data or "").strip() or None,
+    )
 
 
 @bp.get("/gifts")
 @role_required(*READ)
 def gifts() -> ResponseReturnValue:
-    form = forms.GiftFilterForm(formdata=request.args)
-    form.fund.choices = shared_forms.choices(
-        [("", "Any fund"), *((str(fund.id), fund.name) for fund in fund_ledger.funds_for_choice())]
-    )
+    form = _filter_form()
     page = queries.GiftPage([], None)
     status = 200
     if form.validate():
@@ -36,18 +56,7 @@ def gifts() -> ResponseReturnValue:
             form.after.errors = [str(exc)]
             status = 400
         else:
-            filters = queries.GiftFilters(
-                first=form.first.data,
-                last=form.last.data,
-                fund_id=int(form.fund.data) if form.fund.data else None,
-                source=form.source.data or None,
-                frequency=form.frequency.data or None,
-                status=form.status.data or None,
-                min_cents=form.min_amount.cents,
-                max_cents=form.max_amount.cents,
-                email=(form.email.data or "").strip() or None,
-            )
-            page = queries.gift_page(filters, after)
+            page = queries.gift_page(_filters(form), after)
     else:
         status = 400
     arguments: dict[str, Any] = {key: value for key, value in request.args.items() if key != "after" and value}
@@ -62,7 +71,37 @@ def gifts() -> ResponseReturnValue:
         by_start=form.status.data in UNPAID_STATUSES,
         next_url=next_url,
         first_url=first_url if form.after.data else None,
+        export_urls=_export_urls("staff.gifts_export", arguments),
     ), status
+
+
+def _export_urls(endpoint: str, arguments: dict[str, Any]) -> dict[str, str]:
+    return {fmt: url_for(endpoint, **arguments, format=fmt) for fmt in exports.FORMATS}
+
+
+@bp.get("/gifts/export")
+@role_required(*MONEY)
+def gifts_export() -> ResponseReturnValue:
+    """The gifts list as shown (its filters, every page) as CSV or XLSX; audited."""
+    form = _filter_form()
+    if not form.validate():
+        errors = "; ".join(f"{form[name].label.text}: {' '.join(messages)}" for name, messages in form.errors.items())
+        abort(400, f"The filters are not valid: {errors}")
+    filters = _filters(form)
+    fmt = request.args.get("format", "csv")
+    try:
+        download = exports.download(exports.gifts_report(filters), fmt)
+    except exports.ExportError as exc:
+        abort(400, str(exc))
+    with unit_of_work():
+        audit(
+            "gifts.export",
+            actor=current_actor(),
+            target_type="export",
+            details={"list": "gifts", "format": fmt, "filters": exports.filters_in_words(filters)},
+            remote_addr=remote_addr(),
+        )
+    return exports.response(download)
 
 
 def _gift_or_404(gift_id: int) -> Gift:
