@@ -133,6 +133,25 @@ class DonorSearchForm(GetForm):
     )
 
 
+class DonorEditForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=200), no_control_characters])
+    email = StringField(
+        "Email",
+        validators=[InputRequired("Enter the donor's email address."), Length(max=320), no_control_characters],
+    )
+    organization = StringField("Organization", validators=[Optional(), Length(max=200), no_control_characters])
+    address_line1 = StringField("Street address", validators=[Optional(), Length(max=200), no_control_characters])
+    address_line2 = StringField("Address line 2", validators=[Optional(), Length(max=200), no_control_characters])
+    city = StringField("City", validators=[Optional(), Length(max=100), no_control_characters])
+    region = StringField("State or region", validators=[Optional(), Length(max=100), no_control_characters])
+    postal_code = StringField("Postal code", validators=[Optional(), Length(max=20), no_control_characters])
+    country = StringField(
+        "Country (two letters, like US)", validators=[Optional(), Length(max=2), no_control_characters]
+    )
+    contact_by_email = BooleanField("Fundraising email (appeals, newsletters) is welcome")
+    contact_by_mail = BooleanField("Postal mail (appeals, newsletters) is welcome")
+
+
 class MergeForm(FlaskForm):
     duplicate = IntegerField(
         "Donor number of the duplicate to merge into this donor",

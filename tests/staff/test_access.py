@@ -40,6 +40,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "staff.donors_export": MONEY,
     "staff.donor": ALL,
     "staff.donor_merge": MONEY,
+    "staff.donor_edit": MONEY,
     "staff.offline_gift": MONEY,
     "staff.offline_batch": MONEY,
     "staff.funds": ALL,
