@@ -12,6 +12,7 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -111,6 +112,8 @@ class RefundForm(FlaskForm):
         "Reason (kept in the audit log)",
         validators=[InputRequired("Say why the gift is refunded."), Length(max=500), no_control_characters],
     )
+    # Set by the confirmation page: without it the refund is only shown, never made.
+    confirmed = HiddenField()
 
 
 class DesignationForm(FlaskForm):

@@ -11,6 +11,7 @@ from donations import forms as shared_forms
 from donations.accounts.audit import audit
 from donations.accounts.roles import MONEY, READ, role_required
 from donations.extensions import db, unit_of_work
+from donations.money import format_money
 from donations.ledger import funds as fund_ledger
 from donations.ledger import reversals
 from donations.ledger.edits import Designation
@@ -148,6 +149,8 @@ def gift_refund(gift_id: int) -> ResponseReturnValue:
     form = forms.RefundForm()
     if not form.validate_on_submit():
         return _render_gift(gift, refund_form=form, status=400)
+    if form.confirmed.data != "yes":
+        return _confirm_refund(gift, form)
     try:
         refund_id = refunds.request_refund(
             gift.id, form.amount.cents, form.reason.data, actor=current_actor(), remote_addr=remote_addr()
@@ -156,8 +159,37 @@ def gift_refund(gift_id: int) -> ResponseReturnValue:
         db.session.rollback()
         form.amount.errors = [*form.amount.errors, f"The refund was not made: {exc}."]
         return _render_gift(_gift_or_404(gift_id), refund_form=form, status=400)
-    flash(f"Refund {refund_id} requested. Its reversal appears here when Stripe confirms it.", "success")
+    flash(
+        f"Refund {refund_id} of {format_money(form.amount.cents or 0) if form.amount.cents else 'everything left'}"
+        " requested. Its reversal appears here when Stripe confirms it.",
+        "success",
+    )
     return redirect(url_for("staff.gift", gift_id=gift_id), 303)
+
+
+def _confirm_refund(gift: Gift, form: forms.RefundForm) -> ResponseReturnValue:
+    """The step before a refund: the amount, what the gift keeps, what is left to refund after."""
+    if not refunds.refundable(gift):
+        form.amount.errors = [*form.amount.errors, f"The refund was not made: {refunds.refusal(gift)}."]
+        return _render_gift(gift, refund_form=form, status=400)
+    left = refunds.refundable_cents(gift)
+    amount = form.amount.cents if form.amount.cents is not None else left
+    if amount > left:
+        form.amount.errors = [
+            *form.amount.errors,
+            f"The refund was not made: only {format_money(left, gift.currency)} is left to refund.",
+        ]
+        return _render_gift(gift, refund_form=form, status=400)
+    form.confirmed.data = "yes"
+    return render_template(
+        "staff/refund_confirm.html",
+        gift=gift,
+        form=form,
+        amount_cents=amount,
+        left_cents=left,
+        left_after_cents=left - amount,
+        kept_after_cents=reversals.net_cents(gift) - amount,
+    )
 
 
 @bp.post("/gifts/<row_id:gift_id>/designation")
