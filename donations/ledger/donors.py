@@ -118,14 +118,20 @@ def lock_pair(first_id: int, second_id: int) -> tuple[Donor | None, Donor | None
     return locked[first_id], locked[second_id]
 
 
-def merge(duplicate: Donor, kept: Donor) -> MergeResult:
-    """Move every gift and membership of `duplicate` to `kept` and mark the duplicate merged."""
+def check_merge(duplicate: Donor, kept: Donor) -> None:
+    """Raise MergeError when `duplicate` cannot be merged into `kept` (the confirmation step asks
+    this before anything moves; the merge asks again)."""
     if duplicate.id == kept.id:
         raise MergeError("Choose two different donors.")
     if duplicate.merged_into_id is not None:
         raise MergeError(f"Donor #{duplicate.id} was already merged into #{duplicate.merged_into_id}.")
     if kept.merged_into_id is not None:
         raise MergeError(f"Donor #{kept.id} was merged into #{kept.merged_into_id}: merge into that donor instead.")
+
+
+def merge(duplicate: Donor, kept: Donor) -> MergeResult:
+    """Move every gift and membership of `duplicate` to `kept` and mark the duplicate merged."""
+    check_merge(duplicate, kept)
     gift_ids = list(db.session.scalars(select(Gift.id).where(Gift.donor_id == duplicate.id).order_by(Gift.id)))
     membership_ids = list(
         db.session.scalars(select(Membership.id).where(Membership.donor_id == duplicate.id).order_by(Membership.id))

@@ -160,10 +160,8 @@ class MergeForm(FlaskForm):
         "Donor number of the duplicate to merge into this donor",
         validators=[InputRequired("Enter the duplicate's donor number."), NumberRange(min=1, max=MAX_ROW_ID)],
     )
-    confirm = BooleanField(
-        "I understand: every gift and membership of the duplicate moves to this donor",
-        validators=[InputRequired("Tick the box to confirm.")],
-    )
+    # Set by the confirmation page, which shows both donors and what moves.
+    confirmed = HiddenField()
 
 
 # --- Offline gifts -----------------------------------------------------------------------------

@@ -322,7 +322,12 @@ def test_a_member_cancels(client, fund):
     membership = start_local_membership(client)
     open_account(client, "rae@example.org")
     portal, token = _local_portal(client, membership)
-    response = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token})
+    confirm = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token})
+    assert confirm.status_code == 200  # first the question: nothing is canceled yet
+    assert "Cancel your membership?" in page_text(confirm.get_data(as_text=True))
+    db.session.expire_all()
+    assert db.session.get(Membership, membership.id).status == MembershipStatus.ACTIVE
+    response = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token, "confirmed": "yes"})
     assert response.status_code == 303
     db.session.expire_all()
     canceled = db.session.get(Membership, membership.id)
@@ -335,8 +340,12 @@ def test_a_member_cancels(client, fund):
     )
     page = page_text(client.get("/membership/account").get_data(as_text=True))
     assert "Your membership is canceled" in page and "Status: canceled" in page
-    again = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token})
-    assert again.status_code == 400  # it has ended: nothing more to cancel
+    again = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token, "confirmed": "yes"})
+    assert again.status_code == 400
+    asked = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token})
+    assert asked.status_code == 400 and "already ended" in page_text(
+        asked.get_data(as_text=True)
+    )  # it has ended: nothing more to cancel
 
 
 def test_a_member_cannot_touch_anothers_membership(client, fund):
@@ -348,6 +357,11 @@ def test_a_member_cannot_touch_anothers_membership(client, fund):
     assert client.get(f"/membership/local/{theirs.stripe_customer_id}").status_code == 404
     response = client.post(
         f"/membership/local/{theirs.stripe_customer_id}/{theirs.id}/cancel", data={"csrf_token": token}
+    )
+    assert response.status_code == 404
+    response = client.post(
+        f"/membership/local/{theirs.stripe_customer_id}/{theirs.id}/cancel",
+        data={"csrf_token": token, "confirmed": "yes"},
     )
     assert response.status_code == 404
     db.session.expire_all()

@@ -105,7 +105,24 @@ def donor(donor_id: int) -> ResponseReturnValue:
 def donor_merge(donor_id: int) -> ResponseReturnValue:
     kept = _donor_or_404(donor_id)
     form = forms.MergeForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and form.confirmed.data != "yes":
+        duplicate = db.session.get(Donor, form.duplicate.data)
+        try:
+            if duplicate is None:
+                raise donor_ledger.MergeError(f"There is no donor #{form.duplicate.data}.")
+            donor_ledger.check_merge(duplicate, kept)
+        except donor_ledger.MergeError as exc:
+            form.duplicate.errors = [*form.duplicate.errors, str(exc)]
+        else:
+            return render_template(
+                "staff/merge_confirm.html",
+                kept=kept,
+                duplicate=duplicate,
+                form=form,
+                gifts=queries.gift_counts(duplicate.id),
+                memberships=queries.donor_memberships([duplicate.id]),
+            )
+    elif form.validate_on_submit():
         try:
             with unit_of_work():
                 result = service.merge_donors(form.duplicate.data, kept.id, current_actor(), remote_addr())
