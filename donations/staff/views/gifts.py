@@ -11,11 +11,11 @@ from donations import forms as shared_forms
 from donations.accounts.audit import audit
 from donations.accounts.roles import MONEY, READ, role_required
 from donations.extensions import db, unit_of_work
-from donations.money import format_money
 from donations.ledger import funds as fund_ledger
 from donations.ledger import reversals
 from donations.ledger.edits import Designation
 from donations.ledger.models import UNPAID_STATUSES, Gift
+from donations.money import format_money
 from donations.payments import refunds
 from donations.payments.gateway import GatewayError
 from donations.staff import exports, forms, queries, service
