@@ -28,6 +28,7 @@ from donations.grants.reports import Cell, Money, Report
 from donations.grants.service import Download
 from donations.ledger import donors as donor_ledger
 from donations.ledger.currency import counted_gift
+from donations.ledger.memberships import level_of
 from donations.ledger.models import Donor, Gift, GiftStatus, Membership, MembershipStatus
 from donations.ledger.offline import is_placeholder_email
 from donations.staff import queries
@@ -223,6 +224,63 @@ def _donor_rows(query: str) -> Iterator[tuple[Cell, ...]]:
 
 def donors_report(query: str) -> Report:
     return Report(kind="donors", title="Donors", columns=DONOR_COLUMNS, rows=_donor_rows(query))
+
+
+# --- Members for Mailchimp -------------------------------------------------------------------------
+
+# Mailchimp's audience import: "Email Address" is required; "First Name" and "Last Name" map to
+# the audience's FNAME and LNAME merge fields; "Tags" is one cell of tags separated by commas.
+MAILCHIMP_COLUMNS = ("Email Address", "First Name", "Last Name", "Tags")
+# The membership a member is tagged by when they have several: the liveliest, then the newest.
+_STATUS_RANK: dict[str, int] = {MembershipStatus.ACTIVE: 0, MembershipStatus.PAST_DUE: 1, MembershipStatus.CANCELED: 2}
+MAILCHIMP_STATUS_TAGS: dict[str, str] = {
+    MembershipStatus.ACTIVE: "Active member",
+    MembershipStatus.PAST_DUE: "Payment overdue",
+    MembershipStatus.CANCELED: "Former member",
+}
+MAILCHIMP_INTERVAL_TAGS = {"month": "Monthly", "year": "Annual"}
+
+
+def split_name(name: str | None) -> tuple[str, str]:
+    """First name and last name as Mailchimp keeps them: the first word, and the rest."""
+    words = (name or "").split()
+    return (words[0], " ".join(words[1:])) if words else ("", "")
+
+
+def _member_rows() -> Iterator[tuple[Cell, ...]]:
+    statement = (
+        select(Membership, Donor)
+        .join(Donor, Donor.id == Membership.donor_id)
+        .where(
+            Membership.status.in_(tuple(_STATUS_RANK)),
+            Donor.merged_into_id.is_(None),
+            Donor.erased_at.is_(None),
+            Donor.contact_by_email.is_(True),
+        )
+        .order_by(Donor.id, Membership.id.desc())
+    )
+    best: tuple[Membership, Donor] | None = None
+    for membership, donor in db.session.execute(statement):
+        if best is not None and best[1].id != donor.id:
+            yield _member_row(*best, level_of(best[0]))
+            best = None
+        if best is None or _STATUS_RANK[membership.status] < _STATUS_RANK[best[0].status]:
+            best = (membership, donor)
+    if best is not None:
+        yield _member_row(*best, level_of(best[0]))
+
+
+def _member_row(membership: Membership, donor: Donor, level: str) -> tuple[Cell, ...]:
+    first, last = split_name(donor.name)
+    tags = ["Member", f"{level} level", MAILCHIMP_STATUS_TAGS[membership.status]]
+    tags.append(MAILCHIMP_INTERVAL_TAGS.get(membership.interval, membership.interval))
+    return (donor.email, first, last, ",".join(tags))
+
+
+def mailchimp_members_report() -> Report:
+    """Members (current, overdue and former) with an email address who welcome fundraising email."""
+    rows = (row for row in _member_rows() if not is_placeholder_email(str(row[0])))
+    return Report(kind="members", title="Members for Mailchimp", columns=MAILCHIMP_COLUMNS, rows=rows)
 
 
 # --- Files ---------------------------------------------------------------------------------------

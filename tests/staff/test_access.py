@@ -38,6 +38,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "staff.gift_designation": MONEY,
     "staff.donors": ALL,
     "staff.donors_export": MONEY,
+    "staff.members_mailchimp": MONEY,
     "staff.donor": ALL,
     "staff.donor_merge": MONEY,
     "staff.donor_edit": MONEY,
