@@ -16,6 +16,7 @@ from donations.extensions import db
 from donations.giving import membership_service
 from donations.ledger.models import Gift, GiftStatus, Membership, MembershipChange, MembershipStatus
 from donations.mail.models import OutboxMessage
+from donations.mail.render import render
 from donations.payments.local import billing as local_billing
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
@@ -305,6 +306,13 @@ def test_a_member_raises_the_amount_and_the_history_keeps_it(client, fund):
     (change,) = db.session.scalars(select(MembershipChange)).all()
     assert (change.old_amount_cents, change.new_amount_cents) == (1500, 2500)
     assert "$25.00 a month" in page_text(client.get("/membership/account").get_data(as_text=True))
+    # The member is told, once, by email: the new amount and when it is charged.
+    (message,) = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "membership_changed")).all()
+    assert message.to_address == "rae@example.org"
+    rendered = render("membership_changed", message.context)
+    assert rendered.subject == "Your membership changed to $25.00 a month"
+    assert "changed from $15.00 to $25.00 a month" in rendered.text
+    assert "charged from your next renewal" in rendered.text
 
 
 def test_a_bad_amount_is_refused_on_the_local_portal(client, fund):
