@@ -11,7 +11,6 @@ from flask.cli import AppGroup
 from donations.accounts import service as accounts
 from donations.accounts.audit import cli_actor
 from donations.extensions import db, unit_of_work
-from donations.ledger.models import Fund
 from donations.staff import service as staff_service
 
 staff_cli = AppGroup("staff", help="Staff accounts.")
@@ -90,16 +89,22 @@ def funds_add(
 
 
 @demo_cli.command("seed")
-def demo_seed() -> None:
-    """A demo fund and an admin (DEMO_STAFF_EMAIL) whose new password is printed (development only)."""
+@click.option("--reset", is_flag=True, help="Delete everything in the database first and seed it afresh.")
+def demo_seed(reset: bool) -> None:
+    """A living demo newsroom (about eighteen months of giving) and an admin (DEMO_STAFF_EMAIL)
+    whose new password is printed last. Development only: refused in production. Running it
+    again leaves a seeded database as it is (only the admin's password is new)."""
     from sqlalchemy import select
 
+    from donations import demo
     from donations.accounts.models import StaffUser
 
     if current_app.config["CONFIG_NAME"] == "production":
         raise click.ClickException("demo data is never seeded in production")
     with unit_of_work():
-        _seed_demo_fund()
+        if reset:
+            demo.wipe()
+        summary = demo.seed()
         email = os.environ.get("DEMO_STAFF_EMAIL", "admin@example.org")
         password = accounts.new_password()
         user = db.session.scalar(select(StaffUser).where(StaffUser.email == email))
@@ -107,28 +112,18 @@ def demo_seed() -> None:
             accounts.create_staff_user(email, "admin", password, name="Demo Admin")
         else:
             user.password_hash = accounts.hash_password(password)
-    click.echo(f"Demo fund: /give/community-forums. Staff sign-in at /staff/: {email} / {password}")
-
-
-def _seed_demo_fund() -> None:
-    from sqlalchemy import select
-
-    from donations.ledger import funds
-
-    if db.session.scalar(select(Fund).where(Fund.slug == "community-forums")) is None:
-        funds.create_fund(
-            slug="community-forums",
-            name="Community Forums Reporting",
-            description="Pays for our reporters to hold and cover open community forums in every neighborhood.",
-            goal_cents=2_500_000,
-            suggested_amounts={
-                "one_time": [2500, 5000, 10000, 25000],
-                "monthly": [500, 1000, 2500],
-                "annual": [6000, 12000, 25000],
-            },
-            is_default=True,
-            show_progress=True,
+            user.must_change_password = False
+    if summary is None:
+        click.echo("The demo newsroom is already seeded: nothing changed (`demo seed --reset` starts over).")
+    else:
+        click.echo(
+            f"Seeded the demo newsroom: {summary.one_time} one-time gifts online, {summary.members} members "
+            f"({summary.installments} installments), {summary.checks} mailed checks, {summary.refunds} refunds, "
+            f"{summary.disputes} disputes (one lost, one won), {summary.payouts} payouts, two funds and a "
+            "NewsMatch program."
         )
+    click.echo("Gift page: /give/community-forums")
+    click.echo(f"Staff sign-in at /staff/: {email} / {password}")
 
 
 def register(app: Flask) -> None:

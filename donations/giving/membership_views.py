@@ -23,7 +23,7 @@ from flask.wrappers import Response
 from donations.extensions import unit_of_work
 from donations.giving import membership_service as service
 from donations.giving.membership_forms import AmountForm, CardForm, LinkRequestForm
-from donations.ledger.models import Donor
+from donations.ledger.models import Donor, MembershipStatus
 from donations.mail.render import public_url
 from donations.payments.gateway import GatewayError
 from donations.payments.local.billing import LocalBillingError
@@ -193,7 +193,21 @@ def local_card(customer_id: str, membership_id: int) -> ResponseReturnValue:
 
 @bp.post("/membership/local/<customer_id>/<row_id:membership_id>/cancel")
 def local_cancel(customer_id: str, membership_id: int) -> ResponseReturnValue:
+    """First a confirmation (what ends, and that nothing more is charged), then the cancellation."""
     _local_only()
+    if request.form.get("confirmed") != "yes":
+        donor = _member()
+        try:
+            rows = service.local_portal(donor, customer_id)
+        except service.NotYours:
+            abort(404)
+        row = next((row for row in rows if row.membership.id == membership_id), None)
+        if row is None:
+            abort(404)
+        if row.membership.status == MembershipStatus.CANCELED:
+            flash("This membership has already ended: there is nothing to cancel.", "error")
+            return _render_local_portal(donor, customer_id, 400, failed_id=membership_id)
+        return render_template("giving/membership_cancel_confirm.html", row=row, customer_id=customer_id)
     return _local_change(
         customer_id,
         membership_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from donations.extensions import db
 from donations.ledger.currency import counted_gift
@@ -52,6 +52,20 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def matching(query: str) -> ColumnElement[bool]:
+    """The search's condition: name, email or organization contains `query` (any case), or the
+    postal code starts with it (the donors list and its export share it)."""
+    query = query.strip()
+    pattern = _like(query.casefold())
+    postal = query.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return or_(
+        func.lower(Donor.name).like(pattern, escape="\\"),
+        Donor.email_key.like(pattern, escape="\\"),
+        func.lower(Donor.organization).like(pattern, escape="\\"),
+        func.upper(Donor.postal_code).like(postal, escape="\\"),
+    )
+
+
 @dataclass(frozen=True)
 class DonorMatch:
     donor: Donor
@@ -65,19 +79,9 @@ def search(query: str, *, limit: int = SEARCH_LIMIT) -> list[DonorMatch]:
     query = query.strip()
     if not query:
         return []
-    pattern = _like(query.casefold())
-    postal = query.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     donors = db.session.scalars(
         select(Donor)
-        .where(
-            Donor.merged_into_id.is_(None),
-            or_(
-                func.lower(Donor.name).like(pattern, escape="\\"),
-                Donor.email_key.like(pattern, escape="\\"),
-                func.lower(Donor.organization).like(pattern, escape="\\"),
-                func.upper(Donor.postal_code).like(postal, escape="\\"),
-            ),
-        )
+        .where(Donor.merged_into_id.is_(None), matching(query))
         .order_by(Donor.name.is_(None), Donor.name, Donor.id)
         .limit(limit)
     ).all()
@@ -114,14 +118,20 @@ def lock_pair(first_id: int, second_id: int) -> tuple[Donor | None, Donor | None
     return locked[first_id], locked[second_id]
 
 
-def merge(duplicate: Donor, kept: Donor) -> MergeResult:
-    """Move every gift and membership of `duplicate` to `kept` and mark the duplicate merged."""
+def check_merge(duplicate: Donor, kept: Donor) -> None:
+    """Raise MergeError when `duplicate` cannot be merged into `kept` (the confirmation step asks
+    this before anything moves; the merge asks again)."""
     if duplicate.id == kept.id:
         raise MergeError("Choose two different donors.")
     if duplicate.merged_into_id is not None:
         raise MergeError(f"Donor #{duplicate.id} was already merged into #{duplicate.merged_into_id}.")
     if kept.merged_into_id is not None:
         raise MergeError(f"Donor #{kept.id} was merged into #{kept.merged_into_id}: merge into that donor instead.")
+
+
+def merge(duplicate: Donor, kept: Donor) -> MergeResult:
+    """Move every gift and membership of `duplicate` to `kept` and mark the duplicate merged."""
+    check_merge(duplicate, kept)
     gift_ids = list(db.session.scalars(select(Gift.id).where(Gift.donor_id == duplicate.id).order_by(Gift.id)))
     membership_ids = list(
         db.session.scalars(select(Membership.id).where(Membership.donor_id == duplicate.id).order_by(Membership.id))

@@ -117,6 +117,7 @@ class MembershipNews:
     failed_invoice_id: str | None = None  # a renewal's payment failed and the membership is past due
     gift_id: int | None = None  # the installment gift of the paid invoice (new or recorded before)
     gift_recorded: bool = False  # that gift was recorded by this event
+    amount_change_id: int | None = None  # the MembershipChange this event recorded (an amount changed)
 
 
 # Finding and creating -----------------------------------------------------------------------
@@ -323,15 +324,16 @@ def apply_subscription(state: SubscriptionState) -> MembershipNews:
         and db.session.scalar(select(MembershipChange.id).where(MembershipChange.stripe_event_id == state.event_id))
         is None
     ):
-        db.session.add(
-            MembershipChange(
-                membership=membership,
-                changed_at=origin.as_of,
-                old_amount_cents=state.previous_amount_cents,
-                new_amount_cents=new_amount,
-                stripe_event_id=state.event_id,
-            )
+        change = MembershipChange(
+            membership=membership,
+            changed_at=origin.as_of,
+            old_amount_cents=state.previous_amount_cents,
+            new_amount_cents=new_amount,
+            stripe_event_id=state.event_id,
         )
+        db.session.add(change)
+        db.session.flush()
+        news.amount_change_id = change.id
     if new_amount and (membership.amount_as_of is None or origin.as_of >= membership.amount_as_of):
         membership.amount_cents = new_amount
         membership.amount_as_of = origin.as_of

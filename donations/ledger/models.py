@@ -10,7 +10,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.clock import utcnow
@@ -109,6 +109,10 @@ class Donor(Base):
     postal_code: Mapped[str | None] = mapped_column(String(20), index=True)
     country: Mapped[str | None] = mapped_column(String(2))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # Communication preferences staff record for the donor: fundraising email and postal mail
+    # (appeals, newsletters). Receipts and membership notices are sent whatever these say.
+    contact_by_email: Mapped[bool] = mapped_column(default=True, server_default=true())
+    contact_by_mail: Mapped[bool] = mapped_column(default=True, server_default=true())
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("donors.id"), index=True)
     erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

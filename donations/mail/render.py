@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from donations.clock import local_date, newsroom_zone, utcnow
 from donations.extensions import db
 from donations.ledger.memberships import annualized_cents, level_of
-from donations.ledger.models import Frequency, Gift, GiftSource, Membership, Reversal, ReversalKind
+from donations.ledger.models import Frequency, Gift, GiftSource, Membership, MembershipChange, Reversal, ReversalKind
 from donations.mail.models import OutboxMessage
 from donations.mail.statements import Statement, StatementError, statement_for
 from donations.money import format_money
@@ -209,6 +209,24 @@ def _payment_failed(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "We could not renew your membership: please update your card", {
         "donor_name": membership.donor.name,
         "membership": membership_facts(membership),
+    }
+
+
+@loader("membership_changed")
+def _membership_changed(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    membership = _row(Membership, _id(context, "membership_id"))
+    change = _row(MembershipChange, _id(context, "change_id"))
+    if change.membership_id != membership.id:
+        raise MessageDataError(f"change {change.id} is not of membership {membership.id}")
+    facts = membership_facts(membership)
+    new_amount = format_money(change.new_amount_cents, membership.currency)
+    return f"Your membership changed to {new_amount} a {facts['per']}", {
+        "donor_name": membership.donor.name,
+        "membership": facts,
+        "old_amount": format_money(change.old_amount_cents, membership.currency),
+        "new_amount": new_amount,
+        "changed_on": long_date(change.changed_at),
+        "renews_on": long_date(membership.current_period_end) if membership.current_period_end else None,
     }
 
 

@@ -87,6 +87,17 @@ def queue_membership_canceled(membership: Membership) -> None:
     )
 
 
+def queue_membership_changed(membership: Membership, change_id: int) -> None:
+    """The member's amount changed: once per recorded change."""
+    enqueue(
+        "membership_changed",
+        membership.donor.email,
+        {"membership_id": membership.id, "change_id": change_id},
+        dedupe_key=f"membership_changed:{change_id}",
+        donor_id=membership.donor_id,
+    )
+
+
 def queue_payment_failed(membership: Membership, invoice_id: str) -> None:
     """A renewal's payment failed: once per invoice."""
     enqueue(

@@ -105,6 +105,11 @@ def _record_transaction(payout: Payout, transaction: dict[str, Any]) -> PayoutTr
     return line
 
 
+def record_transaction(payout: Payout, transaction: dict[str, Any]) -> PayoutTransaction:
+    """One balance transaction of a payout, linked to the ledger (the demo newsroom's payouts)."""
+    return _record_transaction(payout, transaction)
+
+
 def reconcile_payouts(gateway: PaymentGateway | None = None, limit: int = 50) -> int:
     """Fetch the balance transactions of paid payouts not reconciled yet; returns how many payouts.
 

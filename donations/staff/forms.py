@@ -12,6 +12,7 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -113,6 +114,8 @@ class RefundForm(FlaskForm):
         "Reason (kept in the audit log)",
         validators=[InputRequired("Say why the gift is refunded."), Length(max=500), no_control_characters],
     )
+    # Set by the confirmation page: without it the refund is only shown, never made.
+    confirmed = HiddenField()
 
 
 class DesignationForm(FlaskForm):
@@ -135,15 +138,32 @@ class DonorSearchForm(GetForm):
     )
 
 
+class DonorEditForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=200), no_control_characters])
+    email = StringField(
+        "Email",
+        validators=[InputRequired("Enter the donor's email address."), Length(max=320), no_control_characters],
+    )
+    organization = StringField("Organization", validators=[Optional(), Length(max=200), no_control_characters])
+    address_line1 = StringField("Street address", validators=[Optional(), Length(max=200), no_control_characters])
+    address_line2 = StringField("Address line 2", validators=[Optional(), Length(max=200), no_control_characters])
+    city = StringField("City", validators=[Optional(), Length(max=100), no_control_characters])
+    region = StringField("State or region", validators=[Optional(), Length(max=100), no_control_characters])
+    postal_code = StringField("Postal code", validators=[Optional(), Length(max=20), no_control_characters])
+    country = StringField(
+        "Country (two letters, like US)", validators=[Optional(), Length(max=2), no_control_characters]
+    )
+    contact_by_email = BooleanField("Fundraising email (appeals, newsletters) is welcome")
+    contact_by_mail = BooleanField("Postal mail (appeals, newsletters) is welcome")
+
+
 class MergeForm(FlaskForm):
     duplicate = IntegerField(
         "Donor number of the duplicate to merge into this donor",
         validators=[InputRequired("Enter the duplicate's donor number."), NumberRange(min=1, max=MAX_ROW_ID)],
     )
-    confirm = BooleanField(
-        "I understand: every gift and membership of the duplicate moves to this donor",
-        validators=[InputRequired("Tick the box to confirm.")],
-    )
+    # Set by the confirmation page, which shows both donors and what moves.
+    confirmed = HiddenField()
 
 
 # --- Offline gifts -----------------------------------------------------------------------------

@@ -230,6 +230,16 @@ def donor_giving(donor_ids: list[int]) -> DonorGiving:
     return DonorGiving(first, int(unpaid))
 
 
+def gift_counts(donor_id: int) -> tuple[int, int]:
+    """How many gifts (any status) a donor has, and the dollars counted among them."""
+    count, counted = db.session.execute(
+        select(
+            func.count(Gift.id), func.coalesce(func.sum(case((counted_gift(), Gift.amount_cents), else_=0)), 0)
+        ).where(Gift.donor_id == donor_id)
+    ).one()
+    return int(count), int(counted)
+
+
 def donor_memberships(donor_ids: list[int]) -> list[Membership]:
     return list(
         db.session.scalars(

@@ -10,8 +10,8 @@ from donations.accounts.audit import audit
 from donations.accounts.models import StaffUser
 from donations.accounts.service import StaffError
 from donations.extensions import db
-from donations.ledger import donors, edits, funds, offline
-from donations.ledger.models import Fund, Gift
+from donations.ledger import donor_edits, donors, edits, funds, offline
+from donations.ledger.models import Donor, Fund, Gift
 from donations.mail import service as mail
 
 
@@ -118,6 +118,26 @@ def merge_donors(duplicate_id: int, kept_id: int, actor: StaffUser, remote_addr:
         remote_addr=remote_addr,
     )
     return result
+
+
+def correct_donor(
+    donor_id: int, record: donor_edits.DonorRecord, actor: StaffUser, remote_addr: str | None
+) -> dict[str, Any]:
+    """Correct a donor's record through the ledger; the audit entry keeps before and after of
+    the fields that changed (returned too). Raises EmailBelongsToAnother to offer the merge."""
+    donor = db.session.get(Donor, donor_id, with_for_update=True)
+    if donor is None:
+        raise StaffError("No such donor.")
+    before, after = donor_edits.correct_donor(donor, record)
+    audit(
+        "donor.edit",
+        actor=actor,
+        target_type="donor",
+        target_id=donor.id,
+        details={"before": before, "after": after},
+        remote_addr=remote_addr,
+    )
+    return after
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,10 @@ def test_finance_refunds_part_of_a_gift_and_enters_a_batch_of_checks(page: Page,
     page.get_by_label("Amount to refund").fill("30.00")
     page.get_by_label("Reason").first.fill("Gave twice by mistake")
     page.get_by_role("button", name="Refund through Stripe").click()
+    # The confirmation: the amount, and what is left to refund after it.
+    expect(page.get_by_test_id("refund-amount")).to_have_text("$30.00")
+    expect(page.get_by_test_id("refund-left-after")).to_contain_text("$")
+    page.get_by_role("button", name="Yes, refund $30.00").click()
     expect(page.get_by_role("status")).to_contain_text("Refund re_local_")
     expect(page.get_by_text("$30.00; net $50.00", exact=True)).to_be_visible()
     expect(page.get_by_role("table", name=re.compile("Refunds and disputes"))).to_contain_text("refund")

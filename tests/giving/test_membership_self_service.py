@@ -16,6 +16,7 @@ from donations.extensions import db
 from donations.giving import membership_service
 from donations.ledger.models import Gift, GiftStatus, Membership, MembershipChange, MembershipStatus
 from donations.mail.models import OutboxMessage
+from donations.mail.render import render
 from donations.payments.local import billing as local_billing
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
@@ -304,6 +305,13 @@ def test_a_member_raises_the_amount_and_the_history_keeps_it(client, fund):
     (change,) = db.session.scalars(select(MembershipChange)).all()
     assert (change.old_amount_cents, change.new_amount_cents) == (1500, 2500)
     assert "$25.00 a month" in page_text(client.get("/membership/account").get_data(as_text=True))
+    # The member is told, once, by email: the new amount and when it is charged.
+    (message,) = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "membership_changed")).all()
+    assert message.to_address == "rae@example.org"
+    rendered = render("membership_changed", message.context)
+    assert rendered.subject == "Your membership changed to $25.00 a month"
+    assert "changed from $15.00 to $25.00 a month" in rendered.text
+    assert "charged from your next renewal" in rendered.text
 
 
 def test_a_bad_amount_is_refused_on_the_local_portal(client, fund):
@@ -321,7 +329,12 @@ def test_a_member_cancels(client, fund):
     membership = start_local_membership(client)
     open_account(client, "rae@example.org")
     portal, token = _local_portal(client, membership)
-    response = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token})
+    confirm = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token})
+    assert confirm.status_code == 200  # first the question: nothing is canceled yet
+    assert "Cancel your membership?" in page_text(confirm.get_data(as_text=True))
+    db.session.expire_all()
+    assert db.session.get(Membership, membership.id).status == MembershipStatus.ACTIVE
+    response = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token, "confirmed": "yes"})
     assert response.status_code == 303
     db.session.expire_all()
     canceled = db.session.get(Membership, membership.id)
@@ -334,8 +347,12 @@ def test_a_member_cancels(client, fund):
     )
     page = page_text(client.get("/membership/account").get_data(as_text=True))
     assert "Your membership is canceled" in page and "Status: canceled" in page
-    again = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token})
-    assert again.status_code == 400  # it has ended: nothing more to cancel
+    again = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token, "confirmed": "yes"})
+    assert again.status_code == 400
+    asked = client.post(f"{portal}/{membership.id}/cancel", data={"csrf_token": token})
+    assert asked.status_code == 400 and "already ended" in page_text(
+        asked.get_data(as_text=True)
+    )  # it has ended: nothing more to cancel
 
 
 def test_a_member_cannot_touch_anothers_membership(client, fund):
@@ -347,6 +364,11 @@ def test_a_member_cannot_touch_anothers_membership(client, fund):
     assert client.get(f"/membership/local/{theirs.stripe_customer_id}").status_code == 404
     response = client.post(
         f"/membership/local/{theirs.stripe_customer_id}/{theirs.id}/cancel", data={"csrf_token": token}
+    )
+    assert response.status_code == 404
+    response = client.post(
+        f"/membership/local/{theirs.stripe_customer_id}/{theirs.id}/cancel",
+        data={"csrf_token": token, "confirmed": "yes"},
     )
     assert response.status_code == 404
     db.session.expire_all()

@@ -83,11 +83,16 @@ class Life:
     failure: dict[str, Any] = field(default_factory=dict)  # the invoice.payment_failed event
     past_due: dict[str, Any] = field(default_factory=dict)  # the subscription.updated it goes with
     deleted: dict[str, Any] = field(default_factory=dict)
+    raise_event: dict[str, Any] = field(default_factory=dict)  # the subscription.updated of the raise
 
     def welcome_is_due(self, deliveries: list[dict[str, Any]]) -> bool:
         """A membership first heard of at its end gets no welcome."""
         first = next(event for event in deliveries if event["type"] in STATE_EVENTS)
         return first != self.deleted
+
+    def change_is_news(self, deliveries: list[dict[str, Any]]) -> bool:
+        """The member is told of the raise when it arrives before the membership's end."""
+        return deliveries.index(self.raise_event) < deliveries.index(self.deleted)
 
     def failure_is_news(self, deliveries: list[dict[str, Any]]) -> bool:
         """Whether the member is told of the failed payment: only if, when the failure arrives,
@@ -145,6 +150,7 @@ def membership_life(fund: Fund) -> Life:
                 life.raised_at,
                 previous_attributes={"items": sub(1500, period=5)["items"]},
             )
+            life.raise_event = life.events[-1]
             amount = 2500
         invoice_id = se.unique("in")
         paid_at = month(n) + 60
@@ -247,6 +253,8 @@ def assert_life_recorded(life: Life, deliveries: list[dict[str, Any]]) -> None:
         expected_mail["membership_welcome"] = 1
     if life.failure_is_news(deliveries):
         expected_mail["payment_failed"] = 1
+    if life.change_is_news(deliveries):
+        expected_mail["membership_changed"] = 1
     assert outbox_kinds() == expected_mail
     unapplied = db.session.scalar(select(func.count()).select_from(StripeEvent).where(StripeEvent.applied_at.is_(None)))
     assert unapplied == 0

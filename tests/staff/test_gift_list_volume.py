@@ -73,7 +73,8 @@ def statements() -> Iterator[list[tuple[str, Any]]]:
 
 
 def page_ids(html: str) -> list[int]:
-    return [int(part.split('"')[0]) for part in html.split('href="/staff/gifts/')[1:]]
+    links = [part.split('"')[0] for part in html.split('href="/staff/gifts/')[1:]]
+    return [int(link) for link in links if not link.startswith("export")]  # the download links
 
 
 def list_statement(seen: list[tuple[str, Any]]) -> tuple[str, Any]:

@@ -29,7 +29,11 @@ def finance(client):
 def listed_ids(client, query: str = "") -> list[int]:
     response = client.get(f"/staff/gifts{query}")
     assert response.status_code == 200, page_text(response.get_data(as_text=True))
-    return [int(part.split('"')[0]) for part in response.get_data(as_text=True).split('href="/staff/gifts/')[1:]]
+    return [
+        int(part.split('"')[0])
+        for part in response.get_data(as_text=True).split('href="/staff/gifts/')[1:]
+        if not part.startswith("export")  # the download links
+    ]
 
 
 def test_the_list_shows_received_gifts_newest_first(client, finance):
@@ -181,15 +185,21 @@ def local_gateway_gift(amount_cents: int = 10000) -> Gift:
 def test_a_partial_refund_from_the_console_becomes_a_reversal(client, finance):
     gift = local_gateway_gift()
     token = csrf_token(client, f"/staff/gifts/{gift.id}")
-    response = client.post(
-        f"/staff/gifts/{gift.id}/refund", data={"csrf_token": token, "amount": "30.00", "reason": "Gave twice"}
-    )
+    data = {"csrf_token": token, "amount": "30.00", "reason": "Gave twice"}
+    # First the confirmation: the amount and what is left after; nothing is refunded yet.
+    confirm = client.post(f"/staff/gifts/{gift.id}/refund", data=data)
+    assert confirm.status_code == 200
+    text = page_text(confirm.get_data(as_text=True))
+    assert "Refund $30.00 of gift" in text and "Left to refund after $70.00" in text
+    assert db.session.scalar(select(func.count()).select_from(RefundRequest)) == 0
+    response = client.post(f"/staff/gifts/{gift.id}/refund", data={**data, "confirmed": "yes"})
     assert response.status_code == 303, page_text(response.get_data(as_text=True))
     db.session.expire_all()
     (reversal,) = db.session.scalars(select(Reversal).where(Reversal.gift_id == gift.id)).all()
     assert (reversal.kind, reversal.amount_cents) == ("refund", 3000)
     assert db.session.get(Gift, gift.id).status == GiftStatus.PARTIALLY_REFUNDED
     text = page_text(client.get(f"/staff/gifts/{gift.id}").get_data(as_text=True))
+    assert "of $30.00 requested" in text
     assert "Reversed $30.00; net $70.00" in text
     audit = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "gift.refund_requested")).one()
     assert audit.actor == finance.email and audit.details["amount_cents"] == 3000

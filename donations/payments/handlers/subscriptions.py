@@ -31,12 +31,16 @@ STATUSES = {
 
 def tell_member(news: memberships.MembershipNews) -> None:
     """Queue the mail a membership event calls for: a welcome (not for one first heard of at
-    its end), the installment's receipt, the goodbye, the failed renewal."""
+    its end), the installment's receipt, the new amount, the goodbye, the failed renewal."""
     membership = news.membership
     if news.created and not news.canceled:
         mail.queue_membership_welcome(membership)
     if news.gift_recorded and news.gift_id is not None:
         mail.queue_installment_receipt(news.gift_id, membership.donor_id, membership.donor.email)
+    # A change is told once, when recorded, unless the membership has ended by then (events
+    # arrive in any order: its end may be known first).
+    if news.amount_change_id is not None and membership.status != MembershipStatus.CANCELED:
+        mail.queue_membership_changed(membership, news.amount_change_id)
     if news.canceled:
         mail.queue_membership_canceled(membership)
     if news.failed_invoice_id is not None:

@@ -1,0 +1,318 @@
+"""The gifts and donors lists as CSV or XLSX files, with the filters the list was showing.
+
+The files are written by the grant reports' writers (grants/export.py): CSV streams as the rows
+are read, XLSX is built in constant memory in a temporary file and then streamed; every text
+cell is neutralized against spreadsheet formulas; amounts are dollars, dates local, and
+statuses, sources and frequencies are words. Each download is audited (who, which list, which
+filters, which format) by the caller, in the view's transaction, before the first byte leaves.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Response, stream_with_context
+from sqlalchemy import func, select
+
+from donations.clock import local_date, newsroom_zone, utcnow
+from donations.extensions import db
+from donations.forms import FREQUENCY_CHOICES, SOURCE_CHOICES
+from donations.grants import export
+from donations.grants.reports import Cell, Money, Report
+from donations.grants.service import Download
+from donations.ledger import donors as donor_ledger
+from donations.ledger.currency import counted_gift
+from donations.ledger.memberships import level_of
+from donations.ledger.models import Donor, Gift, GiftStatus, Membership, MembershipStatus
+from donations.ledger.offline import is_placeholder_email
+from donations.staff import queries
+
+FORMATS = ("csv", "xlsx")
+PAGE = 1000  # rows read per query: each page is its own keyset range scan
+
+SOURCE_WORDS = dict(SOURCE_CHOICES)
+FREQUENCY_WORDS = dict(FREQUENCY_CHOICES)
+STATUS_WORDS = {
+    GiftStatus.PENDING: "Checkout started, not paid",
+    GiftStatus.PAID: "Paid",
+    GiftStatus.FAILED: "Payment failed",
+    GiftStatus.EXPIRED: "Checkout abandoned",
+    GiftStatus.REFUNDED: "Refunded",
+    GiftStatus.PARTIALLY_REFUNDED: "Partly refunded",
+    GiftStatus.DISPUTED: "Disputed",
+}
+MEMBERSHIP_WORDS = {
+    MembershipStatus.INCOMPLETE: "Not started",
+    MembershipStatus.ACTIVE: "Active",
+    MembershipStatus.PAST_DUE: "Payment overdue",
+    MembershipStatus.CANCELED: "Canceled",
+}
+
+GIFT_COLUMNS = (
+    "Gift number",
+    "Date",
+    "Time",
+    "Donor",
+    "Email",
+    "On behalf of (organization)",
+    "Anonymous",
+    "Fund",
+    "Amount",
+    "Reversed (refunds, disputes)",
+    "Kept",
+    "Frequency",
+    "Source",
+    "Check number",
+    "Status",
+)
+DONOR_COLUMNS = (
+    "Donor number",
+    "Name",
+    "Email",
+    "Organization",
+    "Address",
+    "Address line 2",
+    "City",
+    "State or region",
+    "Postal code",
+    "Country",
+    "Gifts",
+    "Given",
+    "First gift",
+    "Last gift",
+    "Membership",
+    "Donor since",
+)
+
+
+class ExportError(ValueError):
+    """A download refused (unknown format): a 400 with this message."""
+
+
+def filename(kind: str, fmt: str, at: datetime) -> str:
+    return f"{kind}-{local_date(at).isoformat()}.{fmt}"
+
+
+def filters_in_words(filters: queries.GiftFilters) -> dict[str, Any]:
+    """The filters as the audit log keeps them: only those set."""
+    return {
+        key: (value.isoformat() if isinstance(value, date) else value)
+        for key, value in asdict(filters).items()
+        if value is not None
+    }
+
+
+# --- Gifts -------------------------------------------------------------------------------------
+
+
+def _gift_rows(filters: queries.GiftFilters) -> Iterator[tuple[Cell, ...]]:
+    after: queries.GiftCursor | None = None
+    zone = newsroom_zone()
+    while True:
+        rows = db.session.execute(queries.gift_list_statement(filters, after, PAGE)).all()
+        for row in rows:
+            moment = row.listed_at
+            local = moment.astimezone(zone) if moment.tzinfo else moment.replace(tzinfo=UTC).astimezone(zone)
+            reversed_cents = int(row.reversed_cents or 0)
+            email = "" if is_placeholder_email(row.donor_email) else row.donor_email
+            yield (
+                row.id,
+                local.date(),
+                local.strftime("%H:%M"),
+                row.donor_name or email,
+                email,
+                row.organization,
+                bool(row.anonymous),
+                row.fund_name,
+                Money(row.amount_cents),
+                Money(reversed_cents),
+                Money(row.amount_cents - reversed_cents),
+                FREQUENCY_WORDS.get(row.frequency, row.frequency),
+                SOURCE_WORDS.get(row.source, row.source),
+                row.check_number,
+                STATUS_WORDS.get(row.status, row.status),
+            )
+        if len(rows) < PAGE:
+            return
+        after = queries.GiftCursor(rows[-1].listed_at, rows[-1].id)
+
+
+def gifts_report(filters: queries.GiftFilters) -> Report:
+    return Report(
+        kind="gifts",
+        title="Gifts",
+        columns=GIFT_COLUMNS,
+        rows=_gift_rows(filters),
+        notes=("Gifts to a for-profit newsroom: not tax deductible.",),
+    )
+
+
+# --- Donors ------------------------------------------------------------------------------------
+
+
+def _donor_statement(query: str, after_id: int) -> Any:
+    totals = (
+        select(
+            Gift.donor_id.label("donor_id"),
+            func.count(Gift.id).label("gifts"),
+            func.sum(Gift.amount_cents).label("given"),
+            func.min(Gift.received_at).label("first"),
+            func.max(Gift.received_at).label("last"),
+        )
+        .where(counted_gift())
+        .group_by(Gift.donor_id)
+        .subquery()
+    )
+    membership = (
+        select(Membership.status)
+        .where(Membership.donor_id == Donor.id)
+        .order_by((Membership.status == MembershipStatus.ACTIVE).desc(), Membership.id.desc())
+        .limit(1)
+        .correlate(Donor)
+        .scalar_subquery()
+    )
+    statement = (
+        select(Donor, totals.c.gifts, totals.c.given, totals.c.first, totals.c.last, membership.label("membership"))
+        .outerjoin(totals, totals.c.donor_id == Donor.id)
+        .where(Donor.merged_into_id.is_(None), Donor.erased_at.is_(None), Donor.id > after_id)
+        .order_by(Donor.id)
+        .limit(PAGE)
+    )
+    if query.strip():
+        statement = statement.where(donor_ledger.matching(query))
+    return statement
+
+
+def _day(moment: datetime | None) -> date | None:
+    return local_date(moment) if moment is not None else None
+
+
+def _donor_rows(query: str) -> Iterator[tuple[Cell, ...]]:
+    after_id = 0
+    while True:
+        rows = db.session.execute(_donor_statement(query, after_id)).all()
+        for donor, gifts, given, first, last, membership in rows:
+            email = "" if is_placeholder_email(donor.email) else donor.email
+            yield (
+                donor.id,
+                donor.name,
+                email,
+                donor.organization,
+                donor.address_line1,
+                donor.address_line2,
+                donor.city,
+                donor.region,
+                donor.postal_code,
+                donor.country,
+                int(gifts or 0),
+                Money(int(given or 0)),
+                _day(first),
+                _day(last),
+                MEMBERSHIP_WORDS.get(membership, "") if membership else "Not a member",
+                _day(donor.created_at),
+            )
+        if len(rows) < PAGE:
+            return
+        after_id = rows[-1][0].id
+
+
+def donors_report(query: str) -> Report:
+    return Report(kind="donors", title="Donors", columns=DONOR_COLUMNS, rows=_donor_rows(query))
+
+
+# --- Members for Mailchimp -------------------------------------------------------------------------
+
+# Mailchimp's audience import: "Email Address" is required; "First Name" and "Last Name" map to
+# the audience's FNAME and LNAME merge fields; "Tags" is one cell of tags separated by commas.
+MAILCHIMP_COLUMNS = ("Email Address", "First Name", "Last Name", "Tags")
+# The membership a member is tagged by when they have several: the liveliest, then the newest.
+_STATUS_RANK: dict[str, int] = {MembershipStatus.ACTIVE: 0, MembershipStatus.PAST_DUE: 1, MembershipStatus.CANCELED: 2}
+MAILCHIMP_STATUS_TAGS: dict[str, str] = {
+    MembershipStatus.ACTIVE: "Active member",
+    MembershipStatus.PAST_DUE: "Payment overdue",
+    MembershipStatus.CANCELED: "Former member",
+}
+MAILCHIMP_INTERVAL_TAGS = {"month": "Monthly", "year": "Annual"}
+
+
+def split_name(name: str | None) -> tuple[str, str]:
+    """First name and last name as Mailchimp keeps them: the first word, and the rest."""
+    words = (name or "").split()
+    return (words[0], " ".join(words[1:])) if words else ("", "")
+
+
+def _member_rows() -> Iterator[tuple[Cell, ...]]:
+    statement = (
+        select(Membership, Donor)
+        .join(Donor, Donor.id == Membership.donor_id)
+        .where(
+            Membership.status.in_(tuple(_STATUS_RANK)),
+            Donor.merged_into_id.is_(None),
+            Donor.erased_at.is_(None),
+            Donor.contact_by_email.is_(True),
+        )
+        .order_by(Donor.id, Membership.id.desc())
+    )
+    best: tuple[Membership, Donor] | None = None
+    for membership, donor in db.session.execute(statement):
+        if best is not None and best[1].id != donor.id:
+            yield _member_row(*best, level_of(best[0]))
+            best = None
+        if best is None or _STATUS_RANK[membership.status] < _STATUS_RANK[best[0].status]:
+            best = (membership, donor)
+    if best is not None:
+        yield _member_row(*best, level_of(best[0]))
+
+
+def _member_row(membership: Membership, donor: Donor, level: str) -> tuple[Cell, ...]:
+    first, last = split_name(donor.name)
+    tags = ["Member", f"{level} level", MAILCHIMP_STATUS_TAGS[membership.status]]
+    tags.append(MAILCHIMP_INTERVAL_TAGS.get(membership.interval, membership.interval))
+    return (donor.email, first, last, ",".join(tags))
+
+
+def mailchimp_members_report() -> Report:
+    """Members (current, overdue and former) with an email address who welcome fundraising email."""
+    rows = (row for row in _member_rows() if not is_placeholder_email(str(row[0])))
+    return Report(kind="members", title="Members for Mailchimp", columns=MAILCHIMP_COLUMNS, rows=rows)
+
+
+# --- Files ---------------------------------------------------------------------------------------
+
+
+def download(report: Report, fmt: str) -> Download:
+    """The report as an HTTP download: CSV streamed as it is read, XLSX through a temporary file."""
+    if fmt not in FORMATS:
+        raise ExportError("Choose CSV or Excel (xlsx).")
+    name = filename(report.kind, fmt, utcnow())
+    if fmt == "csv":
+        return Download(name, export.CSV_MIMETYPE, export.csv_chunks(report, export.Digest()))
+    handle, temporary = tempfile.mkstemp(suffix=".xlsx")
+    os.close(handle)
+    path = Path(temporary)
+    try:
+        export.write_xlsx(report, path)
+        stream = path.open("rb")
+    finally:
+        path.unlink()  # the open handle keeps the data until it is streamed
+
+    def file_chunks() -> Iterator[bytes]:
+        with stream:
+            while chunk := stream.read(1 << 16):
+                yield chunk
+
+    return Download(name, export.XLSX_MIMETYPE, file_chunks())
+
+
+def response(download: Download) -> Response:
+    return Response(
+        stream_with_context(download.chunks),
+        mimetype=download.mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{download.filename}"', "Cache-Control": "no-store"},
+    )

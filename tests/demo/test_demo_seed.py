@@ -1,0 +1,115 @@
+"""`demo seed`: a living newsroom written through the ledger, deterministic, idempotent,
+`--reset` starts over, refused in production, the staff login printed last."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from donations import demo
+from donations.clock import local_date
+from donations.extensions import db
+from donations.grants.models import GrantProgram
+from donations.ledger.models import (
+    Dispute,
+    Donor,
+    Fund,
+    Gift,
+    GiftSource,
+    Membership,
+    MembershipChange,
+    MembershipStatus,
+    Reversal,
+    ReversalKind,
+)
+from donations.payments.models import Payout, PayoutTransaction
+from donations.staff import dashboard
+
+NOW = datetime(2026, 12, 6, 21, 30, tzinfo=UTC)
+
+
+def _count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def _fingerprint() -> list[tuple]:
+    return [
+        tuple(row)
+        for row in db.session.execute(
+            select(Gift.amount_cents, Gift.received_at, Gift.status, Gift.source, Donor.name)
+            .join(Donor, Donor.id == Gift.donor_id)
+            .order_by(Gift.received_at, Gift.amount_cents, Donor.name)
+        )
+    ]
+
+
+def test_the_demo_newsroom_has_every_kind_of_fact(app):
+    summary = demo.seed(NOW)
+    db.session.commit()
+    assert summary is not None and summary.one_time > 300 and summary.members > 40
+    assert _count(Fund) == 2
+    assert _count(Gift, Gift.source == GiftSource.CHECK) == 30
+    assert _count(Gift, Gift.organization.is_not(None)) > 5
+    assert _count(Gift, Gift.anonymous.is_(True)) > 5
+    assert _count(Membership, Membership.interval == "month") == 40
+    assert _count(Membership, Membership.interval == "year") == 12
+    assert _count(Membership, Membership.status == MembershipStatus.CANCELED) > 0
+    assert _count(Membership, Membership.status == MembershipStatus.PAST_DUE) == 1
+    assert _count(MembershipChange) > 0  # increases
+    assert _count(Reversal, Reversal.kind == ReversalKind.REFUND) > 3
+    assert _count(Reversal, Reversal.kind == ReversalKind.DISPUTE_LOST) == 1
+    assert {d.status for d in db.session.scalars(select(Dispute))} == {"lost", "won"}
+    assert _count(Payout) > 0 and _count(PayoutTransaction, PayoutTransaction.gift_id.is_not(None)) > 0
+    program = db.session.scalars(select(GrantProgram)).one()
+    assert program.slug == "newsmatch-2026"
+    # The program's window holds real gifts; the earliest gift is about eighteen months back.
+    window = _count(Gift, Gift.received_at >= datetime(2026, 11, 1, 8, tzinfo=UTC))
+    assert window > 50
+    first = db.session.scalar(select(func.min(Gift.received_at)))
+    assert 500 <= (NOW - first.replace(tzinfo=UTC)).days <= 550
+    totals = dashboard.period_totals(local_date(NOW))
+    assert all(period.gifts > 0 and period.gross_cents > 0 for period in totals)
+
+
+def test_the_demo_is_deterministic(app):
+    demo.seed(NOW)
+    db.session.commit()
+    first = _fingerprint()
+    demo.wipe()
+    demo.seed(NOW)
+    db.session.commit()
+    assert _fingerprint() == first
+
+
+def test_seed_twice_changes_nothing_and_reset_starts_over(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    last_line = result.output.strip().splitlines()[-1]
+    login = re.fullmatch(r"Staff sign-in at /staff/: (\S+) / (\S+)", last_line)
+    assert login and login[1] == "admin@example.org"
+    gifts = _count(Gift)
+    ids = list(db.session.scalars(select(Gift.id).order_by(Gift.id)))
+    db.session.remove()
+
+    again = runner.invoke(args=["demo", "seed"])
+    assert again.exit_code == 0 and "already seeded" in again.output
+    assert list(db.session.scalars(select(Gift.id).order_by(Gift.id))) == ids
+    db.session.remove()
+
+    reset = runner.invoke(args=["demo", "seed", "--reset"])
+    assert reset.exit_code == 0, reset.output
+    assert _count(Gift) == gifts
+    assert reset.output.strip().splitlines()[-1].startswith("Staff sign-in at /staff/: admin@example.org / ")
+
+
+def test_never_in_production(app):
+    app.config["CONFIG_NAME"] = "production"
+    try:
+        result = app.test_cli_runner().invoke(args=["demo", "seed"])
+    finally:
+        app.config["CONFIG_NAME"] = "testing"
+    assert result.exit_code != 0 and "never seeded in production" in result.output
+    assert _count(Gift) == 0
