@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from werkzeug.test import TestResponse
 
 from donations import create_app
 from donations.extensions import db, limiter
+from tests.stripe_events import TEST_INSTALLATION_ID
 
 
 class RequestClient(FlaskClient):
@@ -175,6 +177,11 @@ def _empty_all_tables() -> None:
 def _clean_database(app: Flask) -> Iterator[None]:
     """The test's own app context, and an empty database after it."""
     with app.app_context():
+        with db.engine.begin() as connection:  # this database's installation id, known to tests
+            connection.execute(
+                text("INSERT INTO installation (key, installation_id, created_at) VALUES ('this', :id, :now)"),
+                {"id": TEST_INSTALLATION_ID, "now": datetime(2026, 1, 1)},
+            )
         yield
         db.session.remove()
         _empty_all_tables()

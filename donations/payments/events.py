@@ -303,3 +303,12 @@ def retry_one(event_id: str) -> Outcome | None:
     outcome = apply_stored(stored)
     db.session.commit()
     return outcome
+
+
+def reapply(stored: StripeEvent) -> Outcome:
+    """Run a stored event's handler again (a gift source was added after it was kept as not a
+    gift); handlers are idempotent. A deferral leaves it waiting, with its reason."""
+    outcome, error = _run_handler(stored.type, stored.payload)
+    stored.error = error
+    stored.applied_at = None if outcome is Outcome.DEFERRED else (stored.applied_at or utcnow())
+    return outcome

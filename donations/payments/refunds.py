@@ -22,6 +22,7 @@ from donations.ledger import reversals
 from donations.ledger.models import Dispute, Gift, GiftSource, GiftStatus, Reversal
 from donations.money import format_money
 from donations.payments.gateway import GatewayError, GatewayRefused, RefundParams, get_gateway
+from donations.payments.installation import idempotency_key
 from donations.payments.models import RefundRequest
 
 # Stripe keeps an idempotency key for 24 hours: an unanswered request is retried within it.
@@ -177,7 +178,7 @@ def request_refund(
             amount_cents=amount,
             reason=reason,
             requested_by=_actor_name(actor),
-            idempotency_key=f"refund-gift-{gift_id}-{number}",
+            idempotency_key=idempotency_key("refund-gift", gift_id, number),
         )
         db.session.add(request)
         db.session.flush()

@@ -12,6 +12,7 @@ from stripe.params import BalanceTransactionListParams, EventListParams, RefundC
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItemPriceData
 
 from donations.ledger.models import FREQUENCY_INTERVAL
+from donations.payments.installation import METADATA_KEY, idempotency_key, installation_id
 from donations.payments.gateway import (
     CheckoutRequest,
     CheckoutSession,
@@ -48,6 +49,7 @@ class StripeGateway:
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         metadata = {
+            METADATA_KEY: installation_id(),
             "gift_id": str(request.gift_id),
             "fund": request.fund_slug,
             "frequency": request.frequency,
@@ -80,7 +82,7 @@ class StripeGateway:
         try:
             session = self.client.v1.checkout.sessions.create(
                 params=params,
-                options={"idempotency_key": f"checkout-gift-{request.gift_id}"},
+                options={"idempotency_key": idempotency_key("checkout-gift", request.gift_id)},
             )
         except stripe.StripeError as exc:
             raise GatewayError(f"Stripe refused or did not answer: {type(exc).__name__}") from exc
@@ -93,7 +95,7 @@ class StripeGateway:
         params: RefundCreateParams = {
             "amount": request.amount_cents,
             "reason": words.lower() if words.lower() in STRIPE_REFUND_REASONS else "requested_by_customer",
-            "metadata": {"gift_id": str(request.gift_id), "reason": words[:500]},
+            "metadata": {METADATA_KEY: installation_id(), "gift_id": str(request.gift_id), "reason": words[:500]},
         }
         if request.payment_intent_id:
             params["payment_intent"] = request.payment_intent_id

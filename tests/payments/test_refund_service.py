@@ -67,7 +67,7 @@ def test_refund_sends_amount_reason_and_key_and_the_reversal_comes_once_from_the
 
     assert refund_id == "re_test_staff1"
     [sent] = stripe_api.requests_to("POST", REFUNDS)
-    assert sent.headers["Idempotency-Key"] == f"refund-gift-{gift.id}-1"
+    assert sent.headers["Idempotency-Key"] == f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1"
     assert sent.headers["Authorization"] == "Bearer sk_test_refunds"
     assert sent.form["amount"] == "2500"
     assert sent.form["payment_intent"] == gift.stripe_payment_intent_id
@@ -101,7 +101,7 @@ def test_refund_sends_amount_reason_and_key_and_the_reversal_comes_once_from_the
     stripe_api.route("POST", REFUNDS, refund_answer("re_test_staff2", 5_500, gift.stripe_payment_intent_id))
     request_refund(gift.id, None, "Closing the account", finance)
     second = stripe_api.requests_to("POST", REFUNDS)[-1]
-    assert second.headers["Idempotency-Key"] == f"refund-gift-{gift.id}-2"
+    assert second.headers["Idempotency-Key"] == f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-2"
     assert second.form["amount"] == "5500"
 
 
@@ -121,7 +121,7 @@ def test_unanswered_refund_is_retried_with_the_same_key(fund, finance, stripe_ap
         request_refund(gift.id, None, "Requested by donor", finance)
     assert request_refund(gift.id, None, "Requested by donor", finance) == "re_test_retry"
     keys = {r.headers["Idempotency-Key"] for r in stripe_api.requests_to("POST", REFUNDS)}
-    assert keys == {f"refund-gift-{gift.id}-1"} and len(stripe_api.requests_to("POST", REFUNDS)) == 3
+    assert keys == {f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1"} and len(stripe_api.requests_to("POST", REFUNDS)) == 3
     assert db.session.scalar(select(func.count()).select_from(RefundRequest)) == 1
 
 
@@ -142,7 +142,7 @@ def test_refused_refund_spends_its_key_and_records_nothing(fund, finance, stripe
     with pytest.raises(RefundError):
         request_refund(gift.id, 1_000, "Requested by donor", finance)
     keys = [r.headers["Idempotency-Key"] for r in stripe_api.requests_to("POST", REFUNDS)]
-    assert keys == [f"refund-gift-{gift.id}-1", f"refund-gift-{gift.id}-2"]
+    assert keys == [f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1", f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-2"]
     assert reversal_count() == 0
 
 
