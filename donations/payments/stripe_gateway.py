@@ -12,7 +12,6 @@ from stripe.params import BalanceTransactionListParams, EventListParams, RefundC
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItemPriceData
 
 from donations.ledger.models import FREQUENCY_INTERVAL
-from donations.payments.installation import METADATA_KEY, idempotency_key, installation_id
 from donations.payments.gateway import (
     CheckoutRequest,
     CheckoutSession,
@@ -21,6 +20,7 @@ from donations.payments.gateway import (
     GatewayRefused,
     RefundParams,
 )
+from donations.payments.installation import METADATA_KEY, idempotency_key, installation_id
 
 # Stripe's own refund reasons; any other words go in the refund's metadata only.
 STRIPE_REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")

@@ -121,7 +121,10 @@ def test_unanswered_refund_is_retried_with_the_same_key(fund, finance, stripe_ap
         request_refund(gift.id, None, "Requested by donor", finance)
     assert request_refund(gift.id, None, "Requested by donor", finance) == "re_test_retry"
     keys = {r.headers["Idempotency-Key"] for r in stripe_api.requests_to("POST", REFUNDS)}
-    assert keys == {f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1"} and len(stripe_api.requests_to("POST", REFUNDS)) == 3
+    assert (
+        keys == {f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1"}
+        and len(stripe_api.requests_to("POST", REFUNDS)) == 3
+    )
     assert db.session.scalar(select(func.count()).select_from(RefundRequest)) == 1
 
 
@@ -142,7 +145,10 @@ def test_refused_refund_spends_its_key_and_records_nothing(fund, finance, stripe
     with pytest.raises(RefundError):
         request_refund(gift.id, 1_000, "Requested by donor", finance)
     keys = [r.headers["Idempotency-Key"] for r in stripe_api.requests_to("POST", REFUNDS)]
-    assert keys == [f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1", f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-2"]
+    assert keys == [
+        f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1",
+        f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-2",
+    ]
     assert reversal_count() == 0
 
 

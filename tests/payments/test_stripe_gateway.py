@@ -169,7 +169,9 @@ def test_a_500_from_stripe_gives_the_retry_page(client, fund, stripe_api):
     # max_network_retries=1: one retry, with the same idempotency key so Stripe cannot make two.
     attempts = stripe_api.requests_to("POST", SESSIONS)
     assert len(attempts) == 2
-    assert {r.headers["Idempotency-Key"] for r in attempts} == {f"{se.TEST_INSTALLATION_ID}-checkout-gift-{only_gift().id}"}
+    assert {r.headers["Idempotency-Key"] for r in attempts} == {
+        f"{se.TEST_INSTALLATION_ID}-checkout-gift-{only_gift().id}"
+    }
 
 
 def test_a_500_that_stripe_says_not_to_retry_is_sent_once(client, fund, stripe_api):
@@ -208,7 +210,9 @@ def test_a_stripe_time_out_gives_the_retry_page(client, fund, stripe_api):
     # The time-out is retried once, with the same idempotency key, then the reader is told.
     attempts = stripe_api.requests_to("POST", SESSIONS)
     assert len(attempts) == 2
-    assert {r.headers["Idempotency-Key"] for r in attempts} == {f"{se.TEST_INSTALLATION_ID}-checkout-gift-{only_gift().id}"}
+    assert {r.headers["Idempotency-Key"] for r in attempts} == {
+        f"{se.TEST_INSTALLATION_ID}-checkout-gift-{only_gift().id}"
+    }
 
 
 def test_stripe_unreachable_gives_the_retry_page(app, client, fund, stripe_api, monkeypatch):

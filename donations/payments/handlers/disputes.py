@@ -28,7 +28,9 @@ def dispute_facts(dispute: dict[str, Any], event: StripeEventData) -> reversals.
 
 
 def _not_ours(facts: reversals.DisputeFacts, event: StripeEventData) -> bool:
-    return keep_not_ours(event, facts.dispute_id, "dispute", facts.charge_id, facts.payment_intent_id, facts.amount_cents)
+    return keep_not_ours(
+        event, facts.dispute_id, "dispute", facts.charge_id, facts.payment_intent_id, facts.amount_cents
+    )
 
 
 @handles("charge.dispute.created", "charge.dispute.updated")

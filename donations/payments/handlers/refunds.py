@@ -41,7 +41,9 @@ def apply(facts: reversals.RefundFacts, event: StripeEventData) -> None:
     try:
         gift, written = reversals.apply_refund(facts)
     except reversals.GiftNotYetKnown as exc:
-        if keep_not_ours(event, facts.refund_id, "refund", facts.charge_id, facts.payment_intent_id, facts.amount_cents):
+        if keep_not_ours(
+            event, facts.refund_id, "refund", facts.charge_id, facts.payment_intent_id, facts.amount_cents
+        ):
             return
         raise EventDeferred(str(exc)) from None
     except reversals.ReversalRefused as exc:
