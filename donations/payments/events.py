@@ -312,3 +312,9 @@ def reapply(stored: StripeEvent) -> Outcome:
     stored.error = error
     stored.applied_at = None if outcome is Outcome.DEFERRED else (stored.applied_at or utcnow())
     return outcome
+
+
+def try_apply(event: dict[str, Any]) -> tuple[Outcome, str | None]:
+    """Run an event's handler in a SAVEPOINT without storing the event (a dry run, whose caller
+    rolls everything back): the outcome and, when deferred, why."""
+    return _run_handler(event["type"], event)

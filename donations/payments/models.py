@@ -155,3 +155,16 @@ class ClaimedSubscription(Base):
     subscription_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     fund_slug: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImportCursor(Base):
+    """Where `history stripe` stands in one of Stripe's lists: resumed after a crash or Ctrl-C."""
+
+    __tablename__ = "import_cursors"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)  # stripe:checkout_sessions, ...
+    since: Mapped[datetime | None]  # the run's --since (a cursor of another window starts again)
+    last_id: Mapped[str | None] = mapped_column(String(255))  # the last object done: starting_after
+    listed: Mapped[int] = mapped_column(default=0)
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,4 +1,4 @@
-"""gift sources, not-a-gift events, claimed subscriptions and the installation id
+"""gift sources, not-a-gift events, claimed subscriptions, the installation id, import cursors
 
 A shared Stripe account: payments the app did not create are gifts only through a gift source;
 everything else is kept apart in not_gifts. The installation id tags the app's Stripe objects.
@@ -68,8 +68,20 @@ def upgrade():
         sa.PrimaryKeyConstraint("subscription_id", name=op.f("pk_claimed_subscriptions")),
     )
 
+    op.create_table(
+        "import_cursors",
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("since", sa.DateTime(), nullable=True),
+        sa.Column("last_id", sa.String(length=255), nullable=True),
+        sa.Column("listed", sa.Integer(), nullable=False),
+        sa.Column("finished_at", sa.DateTime(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_import_cursors")),
+    )
+
 
 def downgrade():
+    op.drop_table("import_cursors")
     op.drop_table("claimed_subscriptions")
     for column in ("object_id", "kind", "payment_intent_id", "charge_id", "subscription_id", "invoice_id"):
         op.drop_index(op.f(f"ix_not_gifts_{column}"), table_name="not_gifts")
