@@ -13,6 +13,7 @@ stopped by a crash or Ctrl-C resumes where it stopped; `dry_run` writes nothing.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -20,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.ledger.models import Gift, InvoicePaymentLink
+from donations.ledger.models import Gift, InvoicePaymentLink, Membership, MembershipChange
 from donations.mail.service import no_donor_mail
 from donations.payments import events, gift_sources
 from donations.payments.history.stripe_lists import LISTINGS, Lister, Listing
@@ -162,11 +163,15 @@ class Importer:
     dry_run: bool = False
     progress: Progress | None = None
     summary: Summary = field(default_factory=Summary)
-    _waiting: list[dict[str, Any]] = field(default_factory=list)  # dry run: deferred, tried again at the end
+    _waiting: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # deferred: tried again at the end
+    _subscriptions: set[str] = field(default_factory=set)  # of the invoices listed in this run
 
     def run(self) -> Summary:
         created_gte = int(self.since.timestamp()) if self.since else None
         cursors = {} if self.dry_run else self._cursors()
+        # A dry run writes inside one SAVEPOINT it rolls back: on SQLite a handler's own SAVEPOINT
+        # would otherwise be what opens the transaction, and releasing it would commit.
+        outer = db.session.begin_nested() if self.dry_run else None
         with no_donor_mail():
             for listing in LISTINGS:
                 cursor = cursors.get(listing.name)
@@ -174,7 +179,9 @@ class Importer:
                     continue
                 self._list(listing, created_gte, cursor)
             self._retry_waiting()
-        if self.dry_run:
+            self._amount_history()
+        if outer is not None:
+            outer.rollback()
             db.session.rollback()
         self.summary.requests, self.summary.rate_limited = self.lister.requests, self.lister.rate_limited
         return self.summary
@@ -229,6 +236,10 @@ class Importer:
                 db.session.commit()
             return
         event, what = as_event(listing, obj, now)
+        if listing == "invoices" and event is not None:
+            subscription = _invoice_subscription(obj)
+            if subscription:
+                self._subscriptions.add(subscription)
         if event is None:
             self.summary.skipped[what] += 1
             return
@@ -236,10 +247,7 @@ class Importer:
         if outcome is events.Outcome.DUPLICATE:
             self.summary.already += 1
         elif outcome is events.Outcome.DEFERRED:
-            if self.dry_run:
-                self._waiting.append(event)
-            else:
-                self.summary.waiting[self._error_of(event["id"])] += 1
+            self._waiting.append((event, what))
         else:
             self._count_applied(event, what)
 
@@ -257,39 +265,81 @@ class Importer:
         else:
             self.summary.recorded[what] += 1
 
-    def _error_of(self, event_id: str) -> str:
-        error = db.session.scalar(select(StripeEvent.error).where(StripeEvent.id == event_id)) or "waiting"
-        return _reason(error)
-
     def _retry_waiting(self) -> None:
         """What came before what it needs (a subscription before its first invoice), again."""
         if self.dry_run:
             while self._waiting:
-                still: list[dict[str, Any]] = []
-                for event in self._waiting:
-                    outcome, error = events.try_apply(event)
+                still: list[tuple[dict[str, Any], str]] = []
+                for event, what in self._waiting:
+                    outcome, _ = events.try_apply(event)
                     if outcome is events.Outcome.DEFERRED:
-                        still.append(event)
+                        still.append((event, what))
                     else:
-                        self._count_applied(event, event["type"])
+                        self._count_applied(event, what)
                 if len(still) == len(self._waiting):
-                    for event in still:
+                    for event, _ in still:
                         self.summary.waiting[_reason(events.try_apply(event)[1] or "waiting")] += 1
                     return
                 self._waiting = still
             return
         while events.retry_deferred(limit=500):
             pass
-        # The summary's waiting count is what is still waiting of history, by reason.
-        self.summary.waiting.clear()
-        rows = db.session.execute(
-            select(StripeEvent.error, func.count())
-            .where(StripeEvent.id.startswith(PREFIX), StripeEvent.applied_at.is_(None))
-            .group_by(StripeEvent.error)
-        )
-        for error, count in rows:
-            self.summary.waiting[_reason(error or "waiting")] += count
+        for event, what in self._waiting:
+            stored = db.session.get(StripeEvent, event["id"])
+            if stored is not None and stored.applied_at is not None:
+                self._count_applied(event, what)
+            else:
+                self.summary.waiting[_reason(stored.error if stored and stored.error else "waiting")] += 1
         db.session.commit()
+
+    def _amount_history(self) -> None:
+        """A membership's amount changes, read from its paid invoices (Stripe's events of them
+        are long gone), recorded as subscription changes dated by the invoice that first paid
+        the new amount; only for memberships with no amount history of their own yet."""
+        for subscription_id in sorted(self._subscriptions):
+            membership = db.session.scalar(
+                select(Membership).where(Membership.stripe_subscription_id == subscription_id)
+            )
+            if membership is None or db.session.scalar(
+                select(MembershipChange.id).where(MembershipChange.membership_id == membership.id).limit(1)
+            ):
+                continue
+            paid = db.session.execute(
+                select(Gift.stripe_invoice_id, Gift.amount_cents, Gift.received_at)
+                .where(Gift.membership_id == membership.id, Gift.received_at.is_not(None))
+                .order_by(Gift.received_at, Gift.id)
+            ).all()
+            for (_, before, _), (invoice_id, after, at) in itertools.pairwise(paid):
+                if before == after or at is None:
+                    continue
+                event = _event(
+                    f"{PREFIX}{invoice_id}_amount",
+                    "customer.subscription.updated",
+                    {"id": subscription_id, "object": "subscription", "items": _items(after)},
+                    int(at.timestamp()),
+                ) | {
+                    "data": {
+                        "object": {"id": subscription_id, "object": "subscription", "items": _items(after)},
+                        "previous_attributes": {"items": _items(before)},
+                    }
+                }
+                outcome = self._apply(event)
+                if outcome is events.Outcome.APPLIED:
+                    self.summary.recorded["membership amount change"] += 1
+                elif outcome is events.Outcome.DUPLICATE:
+                    self.summary.already += 1
+            if not self.dry_run:
+                db.session.commit()
+
+
+def _items(amount: int) -> dict[str, Any]:
+    return {"object": "list", "data": [{"price": {"unit_amount": amount}, "quantity": 1}]}
+
+
+def _invoice_subscription(invoice: dict[str, Any]) -> str | None:
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    found = details.get("subscription") or invoice.get("subscription")
+    return found if isinstance(found, str) else None
 
 
 def _reason(error: str) -> str:
