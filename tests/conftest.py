@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from werkzeug.test import TestResponse
 
 from donations import create_app
 from donations.extensions import db, limiter
-from tests.stripe_events import TEST_INSTALLATION_ID
+from tests.stripe_events import insert_test_installation
 
 
 class RequestClient(FlaskClient):
@@ -178,10 +177,7 @@ def _clean_database(app: Flask) -> Iterator[None]:
     """The test's own app context, and an empty database after it."""
     with app.app_context():
         with db.engine.begin() as connection:  # this database's installation id, known to tests
-            connection.execute(
-                text("INSERT INTO installation (key, installation_id, created_at) VALUES ('this', :id, :now)"),
-                {"id": TEST_INSTALLATION_ID, "now": datetime(2026, 1, 1)},
-            )
+            insert_test_installation(connection)
         yield
         db.session.remove()
         _empty_all_tables()

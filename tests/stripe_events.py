@@ -23,6 +23,19 @@ from donations.payments.signing import sign
 TEST_INSTALLATION_ID = "inst_tests0000000001"
 OURS = {"installation": TEST_INSTALLATION_ID}
 
+
+def insert_test_installation(connection: Any) -> None:
+    """Give an emptied test database its installation id (tests/conftest.py does it per test)."""
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    connection.execute(
+        text("INSERT INTO installation (key, installation_id, created_at) VALUES ('this', :id, :now)"),
+        {"id": TEST_INSTALLATION_ID, "now": datetime(2026, 1, 1)},
+    )
+
+
 FIXTURES_PATH = Path(__file__).resolve().parent / "fixtures" / "stripe" / "fixtures3.json"
 _counter = itertools.count(1)
 
