@@ -37,11 +37,27 @@ class StripeAccount:
     throttled: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # list name -> 500s still to answer
 
+    _sorted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _positions: dict[str, dict[str, int]] = field(default_factory=dict)
+
     def add(self, listing: str, *objects: dict[str, Any]) -> None:
         self.objects[listing].extend(objects)
+        self._sorted.pop(listing, None)
+
+    def _newest_first(self, name: str) -> list[dict[str, Any]]:
+        if name not in self._sorted:
+            self._sorted[name] = sorted(
+                self.objects[name], key=lambda o: (o.get("created") or 0, o["id"]), reverse=True
+            )
+            self._positions[name] = {o["id"]: n for n, o in enumerate(self._sorted[name])}
+        return self._sorted[name]
 
     def listing(self, name: str, query: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
-        items = sorted(self.objects[name], key=lambda o: (o.get("created") or 0, o["id"]), reverse=True)
+        items = self._newest_first(name)
+        if "starting_after" in query and "created[gte]" not in query and not query.get("status"):
+            start = self._positions[name][query["starting_after"]] + 1
+            limit = int(query.get("limit", 10))
+            return items[start : start + limit], len(items) > start + limit
         if "created[gte]" in query:
             items = [o for o in items if (o.get("created") or 0) >= int(query["created[gte]"])]
         status = query.get("status")
