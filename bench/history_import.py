@@ -182,4 +182,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--profile" in sys.argv:
+        sys.argv.remove("--profile")
+        import cProfile
+
+        cProfile.run("main()", "/tmp/i15-hist.prof")
+    else:
+        main()
