@@ -125,6 +125,7 @@ def _import_models() -> None:
     """Import every area's models so the metadata (and Alembic) sees all tables."""
     from donations.accounts import models as _staff  # noqa: F401
     from donations.grants import models as _grants  # noqa: F401
+    from donations.ledger import imports as _imports  # noqa: F401
     from donations.ledger import models as _ledger  # noqa: F401
     from donations.mail import models as _receipts  # noqa: F401
     from donations.payments import models as _payments  # noqa: F401

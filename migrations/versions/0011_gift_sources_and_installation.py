@@ -1,4 +1,4 @@
-"""gift sources, not-a-gift events, claimed subscriptions, the installation id, import cursors
+"""gift sources, not-a-gift events, claimed subscriptions, the installation id, import cursors, imported gifts
 
 A shared Stripe account: payments the app did not create are gifts only through a gift source;
 everything else is kept apart in not_gifts. The installation id tags the app's Stripe objects.
@@ -79,8 +79,23 @@ def upgrade():
         sa.PrimaryKeyConstraint("name", name=op.f("pk_import_cursors")),
     )
 
+    op.create_table(
+        "imported_gifts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("source_system", sa.String(length=20), nullable=False),
+        sa.Column("external_id", sa.String(length=255), nullable=False),
+        sa.Column("gift_id", sa.Integer(), nullable=False),
+        sa.Column("imported_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["gift_id"], ["gifts.id"], name=op.f("fk_imported_gifts_gift_id_gifts")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_imported_gifts")),
+        sa.UniqueConstraint("source_system", "external_id", name=op.f("uq_imported_gifts_source_system")),
+    )
+    op.create_index(op.f("ix_imported_gifts_gift_id"), "imported_gifts", ["gift_id"], unique=False)
+
 
 def downgrade():
+    op.drop_index(op.f("ix_imported_gifts_gift_id"), table_name="imported_gifts")
+    op.drop_table("imported_gifts")
     op.drop_table("import_cursors")
     op.drop_table("claimed_subscriptions")
     for column in ("object_id", "kind", "payment_intent_id", "charge_id", "subscription_id", "invoice_id"):

@@ -90,3 +90,46 @@ def history_stripe(since: datetime | None, dry_run: bool) -> None:
         )
         db.session.commit()
         click.echo("Run `payments sync` to reconcile the payouts' balance transactions.")
+
+
+@history_cli.command("csv")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["generic", "npsp", "donorbox"]), default="generic", show_default=True
+)
+@click.option("--dry-run", is_flag=True, help="Check every row and print what would be imported; write nothing.")
+def history_csv(file: str, fmt: str, dry_run: bool) -> None:
+    """Import past donors and gifts from another system's CSV export. Every row is checked
+    first: with any error nothing is written and each error is listed (line, column, value,
+    reason). Running it again imports nothing twice."""
+    from donations.accounts.audit import audit, cli_actor
+    from donations.extensions import unit_of_work
+    from donations.money import format_money
+    from donations.payments.history.csv_import import dry_run_summary, import_rows, parse
+
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
+    except UnicodeDecodeError:
+        raise click.ClickException("the file is not UTF-8 text: export it as CSV UTF-8") from None
+    parsed = parse(text, fmt)
+    if parsed.errors:
+        for error in parsed.errors:
+            click.echo(str(error), err=True)
+        raise click.ClickException(f"{len(parsed.errors)} errors: nothing was imported. Fix them and run it again.")
+    if dry_run:
+        summary = dry_run_summary(parsed)
+        head = "Dry run: nothing was written. It would import"
+    else:
+        with unit_of_work():
+            summary = import_rows(parsed)
+            audit(
+                "history.csv",
+                actor=cli_actor(),
+                details={"file": file[-200:], "format": fmt, "imported": summary.imported, "already": summary.already},
+            )
+        head = "Imported"
+    click.echo(
+        f"{head} {summary.imported} gifts ({format_money(summary.amount_cents)}); "
+        f"{summary.already} imported before; {summary.skipped} skipped (not won); {summary.rows} valid rows."
+    )
