@@ -139,6 +139,19 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise GatewayError(f"Stripe's payout transactions failed: {type(exc).__name__}") from exc
 
+    def invoice_payment_intent(self, invoice_id: str) -> str | None:
+        try:
+            page = self.client.v1.invoice_payments.list(params={"invoice": invoice_id, "status": "paid", "limit": 10})
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe's invoice payments did not answer: {type(exc).__name__}") from exc
+        for payment in page.data:
+            intent = (payment.to_dict(for_json=True).get("payment") or {}).get("payment_intent")
+            if isinstance(intent, dict):
+                intent = intent.get("id")
+            if isinstance(intent, str) and intent:
+                return intent
+        return None
+
     def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
         try:
             session = self.client.v1.billing_portal.sessions.create(
