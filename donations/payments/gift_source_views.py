@@ -59,7 +59,7 @@ def gift_source_add() -> ResponseReturnValue:
     return redirect(url_for(".gift_sources"), 303)
 
 
-@bp.post("/gift-sources/<int:source_id>/remove")
+@bp.post("/gift-sources/<row_id:source_id>/remove")
 @role_required(*ADMIN)
 def gift_source_remove(source_id: int) -> ResponseReturnValue:
     if not ButtonForm().validate_on_submit():
