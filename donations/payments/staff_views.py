@@ -58,3 +58,4 @@ def disputes() -> ResponseReturnValue:
 
 # Its routes are on this blueprint.
 from donations.payments import gift_source_views  # noqa: E402, F401
+from donations.payments.history import views as _history_views  # noqa: E402, F401

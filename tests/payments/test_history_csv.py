@@ -242,3 +242,40 @@ def test_an_npsp_export_imports_won_opportunities_only(app, fund, tmp_path):
 def test_a_missing_column_is_named(app, fund, tmp_path):
     result = run(app, write(tmp_path / "m.csv", ["date", "amount"], [["2024-01-01", "5"]]))
     assert result.exit_code != 0 and "line 1, column 'external_id'" in result.output and "missing" in result.output
+
+
+def test_the_staff_page_checks_previews_and_imports(client, fund):
+    import io
+
+    from tests.forms import extract_csrf_token
+    from tests.staff.support import make_staff, sign_in
+
+    sign_in(client, make_staff("viewer"))
+    assert client.get("/staff/history-import").status_code == 403
+    sign_in(client, make_staff("finance"))
+    token = extract_csrf_token(client.get("/staff/history-import").get_data(as_text=True))
+
+    def upload(rows, action):
+        body = io.StringIO()
+        csv.writer(body).writerows([GENERIC, *rows])
+        data = {
+            "csrf_token": token,
+            "format": "generic",
+            "action": action,
+            "file": (io.BytesIO(body.getvalue().encode()), "gifts.csv"),
+        }
+        return client.post("/staff/history-import", data=data, content_type="multipart/form-data")
+
+    bad = upload([generic_row(1), [*generic_row(2)[:2], "lots", *generic_row(2)[3:]]], "import")
+    assert bad.status_code == 400 and "1 errors in gifts.csv: nothing was imported" in bad.get_data(as_text=True)
+    assert "lots" in bad.get_data(as_text=True) and count(Gift) == 0
+    preview = upload([generic_row(1), generic_row(2)], "check")
+    assert preview.status_code == 200 and "It would import 2 gifts" in preview.get_data(as_text=True)
+    assert "old-1" in preview.get_data(as_text=True) and count(Gift) == 0
+    assert upload([generic_row(1), generic_row(2)], "import").status_code == 303
+    assert count(Gift) == 2
+    assert (
+        db.session.scalars(select(AuditEntry).where(AuditEntry.action == "history.csv"))
+        .one()
+        .actor.startswith("finance")
+    )

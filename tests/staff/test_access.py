@@ -62,6 +62,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "payments_staff.retry_event": MONEY,
     "payments_staff.disputes": ALL,
     "payments_staff.gift_sources": ADMIN,
+    "payments_staff.history_csv": MONEY,
     "payments_staff.gift_source_add": ADMIN,
     "payments_staff.gift_source_remove": ADMIN,
     "receipts_staff.outbox": MONEY,
