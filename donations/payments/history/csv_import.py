@@ -260,7 +260,7 @@ def parse(text: str, fmt: str) -> Parsed:
 def _funds() -> Iterable[tuple[str, int]]:
     from donations.extensions import db
 
-    return db.session.execute(select(Fund.slug, Fund.id)).tuples().all()
+    return [(slug, fund_id) for slug, fund_id in db.session.execute(select(Fund.slug, Fund.id))]
 
 
 @dataclass(frozen=True)
