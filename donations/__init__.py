@@ -141,6 +141,7 @@ def _import_models() -> None:
     from donations.accounts import models as _staff  # noqa: F401
     from donations.giving import models as _giving  # noqa: F401
     from donations.grants import models as _grants  # noqa: F401
+    from donations.ledger import imports as _imports  # noqa: F401
     from donations.ledger import models as _ledger  # noqa: F401
     from donations.mail import models as _receipts  # noqa: F401
     from donations.operations import models as _operations  # noqa: F401

@@ -132,6 +132,9 @@ def register(app: Flask) -> None:
     from donations.payments.cli import payments_cli
 
     app.cli.add_command(payments_cli)
+    from donations.payments.history.cli import history_cli
+
+    app.cli.add_command(history_cli)
     from donations.mail.cli import receipts_cli
 
     app.cli.add_command(receipts_cli)

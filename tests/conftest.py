@@ -22,6 +22,7 @@ from werkzeug.test import TestResponse
 
 from donations import create_app
 from donations.extensions import db, limiter
+from tests.stripe_events import insert_test_installation
 
 
 class RequestClient(FlaskClient):
@@ -175,6 +176,8 @@ def _empty_all_tables() -> None:
 def _clean_database(app: Flask) -> Iterator[None]:
     """The test's own app context, and an empty database after it."""
     with app.app_context():
+        with db.engine.begin() as connection:  # this database's installation id, known to tests
+            insert_test_installation(connection)
         yield
         db.session.remove()
         _empty_all_tables()

@@ -19,6 +19,24 @@ from flask.testing import FlaskClient
 from donations.payments import events
 from donations.payments.signing import sign
 
+# The installation id tests/conftest.py gives every test database: objects carrying it in their
+# metadata are the app's own. Pass `metadata={}` (or another) for the account's other business.
+TEST_INSTALLATION_ID = "inst_tests0000000001"
+OURS = {"installation": TEST_INSTALLATION_ID}
+
+
+def insert_test_installation(connection: Any) -> None:
+    """Give an emptied test database its installation id (tests/conftest.py does it per test)."""
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    connection.execute(
+        text("INSERT INTO installation (key, installation_id, created_at) VALUES ('this', :id, :now)"),
+        {"id": TEST_INSTALLATION_ID, "now": datetime(2026, 1, 1)},
+    )
+
+
 FIXTURES_PATH = Path(__file__).resolve().parent / "fixtures" / "stripe" / "fixtures3.json"
 _counter = itertools.count(1)
 
@@ -95,7 +113,7 @@ def checkout_session(
         payment_intent=payment_intent or (unique("pi") if mode == "payment" else None),
         subscription=subscription,
         customer=customer or unique("cus"),
-        metadata=metadata or {},
+        metadata=dict(OURS) if metadata is None else metadata,
         customer_details={
             "email": email,
             "name": name,
@@ -147,7 +165,7 @@ def subscription(
         id=subscription_id,
         customer=customer or unique("cus"),
         status=status,
-        metadata=metadata or {},
+        metadata=dict(OURS) if metadata is None else metadata,
         start_date=start_date,
         created=start_date,
         billing_cycle_anchor=start_date,
@@ -220,7 +238,10 @@ def invoice(
         parent={
             "type": "subscription_details",
             "quote_details": None,
-            "subscription_details": {"subscription": subscription, "metadata": metadata or {}},
+            "subscription_details": {
+                "subscription": subscription,
+                "metadata": dict(OURS) if metadata is None else metadata,
+            },
         },
         period_start=period_start,
         period_end=period_start,

@@ -3,12 +3,28 @@ back, so does its receipt; if the mail server is down, the message waits in the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
 from donations.extensions import db, insert_ignoring
 from donations.ledger.models import Donor, Membership, Reversal
 from donations.mail.models import OutboxMessage
+
+# History brought in from Stripe or another system is years old: no donor is mailed about it.
+_quiet: ContextVar[bool] = ContextVar("donor_mail_quiet", default=False)
+
+
+@contextmanager
+def no_donor_mail() -> Iterator[None]:
+    """Within it, the queue_... functions queue nothing (a history import)."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
 
 
 def queue(
@@ -37,7 +53,9 @@ def enqueue(
     donor_id: int | None = None,
 ) -> int | None:
     """`queue` for callers that need no row back (the `queue_...` functions below): one INSERT, no read.
-    Returns the new message's id, None when one with that key exists."""
+    Returns the new message's id, None when one with that key exists (or inside no_donor_mail)."""
+    if _quiet.get():
+        return None
     table = OutboxMessage.__table__  # a Core INSERT: the ORM's bulk-insert machinery costs more than the row
     return db.session.execute(
         insert_ignoring(table, "dedupe_key")

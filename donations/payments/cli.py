@@ -78,3 +78,59 @@ def bill_due_command(as_of: datetime | None) -> None:
     click.echo(f"Billed {summary.billed}, declined {summary.declined}, ended {summary.ended}.")
     if summary.errors:
         raise click.ClickException("; ".join(summary.errors))
+
+
+@payments_cli.group("gift-sources")
+def gift_sources_cli() -> None:
+    """Payment Links, Products, Prices and metadata values whose payments are gifts."""
+
+
+@gift_sources_cli.command("add")
+@click.argument("source")
+@click.option("--fund", "fund_slug", default=None, help="Slug of the fund its gifts go to; default: the default fund.")
+def gift_sources_add(source: str, fund_slug: str | None) -> None:
+    """SOURCE: plink_..., prod_..., price_... or metadata:KEY=VALUE. The events already kept as
+    not a gift that it matches are applied now."""
+    from donations.accounts.audit import cli_actor
+    from donations.extensions import unit_of_work
+    from donations.payments.gift_source_admin import add_source
+    from donations.payments.gift_sources import GiftSourceError
+
+    try:
+        with unit_of_work():
+            added = add_source(source, fund_slug, cli_actor())
+            rule_id, value = added.rule.id, added.rule.value
+    except GiftSourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Gift source {rule_id} added: {value}.")
+    click.echo(f"{added.events_applied} stored events applied as gifts; {added.events_waiting} waiting.")
+
+
+@gift_sources_cli.command("list")
+def gift_sources_list() -> None:
+    """Every gift source, with its id and fund."""
+    from donations.payments.gift_source_admin import list_sources
+    from donations.payments.gift_sources import KIND_WORDS
+
+    sources = list_sources()
+    if not sources:
+        click.echo("No gift sources: only payments the app created are gifts.")
+    for rule, fund_slug in sources:
+        click.echo(f"{rule.id}\t{KIND_WORDS[rule.kind]}\t{rule.value}\t{fund_slug or '(default fund)'}")
+
+
+@gift_sources_cli.command("remove")
+@click.argument("source_id", type=int)
+def gift_sources_remove(source_id: int) -> None:
+    """Later payments through it are not gifts; gifts already recorded stay in the ledger."""
+    from donations.accounts.audit import cli_actor
+    from donations.extensions import unit_of_work
+    from donations.payments.gift_source_admin import remove_source
+    from donations.payments.gift_sources import GiftSourceError
+
+    try:
+        with unit_of_work():
+            value = remove_source(source_id, cli_actor()).value
+    except GiftSourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Gift source {source_id} removed: {value}.")

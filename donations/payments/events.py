@@ -336,3 +336,18 @@ def waiting_objects(object_ids: list[str]) -> set[str]:
             select(object_id).where(StripeEvent.applied_at.is_(None), object_id.in_(object_ids)).distinct()
         )
     )
+
+
+def reapply(stored: StripeEvent) -> Outcome:
+    """Run a stored event's handler again (a gift source was added after it was kept as not a
+    gift); handlers are idempotent. A deferral leaves it waiting, with its reason."""
+    outcome, error = _run_handler(stored.type, stored.payload)
+    stored.error = error
+    stored.applied_at = None if outcome is Outcome.DEFERRED else (stored.applied_at or utcnow())
+    return outcome
+
+
+def try_apply(event: dict[str, Any]) -> tuple[Outcome, str | None]:
+    """Run an event's handler in a SAVEPOINT without storing the event (a dry run, whose caller
+    rolls everything back): the outcome and, when deferred, why."""
+    return _run_handler(event["type"], event)

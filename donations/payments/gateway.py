@@ -74,6 +74,11 @@ class PaymentGateway(Protocol):
         """Every balance transaction the payout settles, its `source` expanded."""
         ...
 
+    def invoice_payment_intent(self, invoice_id: str) -> str | None:
+        """The PaymentIntent that paid an invoice, from the invoice's payments (a renewal's,
+        when `invoice_payment.paid` has not come); None when Stripe names none."""
+        ...
+
     def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
         """Where a member manages their subscriptions (amount, card, cancel): its address."""
         ...

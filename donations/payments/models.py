@@ -108,3 +108,76 @@ class PayoutTransaction(Base):
     gift_id: Mapped[int | None] = mapped_column(ForeignKey("gifts.id"), index=True)
     reversal_id: Mapped[int | None] = mapped_column(ForeignKey("reversals.id"))
     dispute_id: Mapped[str | None] = mapped_column(ForeignKey("disputes.id"))
+
+
+class Installation(Base):
+    """This database's installation id, made once (`payments.installation`): it tags every
+    Stripe object the app creates and every idempotency key, so that several installations
+    (staging, production, a restored backup) can share one Stripe account."""
+
+    __tablename__ = "installation"
+
+    key: Mapped[str] = mapped_column(String(20), primary_key=True)  # always "this"
+    installation_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GiftSourceRule(Base):
+    """A Payment Link, Product, Price or metadata KEY=VALUE that makes a payment the app did not
+    create a gift (to `fund_id`, or the default fund)."""
+
+    __tablename__ = "gift_sources"
+    __table_args__ = (CheckConstraint("kind IN ('payment_link', 'product', 'price', 'metadata')", name="kind_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(String(255), unique=True)  # plink_..., prod_..., price_..., KEY=VALUE
+    fund_id: Mapped[int | None] = mapped_column(ForeignKey("funds.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320))
+
+
+class NotGift(Base):
+    """A Stripe event about the account's other business (not a gift), or about a refund or
+    dispute of such a payment ("not ours"): stored, acknowledged, counted apart, and re-applied
+    if staff later mark its source as a gift source."""
+
+    __tablename__ = "not_gifts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    object_id: Mapped[str] = mapped_column(String(255), index=True)  # cs_, in_, sub_, re_, du_, ch_
+    kind: Mapped[str] = mapped_column(String(30), index=True)  # see gift_sources.KINDS
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    invoice_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    amount_cents: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    # What could make it a gift: {"payment_link": ..., "products": [...], "prices": [...], "metadata": {...}}
+    sources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClaimedSubscription(Base):
+    """A subscription a gift source made a membership at its checkout (a Payment Link's, whose
+    invoices and subscription events do not name the link): they count as gifts too."""
+
+    __tablename__ = "claimed_subscriptions"
+
+    subscription_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fund_slug: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImportCursor(Base):
+    """Where `history stripe` stands in one of Stripe's lists: resumed after a crash or Ctrl-C."""
+
+    __tablename__ = "import_cursors"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)  # stripe:checkout_sessions, ...
+    since: Mapped[datetime | None]  # the run's --since (a cursor of another window starts again)
+    last_id: Mapped[str | None] = mapped_column(String(255))  # the last object done: starting_after
+    listed: Mapped[int] = mapped_column(default=0)
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

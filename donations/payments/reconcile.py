@@ -46,6 +46,11 @@ def record_payout(payout: dict[str, Any]) -> Payout:
         row.status = payout["status"]
     arrival = payout.get("arrival_date")
     row.arrival_date = from_timestamp(arrival).date() if arrival else None
+    if payout.get("automatic") is False and row.reconciled_at is None:
+        # A manual payout: Stripe lists balance transactions by payout for automatic payouts
+        # only, so there is nothing to fetch (each gift's fee still comes from its own balance
+        # transaction): recorded, and never asked for.
+        row.reconciled_at = utcnow()
     db.session.flush()
     return row
 

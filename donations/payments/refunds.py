@@ -18,10 +18,11 @@ from donations.accounts.audit import audit
 from donations.accounts.models import StaffUser
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.ledger import reversals
+from donations.ledger import installments, reversals
 from donations.ledger.models import Dispute, Gift, GiftSource, GiftStatus, Reversal
 from donations.money import format_money
 from donations.payments.gateway import GatewayError, GatewayRefused, RefundParams, get_gateway
+from donations.payments.installation import idempotency_key
 from donations.payments.models import RefundRequest
 
 # Stripe keeps an idempotency key for 24 hours: an unanswered request is retried within it.
@@ -72,7 +73,8 @@ def refundable_cents(gift: Gift) -> int:
 def refusal(gift: Gift) -> str | None:
     """Why the gift cannot be refunded now; None when it can. The staff page shows the refund
     form exactly when this is None, and `request_refund` refuses with this reason."""
-    if gift.source != GiftSource.STRIPE or not (gift.stripe_payment_intent_id or gift.stripe_charge_id):
+    paid_through_stripe = gift.stripe_payment_intent_id or gift.stripe_charge_id or gift.stripe_invoice_id
+    if gift.source != GiftSource.STRIPE or not paid_through_stripe:
         return f"gift {gift.id} was not paid through Stripe; refund it where it was paid"
     open_dispute = db.session.scalar(select(Dispute.id).where(Dispute.gift_id == gift.id, Dispute.closed_at.is_(None)))
     if open_dispute:
@@ -163,6 +165,9 @@ def request_refund(
         db.session.rollback()
         raise
 
+    if not (gift.stripe_payment_intent_id or gift.stripe_charge_id) and gift.stripe_invoice_id:
+        _find_invoice_payment(gift)
+
     if request is None:
         # Gift id + its request counter (counted under the gift's row lock): a second partial
         # refund gets a new key, a retry of an unanswered one reuses its own.
@@ -177,7 +182,7 @@ def request_refund(
             amount_cents=amount,
             reason=reason,
             requested_by=_actor_name(actor),
-            idempotency_key=f"refund-gift-{gift_id}-{number}",
+            idempotency_key=idempotency_key("refund-gift", gift_id, number),
         )
         db.session.add(request)
         db.session.flush()
@@ -212,6 +217,22 @@ def request_refund(
         raise RefundError(f"{exc}; asking again retries the same refund") from exc
     _finish(request_id, refund_id=refund_id)
     return refund_id
+
+
+def _find_invoice_payment(gift: Gift) -> None:
+    """A renewal whose `invoice_payment.paid` has not come: ask Stripe for the invoice's
+    payments, and link the PaymentIntent as that event would have."""
+    invoice_id = gift.stripe_invoice_id or ""
+    try:
+        intent = get_gateway().invoice_payment_intent(invoice_id)
+    except GatewayError as exc:
+        db.session.rollback()
+        raise RefundError(f"{exc}; try again in a moment") from exc
+    if intent is None:
+        db.session.rollback()
+        raise RefundError(f"Stripe names no paid payment for invoice {invoice_id} of gift {gift.id} yet")
+    installments.link_invoice_payment(invoice_id, intent)
+    db.session.flush()
 
 
 def _finish(request_id: int, *, refund_id: str | None = None, error: str | None = None, refused: bool = False) -> None:

@@ -54,3 +54,8 @@ def retry_event(event_id: str) -> ResponseReturnValue:
 @role_required(*READ)
 def disputes() -> ResponseReturnValue:
     return render_template("payments/disputes.html", disputes=open_disputes())
+
+
+# Its routes are on this blueprint.
+from donations.payments import gift_source_views  # noqa: E402, F401
+from donations.payments.history import views as _history_views  # noqa: E402, F401

@@ -20,6 +20,7 @@ from donations.payments.gateway import (
     GatewayRefused,
     RefundParams,
 )
+from donations.payments.installation import METADATA_KEY, idempotency_key, installation_id
 
 # Stripe's own refund reasons; any other words go in the refund's metadata only.
 STRIPE_REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -48,6 +49,7 @@ class StripeGateway:
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         metadata = {
+            METADATA_KEY: installation_id(),
             "gift_id": str(request.gift_id),
             "fund": request.fund_slug,
             "frequency": request.frequency,
@@ -80,7 +82,7 @@ class StripeGateway:
         try:
             session = self.client.v1.checkout.sessions.create(
                 params=params,
-                options={"idempotency_key": f"checkout-gift-{request.gift_id}"},
+                options={"idempotency_key": idempotency_key("checkout-gift", request.gift_id)},
             )
         except stripe.StripeError as exc:
             raise GatewayError(f"Stripe refused or did not answer: {type(exc).__name__}") from exc
@@ -93,7 +95,7 @@ class StripeGateway:
         params: RefundCreateParams = {
             "amount": request.amount_cents,
             "reason": words.lower() if words.lower() in STRIPE_REFUND_REASONS else "requested_by_customer",
-            "metadata": {"gift_id": str(request.gift_id), "reason": words[:500]},
+            "metadata": {METADATA_KEY: installation_id(), "gift_id": str(request.gift_id), "reason": words[:500]},
         }
         if request.payment_intent_id:
             params["payment_intent"] = request.payment_intent_id
@@ -136,6 +138,19 @@ class StripeGateway:
                 yield transaction.to_dict(for_json=True)
         except stripe.StripeError as exc:
             raise GatewayError(f"Stripe's payout transactions failed: {type(exc).__name__}") from exc
+
+    def invoice_payment_intent(self, invoice_id: str) -> str | None:
+        try:
+            page = self.client.v1.invoice_payments.list(params={"invoice": invoice_id, "status": "paid", "limit": 10})
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe's invoice payments did not answer: {type(exc).__name__}") from exc
+        for payment in page.data:
+            intent = (payment.to_dict(for_json=True).get("payment") or {}).get("payment_intent")
+            if isinstance(intent, dict):
+                intent = intent.get("id")
+            if isinstance(intent, str) and intent:
+                return intent
+        return None
 
     def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
         try:

@@ -110,6 +110,7 @@ def test_the_stripe_gateway_opens_a_subscription_checkout(client, fund, app, mon
     assert form["line_items"][0]["price_data"]["unit_amount"] == "3000"
     assert form["line_items"][0]["price_data"]["recurring"] == {"interval": "month"}
     assert form["subscription_data"]["metadata"] == {
+        "installation": se.TEST_INSTALLATION_ID,
         "gift_id": str(gift.id),
         "fund": "community-forums",
         "frequency": "monthly",

@@ -29,6 +29,7 @@ def _empty_database() -> None:
     with db.engine.begin() as connection:
         for table in reversed(db.metadata.sorted_tables):
             connection.execute(table.delete())
+        se.insert_test_installation(connection)
     db.session.expire_all()
 
 

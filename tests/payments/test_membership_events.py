@@ -455,7 +455,7 @@ def test_amount_changes_keep_their_history(client, webhook_secret, fund):
 
 
 def test_an_unsupported_interval_is_kept_with_its_reason(client, webhook_secret, fund):
-    weekly = se.subscription(interval="week", metadata={})
+    weekly = se.subscription(interval="week")
     weekly["items"]["data"][0]["price"]["recurring"]["interval"] = "week"
     payload = se.event("customer.subscription.created", weekly)
     response = se.post_event(client, payload, webhook_secret)

@@ -199,3 +199,13 @@ def test_an_unknown_balance_transaction_does_not_stop_the_sync(client, webhook_s
     assert (run.succeeded, run.error) == (True, None)
     gift = db.session.scalars(select(Gift).where(Gift.stripe_payment_intent_id == payment_intent)).one()
     assert gift.stripe_fee_cents is None and gift.stripe_balance_transaction_id == charge["balance_transaction"]
+
+
+def test_a_manual_payout_is_recorded_and_never_listed_by_payout(client, webhook_secret, fund, stripe_api):
+    """Stripe lists balance transactions by payout for automatic payouts only."""
+    manual = dict(me.payout(amount=3_000), automatic=False)
+    assert se.post_event(client, se.event("payout.paid", manual), webhook_secret).status_code == 200
+    assert run_sync(SINCE).succeeded
+    assert stripe_api.requests_to("GET", TRANSACTIONS) == []
+    payout = db.session.get(Payout, manual["id"], populate_existing=True)
+    assert payout.status == "paid" and payout.reconciled_at is not None

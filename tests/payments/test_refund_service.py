@@ -67,7 +67,7 @@ def test_refund_sends_amount_reason_and_key_and_the_reversal_comes_once_from_the
 
     assert refund_id == "re_test_staff1"
     [sent] = stripe_api.requests_to("POST", REFUNDS)
-    assert sent.headers["Idempotency-Key"] == f"refund-gift-{gift.id}-1"
+    assert sent.headers["Idempotency-Key"] == f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1"
     assert sent.headers["Authorization"] == "Bearer sk_test_refunds"
     assert sent.form["amount"] == "2500"
     assert sent.form["payment_intent"] == gift.stripe_payment_intent_id
@@ -101,7 +101,7 @@ def test_refund_sends_amount_reason_and_key_and_the_reversal_comes_once_from_the
     stripe_api.route("POST", REFUNDS, refund_answer("re_test_staff2", 5_500, gift.stripe_payment_intent_id))
     request_refund(gift.id, None, "Closing the account", finance)
     second = stripe_api.requests_to("POST", REFUNDS)[-1]
-    assert second.headers["Idempotency-Key"] == f"refund-gift-{gift.id}-2"
+    assert second.headers["Idempotency-Key"] == f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-2"
     assert second.form["amount"] == "5500"
 
 
@@ -121,7 +121,10 @@ def test_unanswered_refund_is_retried_with_the_same_key(fund, finance, stripe_ap
         request_refund(gift.id, None, "Requested by donor", finance)
     assert request_refund(gift.id, None, "Requested by donor", finance) == "re_test_retry"
     keys = {r.headers["Idempotency-Key"] for r in stripe_api.requests_to("POST", REFUNDS)}
-    assert keys == {f"refund-gift-{gift.id}-1"} and len(stripe_api.requests_to("POST", REFUNDS)) == 3
+    assert (
+        keys == {f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1"}
+        and len(stripe_api.requests_to("POST", REFUNDS)) == 3
+    )
     assert db.session.scalar(select(func.count()).select_from(RefundRequest)) == 1
 
 
@@ -142,7 +145,10 @@ def test_refused_refund_spends_its_key_and_records_nothing(fund, finance, stripe
     with pytest.raises(RefundError):
         request_refund(gift.id, 1_000, "Requested by donor", finance)
     keys = [r.headers["Idempotency-Key"] for r in stripe_api.requests_to("POST", REFUNDS)]
-    assert keys == [f"refund-gift-{gift.id}-1", f"refund-gift-{gift.id}-2"]
+    assert keys == [
+        f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-1",
+        f"{se.TEST_INSTALLATION_ID}-refund-gift-{gift.id}-2",
+    ]
     assert reversal_count() == 0
 
 
@@ -298,3 +304,31 @@ def test_concurrent_refunds_never_ask_stripe_for_more_than_the_gift(
     db.session.expire_all()
     requests = db.session.scalars(select(RefundRequest)).all()
     assert sorted(r.amount_cents for r in requests) == sorted(asked)
+
+
+def test_a_renewal_without_its_invoice_payment_event_is_refunded_through_the_invoices_payments(
+    fund, finance, stripe_api
+):
+    """invoice_payment.paid has not come: the refund finds the PaymentIntent through the
+    invoice's payments, and links it as that event would."""
+    invoice_id, intent = se.unique("in"), se.unique("pi")
+    gift = make_gift(make_donor(), fund, 1_500, stripe_invoice_id=invoice_id)
+    paid = se.invoice_payment(invoice_id=invoice_id, amount_cents=1_500, payment_intent=intent)
+    stripe_api.route("GET", "/v1/invoice_payments", json=me.page([paid], has_more=False, url="/v1/invoice_payments"))
+    stripe_api.route("POST", REFUNDS, refund_answer("re_test_renewal", 1_500, intent))
+
+    assert request_refund(gift.id, None, "Charged after cancelling", finance) == "re_test_renewal"
+    [asked] = stripe_api.requests_to("GET", "/v1/invoice_payments")
+    assert (asked.query["invoice"], asked.query["status"]) == (invoice_id, "paid")
+    [sent] = stripe_api.requests_to("POST", REFUNDS)
+    assert sent.form["payment_intent"] == intent
+    assert db.session.get(Gift, gift.id, populate_existing=True).stripe_payment_intent_id == intent
+
+
+def test_a_renewal_stripe_names_no_payment_for_is_refused_in_words(fund, finance, stripe_api):
+    gift = make_gift(make_donor(), fund, 1_500, stripe_invoice_id="in_unpaid")
+    stripe_api.route("GET", "/v1/invoice_payments", json=me.page([], has_more=False, url="/v1/invoice_payments"))
+    with pytest.raises(RefundError, match="names no paid payment for invoice in_unpaid"):
+        request_refund(gift.id, None, "Charged after cancelling", finance)
+    assert stripe_api.requests_to("POST", REFUNDS) == []
+    assert db.session.scalar(select(func.count()).select_from(RefundRequest)) == 0

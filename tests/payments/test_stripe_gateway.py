@@ -51,7 +51,7 @@ def test_gift_opens_a_checkout_session_with_the_intended_parameters(client, fund
 
     [request] = stripe_api.requests_to("POST", SESSIONS)
     assert request.headers["Authorization"] == "Bearer sk_test_x"
-    assert request.headers["Idempotency-Key"] == f"checkout-gift-{gift.id}"
+    assert request.headers["Idempotency-Key"] == f"{se.TEST_INSTALLATION_ID}-checkout-gift-{gift.id}"
     assert request.headers["Stripe-Version"] == stripe.api_version  # the pinned library's version
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     form = request.form
@@ -75,6 +75,7 @@ def test_gift_opens_a_checkout_session_with_the_intended_parameters(client, fund
     # The same, read as the nested structure Stripe rebuilds from it.
     assert request.nested_form["line_items"][0]["price_data"]["unit_amount"] == str(total)
     assert request.nested_form["metadata"] == {
+        "installation": se.TEST_INSTALLATION_ID,
         "gift_id": str(gift.id),
         "fund": "community-forums",
         "frequency": "one_time",
@@ -168,7 +169,9 @@ def test_a_500_from_stripe_gives_the_retry_page(client, fund, stripe_api):
     # max_network_retries=1: one retry, with the same idempotency key so Stripe cannot make two.
     attempts = stripe_api.requests_to("POST", SESSIONS)
     assert len(attempts) == 2
-    assert {r.headers["Idempotency-Key"] for r in attempts} == {f"checkout-gift-{only_gift().id}"}
+    assert {r.headers["Idempotency-Key"] for r in attempts} == {
+        f"{se.TEST_INSTALLATION_ID}-checkout-gift-{only_gift().id}"
+    }
 
 
 def test_a_500_that_stripe_says_not_to_retry_is_sent_once(client, fund, stripe_api):
@@ -207,7 +210,9 @@ def test_a_stripe_time_out_gives_the_retry_page(client, fund, stripe_api):
     # The time-out is retried once, with the same idempotency key, then the reader is told.
     attempts = stripe_api.requests_to("POST", SESSIONS)
     assert len(attempts) == 2
-    assert {r.headers["Idempotency-Key"] for r in attempts} == {f"checkout-gift-{only_gift().id}"}
+    assert {r.headers["Idempotency-Key"] for r in attempts} == {
+        f"{se.TEST_INSTALLATION_ID}-checkout-gift-{only_gift().id}"
+    }
 
 
 def test_stripe_unreachable_gives_the_retry_page(app, client, fund, stripe_api, monkeypatch):

@@ -161,7 +161,7 @@ def test_subscription_checkout_records_no_money(client, webhook_secret, fund):
         subscription=subscription_id,
         amount_cents=1_500,
         email="member@example.org",
-        metadata={"fund": fund.slug, "frequency": "monthly"},
+        metadata={**se.OURS, "fund": fund.slug, "frequency": "monthly"},
     )
     response = se.post_event(client, se.event("checkout.session.completed", session), webhook_secret)
     assert response.status_code == 200 and response.json["outcome"] == "applied"

@@ -19,6 +19,7 @@ from donations.extensions import db
 from donations.grants import service as grants
 from donations.grants.models import ProgramSettings
 from donations.mail.models import OutboxMessage, OutboxStatus
+from donations.payments.models import GiftSourceRule
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token
 from tests.staff.support import make_staff, sign_in
@@ -66,6 +67,10 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "payments_staff.failed_events": ALL,
     "payments_staff.retry_event": MONEY,
     "payments_staff.disputes": ALL,
+    "payments_staff.gift_sources": ADMIN,
+    "payments_staff.history_csv": MONEY,
+    "payments_staff.gift_source_add": ADMIN,
+    "payments_staff.gift_source_remove": ADMIN,
     "receipts_staff.outbox": MONEY,
     "receipts_staff.resend": MONEY,
     "receipts_staff.statement_years": ALL,
@@ -121,8 +126,11 @@ def ids(app: Flask, tmp_path: Path) -> dict[str, int | str]:
         actor="test",
     )
     run = grants.export_to_file(program, "summary", "csv", tmp_path / "summary.csv", actor="test")
+    source = GiftSourceRule(kind="payment_link", value="plink_access", created_by="test")
+    db.session.add(source)
     db.session.commit()
     return {
+        "source_id": source.id,
         "gift_id": gift.id,
         "donor_id": donor.id,
         "fund_id": fund.id,

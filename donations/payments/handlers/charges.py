@@ -7,6 +7,7 @@ checkout names its gift in the metadata we set; any other waits (deferred) for i
 from __future__ import annotations
 
 from donations.ledger import service as ledger
+from donations.payments import gift_sources
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import field, object_id, text
 
@@ -26,4 +27,6 @@ def charge_succeeded(event: StripeEventData) -> None:
         last4=last4,
     )
     if gift is None:
+        if gift_sources.not_ours(charge_id=text(charge.get("id"), 255), payment_intent_id=payment_intent_id):
+            return  # the card of a payment that is not a gift: nothing to note
         raise EventDeferred(f"no gift is recorded for payment intent {payment_intent_id} yet")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from donations.ledger import service as ledger
 from donations.ledger.currency import ForeignCurrency
 from donations.ledger.models import GiftStatus
 from donations.mail import service as mail
+from donations.payments import gift_sources
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
+from donations.payments.handlers.payload import field, object_id
 from donations.payments.handlers.subscriptions import start_membership_from_checkout
 
 MAX_AMOUNT_CENTS = 10**12  # far above any gift, far below the BIGINT column's limit
@@ -40,6 +43,36 @@ def _dict(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"checkout session {field} is not an object")
     return value
+
+
+def session_keys(session: dict[str, Any]) -> gift_sources.Keys:
+    """What in a Checkout Session can make it a gift: its metadata, its Payment Link, and the
+    prices of its line items when the payload carries them (the history import expands them)."""
+    lines = field(session, "line_items", "data")
+    prices = [line.get("price") for line in lines if isinstance(line, dict)] if isinstance(lines, list) else []
+    products, price_ids = gift_sources.price_keys(price for price in prices if price)
+    return gift_sources.Keys(
+        metadata=_dict(session.get("metadata"), "metadata"),
+        payment_link=object_id(session.get("payment_link")),
+        products=products,
+        prices=price_ids,
+        session_id=object_id(session.get("id")),
+        subscription_id=object_id(session.get("subscription")),
+    )
+
+
+def keep_not_gift(session: dict[str, Any], event: StripeEventData, keys: gift_sources.Keys) -> None:
+    amount = session.get("amount_total")
+    gift_sources.record_not_gift(
+        event_id=event.id,
+        object_id=object_id(session.get("id")) or "",
+        kind="subscription_checkout" if session.get("mode") == "subscription" else "one_time",
+        keys=keys,
+        amount_cents=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+        currency=(session.get("currency") or None) if isinstance(session.get("currency"), str) else None,
+        payment_intent_id=object_id(session.get("payment_intent")),
+        subscription_id=keys.subscription_id,
+    )
 
 
 def _payment_from_session(session: dict[str, Any], event: StripeEventData) -> ledger.CheckoutPayment:
@@ -75,15 +108,29 @@ def _payment_from_session(session: dict[str, Any], event: StripeEventData) -> le
 @handles("checkout.session.completed", "checkout.session.async_payment_succeeded")
 def checkout_paid(event: StripeEventData) -> None:
     session = event.object
-    if session.get("mode") == "subscription":
-        # The membership only: its money is recorded from its invoices, never from here.
-        start_membership_from_checkout(event)
+    if session.get("mode") not in ("subscription", "payment"):
+        return  # setup mode: no money
+    keys = session_keys(session)
+    verdict = gift_sources.classify(keys)
+    if not verdict.gift:
+        # The account's other business (a subscription to the paper, a ticket): kept apart.
+        keep_not_gift(session, event, keys)
         return
-    if session.get("mode") != "payment" or session.get("payment_status") != "paid":
+    if session.get("mode") == "subscription":
+        if not verdict.ours and keys.subscription_id:
+            # Its invoices and subscription events do not name the Payment Link: remember it.
+            gift_sources.claim_subscription(keys.subscription_id, verdict.fund_slug)
+        # The membership only: its money is recorded from its invoices, never from here.
+        start_membership_from_checkout(event, verdict.fund_slug)
+        return
+    if session.get("payment_status") != "paid":
         # Unpaid sessions (bank debits) wait for async_payment_succeeded.
         return
+    payment = _payment_from_session(session, event)
+    if not verdict.ours:
+        payment = replace(payment, fund_slug=verdict.fund_slug, gift_id=None)
     try:
-        paid = ledger.record_checkout_payment(_payment_from_session(session, event))
+        paid = ledger.record_checkout_payment(payment)
     except ForeignCurrency as exc:
         # Kept, not applied, with the reason staff read on /staff/events: never a gift in totals.
         raise EventDeferred(str(exc)) from None

@@ -8,6 +8,7 @@ from donations.clock import from_timestamp
 from donations.ledger import reversals
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import object_id
+from donations.payments.handlers.refunds import keep_not_ours
 
 
 def dispute_facts(dispute: dict[str, Any], event: StripeEventData) -> reversals.DisputeFacts:
@@ -26,17 +27,33 @@ def dispute_facts(dispute: dict[str, Any], event: StripeEventData) -> reversals.
     )
 
 
+def _not_ours(facts: reversals.DisputeFacts, event: StripeEventData) -> bool:
+    return keep_not_ours(
+        event, facts.dispute_id, "dispute", facts.charge_id, facts.payment_intent_id, facts.amount_cents
+    )
+
+
 @handles("charge.dispute.created", "charge.dispute.updated")
 def dispute_opened(event: StripeEventData) -> None:
+    facts = dispute_facts(event.object, event)
     try:
-        reversals.open_dispute(dispute_facts(event.object, event))
-    except (reversals.GiftNotYetKnown, reversals.ReversalRefused) as exc:
+        reversals.open_dispute(facts)
+    except reversals.GiftNotYetKnown as exc:
+        if _not_ours(facts, event):
+            return
+        raise EventDeferred(str(exc)) from None
+    except reversals.ReversalRefused as exc:
         raise EventDeferred(str(exc)) from None
 
 
 @handles("charge.dispute.closed")
 def dispute_closed(event: StripeEventData) -> None:
+    facts = dispute_facts(event.object, event)
     try:
-        reversals.close_dispute(dispute_facts(event.object, event))
-    except (reversals.GiftNotYetKnown, reversals.ReversalRefused) as exc:
+        reversals.close_dispute(facts)
+    except reversals.GiftNotYetKnown as exc:
+        if _not_ours(facts, event):
+            return
+        raise EventDeferred(str(exc)) from None
+    except reversals.ReversalRefused as exc:
         raise EventDeferred(str(exc)) from None

@@ -8,11 +8,13 @@ email and the subscription's metadata, enough to record the membership.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from donations.ledger import installments, memberships
 from donations.ledger.currency import ForeignCurrency
+from donations.payments import gift_sources
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
 from donations.payments.handlers.subscriptions import frequency_interval, gift_id_from, supported_interval, tell_member
@@ -89,12 +91,54 @@ def _paid_at(invoice: dict[str, Any], event: StripeEventData) -> datetime:
     return timestamp(field(invoice, "status_transitions", "paid_at")) or event.created
 
 
+def invoice_keys(invoice: dict[str, Any], subscription_id: str) -> gift_sources.Keys:
+    """The invoice's subscription metadata, and the prices and products of its lines (current
+    API versions under `pricing.price_details`, older ones as `price`)."""
+    _, metadata = _subscription_details(invoice)
+    lines = field(invoice, "lines", "data")
+    prices: list[Any] = []
+    for line in lines if isinstance(lines, list) else []:
+        details = field(line, "pricing", "price_details")
+        if isinstance(details, dict):
+            prices.append({"id": object_id(details.get("price")), "product": details.get("product")})
+        elif isinstance(field(line, "price"), dict):
+            prices.append(line["price"])
+    products, price_ids = gift_sources.price_keys(prices)
+    return gift_sources.Keys(metadata=metadata, products=products, prices=price_ids, subscription_id=subscription_id)
+
+
+def _gift_or_kept(invoice: dict[str, Any], event: StripeEventData, subscription_id: str) -> gift_sources.Verdict:
+    """Whether the invoice is a membership's; one that is not is kept apart, as not a gift."""
+    keys = invoice_keys(invoice, subscription_id)
+    verdict = gift_sources.classify(keys)
+    if not verdict.gift:
+        gift_sources.record_not_gift(
+            event_id=event.id,
+            object_id=_invoice_id(invoice),
+            kind="invoice",
+            keys=keys,
+            amount_cents=cents(invoice.get("amount_paid")),
+            currency=currency(invoice.get("currency")),
+            payment_intent_id=object_id(invoice.get("payment_intent")),
+            subscription_id=subscription_id,
+            invoice_id=_invoice_id(invoice),
+        )
+    return verdict
+
+
+def _with_fund(origin: memberships.MembershipOrigin, verdict: gift_sources.Verdict) -> memberships.MembershipOrigin:
+    return replace(origin, fund_slug=verdict.fund_slug) if verdict.fund_slug else origin
+
+
 @handles("invoice.paid")
 def invoice_paid(event: StripeEventData) -> None:
     invoice = event.object
     subscription_id, _ = _subscription_details(invoice)
     if subscription_id is None:
         return  # a one-off invoice, not a membership's
+    verdict = _gift_or_kept(invoice, event, subscription_id)
+    if not verdict.gift:
+        return
     amount = cents(invoice.get("amount_paid"))
     if amount is None:
         raise ValueError("invoice has no amount_paid")
@@ -109,7 +153,7 @@ def invoice_paid(event: StripeEventData) -> None:
         payment_intent_id=object_id(invoice.get("payment_intent")),
     )
     try:
-        news = installments.record_installment(_origin(invoice, event, subscription_id), payment)
+        news = installments.record_installment(_with_fund(_origin(invoice, event, subscription_id), verdict), payment)
     except (memberships.MembershipNotKnown, ForeignCurrency) as exc:
         raise EventDeferred(str(exc)) from None
     tell_member(news)
@@ -121,8 +165,12 @@ def invoice_payment_failed(event: StripeEventData) -> None:
     subscription_id, _ = _subscription_details(invoice)
     if subscription_id is None:
         return
+    verdict = _gift_or_kept(invoice, event, subscription_id)
+    if not verdict.gift:
+        return
     try:
-        news = memberships.record_failed_payment(_origin(invoice, event, subscription_id), _invoice_id(invoice))
+        origin = _with_fund(_origin(invoice, event, subscription_id), verdict)
+        news = memberships.record_failed_payment(origin, _invoice_id(invoice))
     except memberships.MembershipNotKnown as exc:
         raise EventDeferred(str(exc)) from None
     tell_member(news)
@@ -135,3 +183,4 @@ def invoice_payment_paid(event: StripeEventData) -> None:
     payment_intent_id = object_id(field(invoice_payment, "payment", "payment_intent"))
     if invoice_id and payment_intent_id:
         installments.link_invoice_payment(invoice_id, payment_intent_id)
+        gift_sources.note_invoice_payment(invoice_id, payment_intent_id)

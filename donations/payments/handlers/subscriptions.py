@@ -8,12 +8,14 @@ ledger says happened, the member is told of (`tell_member`) in the event's trans
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from donations.ledger import memberships
 from donations.ledger.models import FREQUENCY_INTERVAL, MembershipStatus
 from donations.mail import service as mail
+from donations.payments import gift_sources
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
 
@@ -141,16 +143,43 @@ def subscription_state(event: StripeEventData) -> memberships.SubscriptionState:
     )
 
 
+def subscription_keys(subscription: dict[str, Any]) -> gift_sources.Keys:
+    prices = [field(item, "price") or field(item, "plan") for item in _items(subscription.get("items"))]
+    products, price_ids = gift_sources.price_keys(price for price in prices if price)
+    return gift_sources.Keys(
+        metadata=metadata_of(subscription.get("metadata")),
+        products=products,
+        prices=price_ids,
+        subscription_id=object_id(subscription.get("id")),
+    )
+
+
 @handles("customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted")
 def subscription_changed(event: StripeEventData) -> None:
+    keys = subscription_keys(event.object)
+    verdict = gift_sources.classify(keys)
+    if not verdict.gift:
+        gift_sources.record_not_gift(
+            event_id=event.id,
+            object_id=keys.subscription_id or "",
+            kind="subscription",
+            keys=keys,
+            amount_cents=items_amount(event.object.get("items")),
+            currency=currency(event.object.get("currency")),
+            subscription_id=keys.subscription_id,
+        )
+        return
+    state = subscription_state(event)
+    if verdict.fund_slug:
+        state = replace(state, origin=replace(state.origin, fund_slug=verdict.fund_slug))
     try:
-        news = memberships.apply_subscription(subscription_state(event))
+        news = memberships.apply_subscription(state)
     except memberships.MembershipNotKnown as exc:
         raise EventDeferred(str(exc)) from None
     tell_member(news)
 
 
-def start_membership_from_checkout(event: StripeEventData) -> None:
+def start_membership_from_checkout(event: StripeEventData, source_fund: str | None = None) -> None:
     """checkout.session.completed in subscription mode: the membership only, never a gift."""
     session = event.object
     if session.get("payment_status") not in ("paid", "no_payment_required"):
@@ -173,7 +202,7 @@ def start_membership_from_checkout(event: StripeEventData) -> None:
         currency=currency(session.get("currency")),
         interval=frequency_interval(metadata),
         gift_id=gift_id_from(metadata),
-        fund_slug=fund if isinstance(fund, str) else None,
+        fund_slug=source_fund or (fund if isinstance(fund, str) else None),
         started_at=event.created,
     )
     try:

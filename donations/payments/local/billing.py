@@ -20,6 +20,7 @@ from sqlalchemy import select
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.ledger.models import FREQUENCY_INTERVAL, INTERVAL_FREQUENCY, Gift, Membership, MembershipStatus
+from donations.payments.installation import METADATA_KEY, installation_id
 from donations.payments.local import gateway as local
 from donations.payments.local.models import LocalCard
 
@@ -78,7 +79,11 @@ class _Subscription:
             currency=membership.currency,
             interval=membership.interval,
             started_at=membership.started_at or membership.created_at,
-            metadata={"fund": membership.fund.slug, "frequency": INTERVAL_FREQUENCY[membership.interval]},
+            metadata={
+                METADATA_KEY: installation_id(),
+                "fund": membership.fund.slug,
+                "frequency": INTERVAL_FREQUENCY[membership.interval],
+            },
         )
 
     def period_before(self, end: datetime) -> datetime:
@@ -243,7 +248,12 @@ def start_subscription(gift: Gift, card_number: str) -> None:
         currency=gift.currency,
         interval=FREQUENCY_INTERVAL[gift.frequency],
         started_at=now,
-        metadata={"gift_id": str(gift.id), "fund": gift.fund.slug, "frequency": gift.frequency},
+        metadata={
+            METADATA_KEY: installation_id(),
+            "gift_id": str(gift.id),
+            "fund": gift.fund.slug,
+            "frequency": gift.frequency,
+        },
     )
     session = local.paid_checkout_session(
         session_id=session_id,

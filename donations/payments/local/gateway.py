@@ -44,6 +44,10 @@ class LocalGateway:
         url = url_for("payments.local_checkout", session_id=session_id, cancel=request.cancel_url)
         return CheckoutSession(id=session_id, url=url)
 
+    def invoice_payment_intent(self, invoice_id: str) -> str | None:
+        """The local gateway's renewals name their payment intent on the invoice itself."""
+        return None
+
     def refund(self, request: RefundParams) -> str:
         """Refund as Stripe would tell us: refund.created, then charge.refunded, both signed and
         delivered as the webhook's are. The refund id derives from the idempotency key, so a retried

@@ -1,0 +1,1 @@
+"""Bringing a newsroom's history in: from Stripe's list APIs (`stripe_import`)."""

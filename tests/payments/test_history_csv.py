@@ -1,0 +1,281 @@
+"""`history csv`: every row checked first, errors as line/column/value/reason with nothing
+written; a fixed file imports; a re-run adds nothing; Donorbox and NPSP exports."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from donations.accounts.models import AuditEntry
+from donations.clock import local_date
+from donations.extensions import db
+from donations.ledger.imports import ImportedGift
+from donations.ledger.models import Donor, Gift, GiftSource
+from tests.factories import make_fund
+
+GENERIC = [
+    "external_id",
+    "date",
+    "amount",
+    "email",
+    "first_name",
+    "last_name",
+    "organization",
+    "postal_code",
+    "frequency",
+    "source",
+    "check_number",
+    "fund",
+    "anonymous",
+    "tribute",
+]
+
+
+@pytest.fixture
+def fund(app):
+    return make_fund("community-forums", is_default=True)
+
+
+def count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def write(path, header, rows) -> str:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def run(app, *args):
+    result = app.test_cli_runner().invoke(args=["history", "csv", *args])
+    db.session.expire_all()
+    return result
+
+
+def generic_row(n: int) -> list[str]:
+    return [
+        f"old-{n}",
+        f"2024-{n % 12 + 1:02d}-{n % 28 + 1:02d}",
+        f"{10 + n % 90}.{n % 100:02d}",
+        f"Donor{n % 1500}@Example.org",
+        "Ada",
+        f"Reader{n % 1500}",
+        "",
+        "94110",
+        "monthly" if n % 10 == 0 else "one_time",
+        "check" if n % 7 == 0 else "card",
+        f"{1000 + n}" if n % 7 == 0 else "",
+        "",
+        "no" if n % 2 else "yes",
+        "honor: Grandma" if n % 50 == 0 else "",
+    ]
+
+
+def test_five_thousand_rows_with_mistakes_then_fixed_then_again(app, fund, tmp_path):
+    rows = [generic_row(n) for n in range(5_000)]
+    bad = {
+        17: (1, "2024-13-45"),
+        404: (1, "2030-01-01"),
+        999: (2, "20,5"),
+        1500: (2, "-5"),
+        2000: (3, "not-an-email"),
+        2500: (8, "weekly"),
+        3000: (10, ""),
+        3333: (11, "no-such-fund"),
+        4000: (12, "maybe"),
+        4500: (0, "old-1"),
+    }
+    fixed = [list(row) for row in rows]
+    for n, (column, value) in bad.items():
+        rows[n][column] = value
+    rows[3000][9] = "check"
+
+    path = write(tmp_path / "gifts.csv", GENERIC, rows)
+    dry = run(app, path, "--dry-run")
+    assert dry.exit_code != 0
+    assert "10 errors: nothing was imported" in dry.output
+    for n in bad:
+        assert f"line {n + 2}," in dry.output  # the header is line 1
+    assert "line 19, column 'date', value '2024-13-45': not a date" in dry.output
+    assert "column 'amount', value '20,5': Use a period for cents" in dry.output
+    assert "the same id is on line 3" in dry.output
+    assert count(Gift) == 0 and count(Donor) == 0
+
+    path = write(tmp_path / "fixed.csv", GENERIC, fixed)
+    preview = run(app, path, "--dry-run")
+    assert preview.exit_code == 0 and "It would import 5000 gifts" in preview.output and count(Gift) == 0
+    result = run(app, path)
+    assert result.exit_code == 0, result.output
+    assert "Imported 5000 gifts" in result.output
+    assert count(Gift) == 5_000 and count(Donor) == 1_500  # matched by case-folded email
+    total = db.session.scalar(select(func.sum(Gift.amount_cents)))
+    assert total == sum(int(row[2].replace(".", "")) for row in fixed)  # exact cents
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "history.csv")) is not None
+    again = run(app, path)
+    assert again.exit_code == 0 and "Imported 0 gifts" in again.output and "5000 imported before" in again.output
+    assert count(Gift) == 5_000 and count(ImportedGift) == 5_000
+
+
+def test_a_date_without_a_time_is_a_local_date_and_donors_merge_with_online_ones(app, fund, tmp_path):
+    from tests.factories import make_donor
+
+    online = make_donor(email="rae@example.org")
+    db.session.commit()
+    row = [
+        "x1",
+        "2024-03-10",
+        "25.01",
+        "RAE@Example.ORG",
+        "Rae",
+        "Reader",
+        "Acme LLC",
+        "94110",
+        "",
+        "check",
+        "77",
+        "",
+        "",
+        "memory: Pat",
+    ]
+    assert run(app, write(tmp_path / "g.csv", GENERIC, [row])).exit_code == 0
+    gift = db.session.scalars(select(Gift)).one()
+    assert gift.donor_id == online.id and gift.amount_cents == 2_501
+    assert local_date(
+        gift.received_at.replace(tzinfo=UTC) if gift.received_at.tzinfo is None else gift.received_at
+    ) == (datetime(2024, 3, 10).date())
+    assert (gift.source, gift.check_number, gift.organization) == (GiftSource.CHECK, "77", "Acme LLC")
+    assert (gift.tribute_kind, gift.tribute_name) == ("memory", "Pat")
+    assert gift.attribution["imported_from"] == "generic"
+
+
+DONORBOX = [
+    "Name",
+    "Donor First Name",
+    "Donor Last Name",
+    "Donor Email",
+    "Make Donation Anonymous",
+    "Postal Code",
+    "Designation",
+    "Donation Date",
+    "Donating Company",
+    "Currency",
+    "Amount",
+    "Stripe Charge Id",
+    "Recurring Donation",
+    "Dedication Type",
+    "Honoree Name",
+]
+
+
+def test_a_donorbox_export(app, fund, tmp_path):
+    rows = [
+        [
+            "Ann Lee",
+            "Ann",
+            "Lee",
+            "ann@example.org",
+            "No",
+            "94110",
+            "",
+            "2024-05-01 10:22:33 -0700",
+            "",
+            "USD",
+            "50.00",
+            "ch_old1",
+            "true",
+            "",
+            "",
+        ],
+        [
+            "Bo Chan",
+            "Bo",
+            "Chan",
+            "bo@example.org",
+            "Yes",
+            "",
+            "",
+            "2024-05-02 09:00:00 -0700",
+            "Chan Co",
+            "USD",
+            "1,000.00",
+            "ch_old2",
+            "false",
+            "In Memory of",
+            "Grandpa",
+        ],
+    ]
+    assert run(app, write(tmp_path / "db.csv", DONORBOX, rows), "--format", "donorbox").exit_code == 0
+    gifts = {g.attribution["external_id"]: g for g in db.session.scalars(select(Gift))}
+    assert gifts["ch_old1"].frequency == "monthly" and gifts["ch_old1"].amount_cents == 5_000
+    assert gifts["ch_old2"].anonymous and gifts["ch_old2"].amount_cents == 100_000
+    assert gifts["ch_old2"].tribute_kind == "memory" and gifts["ch_old2"].organization == "Chan Co"
+    euro = [["C", "C", "D", "c@example.org", "No", "", "", "2024-05-03", "", "EUR", "5", "ch_3", "false", "", ""]]
+    result = run(app, write(tmp_path / "eur.csv", DONORBOX, euro), "--format", "donorbox")
+    assert result.exit_code != 0 and "only gifts in USD" in result.output
+
+
+def test_an_npsp_export_imports_won_opportunities_only(app, fund, tmp_path):
+    header = [
+        "Id",
+        "CloseDate",
+        "Amount",
+        "StageName",
+        "npsp__Primary_Contact__r.Email",
+        "npsp__Primary_Contact__r.FirstName",
+        "npsp__Primary_Contact__r.LastName",
+    ]
+    rows = [
+        ["006A", "2023-12-31", "120", "Closed Won", "x@example.org", "X", "Y"],
+        ["006B", "2023-12-30", "90", "Closed Lost", "x@example.org", "X", "Y"],
+        ["006C", "2023-11-01", "10.5", "Posted", "z@example.org", "Z", ""],
+    ]
+    result = run(app, write(tmp_path / "npsp.csv", header, rows), "--format", "npsp")
+    assert result.exit_code == 0 and "Imported 2 gifts" in result.output and "1 skipped" in result.output
+    assert sorted(db.session.scalars(select(Gift.amount_cents))) == [1_050, 12_000]
+
+
+def test_a_missing_column_is_named(app, fund, tmp_path):
+    result = run(app, write(tmp_path / "m.csv", ["date", "amount"], [["2024-01-01", "5"]]))
+    assert result.exit_code != 0 and "line 1, column 'external_id'" in result.output and "missing" in result.output
+
+
+def test_the_staff_page_checks_previews_and_imports(client, fund):
+    import io
+
+    from tests.forms import extract_csrf_token
+    from tests.staff.support import make_staff, sign_in
+
+    sign_in(client, make_staff("viewer"))
+    assert client.get("/staff/history-import").status_code == 403
+    sign_in(client, make_staff("finance"))
+    token = extract_csrf_token(client.get("/staff/history-import").get_data(as_text=True))
+
+    def upload(rows, action):
+        body = io.StringIO()
+        csv.writer(body).writerows([GENERIC, *rows])
+        data = {
+            "csrf_token": token,
+            "format": "generic",
+            "action": action,
+            "file": (io.BytesIO(body.getvalue().encode()), "gifts.csv"),
+        }
+        return client.post("/staff/history-import", data=data, content_type="multipart/form-data")
+
+    bad = upload([generic_row(1), [*generic_row(2)[:2], "lots", *generic_row(2)[3:]]], "import")
+    assert bad.status_code == 400 and "1 errors in gifts.csv: nothing was imported" in bad.get_data(as_text=True)
+    assert "lots" in bad.get_data(as_text=True) and count(Gift) == 0
+    preview = upload([generic_row(1), generic_row(2)], "check")
+    assert preview.status_code == 200 and "It would import 2 gifts" in preview.get_data(as_text=True)
+    assert "old-1" in preview.get_data(as_text=True) and count(Gift) == 0
+    assert upload([generic_row(1), generic_row(2)], "import").status_code == 303
+    assert count(Gift) == 2
+    assert (
+        db.session.scalars(select(AuditEntry).where(AuditEntry.action == "history.csv"))
+        .one()
+        .actor.startswith("finance")
+    )
