@@ -3,9 +3,9 @@ keeps 30 days), recorded through the very handlers the webhooks use.
 
 Each listed object becomes an event-shaped record (`history_<object id>[_<state>]`) that goes
 through `events.store` and the worker's apply step: it is stored once, applied once, and the
-ledger's own keys (session, invoice, refund, dispute ids) make any order and any repetition of history, webhooks and `payments
-sync` give each payment exactly one gift. Payments that are not gifts are kept apart as the
-webhooks keep them; plain PaymentIntents (a shop's) are noted so their refunds are not ours.
+ledger's own keys (session, invoice, refund, dispute ids) make any order and any repetition of
+history, webhooks and `payments sync` give each payment exactly one gift. Payments that are not
+gifts are kept apart as the webhooks keep them; plain PaymentIntents (a shop's) are noted so their refunds are not ours.
 No donor is mailed about history. The cursor of each list is saved after every page, so a run
 stopped by a crash or Ctrl-C resumes where it stopped; `dry_run` writes nothing.
 """
