@@ -6,9 +6,7 @@ a server-side cursor (`yield_per`), so a report over a million gifts holds one d
 
 from __future__ import annotations
 
-import itertools
-import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -18,7 +16,6 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     DateTime,
-    Row,
     Select,
     String,
     and_,
@@ -33,7 +30,6 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import Subquery
 
 from donations.clock import local_day_bounds
-from donations.extensions import db
 from donations.grants.rules import Period, ProgramRules
 from donations.ledger.currency import counted_gift
 from donations.ledger.models import (
@@ -45,8 +41,6 @@ from donations.ledger.models import (
     MembershipChange,
     Reversal,
 )
-
-BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -445,43 +439,6 @@ def disclosure_totals_stmt(year: Window) -> Select[*tuple[Any, ...]]:
         _bigsum(anonymous_net).label("anonymous_total"),
         func.count(func.distinct(rows.c.owner)).label("donors"),
     )
-
-
-def stream(stmt: Select[*tuple[Any, ...]]) -> Iterator[Row[*tuple[Any, ...]]]:
-    """Rows in batches through a server-side cursor: memory holds one batch, whatever the total.
-
-    Executed by Core on the session's connection: these are plain columns, and the ORM's result
-    handling would cost about a quarter of a large report."""
-    yield from db.session.connection().execute(stmt, execution_options={"yield_per": BATCH})
-
-
-_OWNER = operator.itemgetter(0)  # every stream grouped by donor has the owner as its first column
-
-
-def by_owner(rows: Iterable[Row[*tuple[Any, ...]]]) -> Iterator[tuple[int, list[Row[*tuple[Any, ...]]]]]:
-    for owner, group in itertools.groupby(rows, key=_OWNER):
-        yield owner, list(group)
-
-
-def merge_by_owner(
-    main: Iterable[tuple[int, list[Row[*tuple[Any, ...]]]]], *sides: Iterable[tuple[int, list[Row[*tuple[Any, ...]]]]]
-) -> Iterator[tuple[int, list[Row[*tuple[Any, ...]]], list[list[Row[*tuple[Any, ...]]]]]]:
-    """Walk streams sorted by owner together: each of `main`'s donors with its rows from `sides`."""
-    side_iters = [iter(side) for side in sides]
-    heads: list[tuple[int, list[Row[*tuple[Any, ...]]]] | None] = [next(it, None) for it in side_iters]
-    for owner, rows in main:
-        extra: list[list[Row[*tuple[Any, ...]]]] = []
-        for index, it in enumerate(side_iters):
-            head = heads[index]
-            while head is not None and head[0] < owner:
-                head = next(it, None)
-            if head is not None and head[0] == owner:
-                extra.append(head[1])
-                head = next(it, None)
-            else:
-                extra.append([])
-            heads[index] = head
-        yield owner, rows, extra
 
 
 def count_donors_stmt(window: Window) -> Select[*tuple[Any, ...]]:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from donations.extensions import db
-from donations.grants import queries
+from donations.grants import queries, row_streams
 from donations.grants.queries import Window
 from donations.grants.reports.base import Cell, Context, Money, Percent, Report, donor_label
 
@@ -50,7 +50,7 @@ def disclosure(ctx: Context) -> Report:
     def rows() -> Iterator[tuple[Cell, ...]]:
         listed = dict.fromkeys(DISCLOSURE_TIERS, 0)
         overall: Any = None
-        for row in queries.stream(queries.disclosure_stmt(span, DISCLOSURE_TIERS[-1])):
+        for row in row_streams.stream(queries.disclosure_stmt(span, DISCLOSURE_TIERS[-1])):
             overall = overall or _YearTotals(row.year_total, row.year_anonymous_total, row.year_donors)
             for tier in DISCLOSURE_TIERS:
                 listed[tier] += row.total >= tier

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from donations.grants import queries
+from donations.grants import queries, row_streams
 from donations.grants.reports.base import Context
 from donations.grants.rules import (
     DonorFacts,
@@ -163,9 +163,9 @@ def evaluated_donors(ctx: Context) -> Iterator[EvaluatedDonor]:
     # Only ordered among themselves: the driver's times will do (see queries.donor_groups).
     area = ctx.local_area
     stmt = queries.donor_groups_stmt(window, raw_times=True, claimants=ctx.claimants)
-    groups = queries.by_owner(queries.stream(stmt))
-    changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
-    for owner, rows, (increase_rows,) in queries.merge_by_owner(groups, changes):
+    groups = row_streams.by_owner(row_streams.stream(stmt))
+    changes = row_streams.by_owner(row_streams.stream(queries.increases_stmt(window)))
+    for owner, rows, (increase_rows,) in row_streams.merge_by_owner(groups, changes):
         # Its "period" and "anonymous" columns, by position as in group_facts: most donors in
         # the ledger gave nothing in the window and are passed over here.
         in_window = [row for row in rows if row[1] == Period.IN]

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Row
 
 from donations.clock import local_date
-from donations.grants import queries
+from donations.grants import queries, row_streams
 from donations.grants.queries import Window
 from donations.grants.reports.base import (
     FREQUENCY_LABELS,
@@ -73,15 +73,15 @@ def ledger(ctx: Context) -> Report:
     def rows() -> Iterator[tuple[Cell, ...]]:
         window = ctx.window
         rules = ctx.rules
-        gifts = queries.by_owner(queries.stream(queries.gifts_stmt(window, span, ctx.claimants)))
-        context_groups = queries.by_owner(queries.stream(queries.donor_groups_stmt(window, (Period.BEFORE,))))
-        changes = queries.by_owner(queries.stream(queries.increases_stmt(window)))
-        reversals = queries.by_owner(queries.stream(queries.ledger_reversals_stmt(window, span)))
+        gifts = row_streams.by_owner(row_streams.stream(queries.gifts_stmt(window, span, ctx.claimants)))
+        context_groups = row_streams.by_owner(row_streams.stream(queries.donor_groups_stmt(window, (Period.BEFORE,))))
+        changes = row_streams.by_owner(row_streams.stream(queries.increases_stmt(window)))
+        reversals = row_streams.by_owner(row_streams.stream(queries.ledger_reversals_stmt(window, span)))
         # Plain locals, not dicts: they are added to a million times.
         gross = reversed_total = counted = matchable = 0
         gift_count = reversal_count = donors_counted = 0
         zone = ctx.zone
-        for _owner, gift_rows, (before, increase_rows, reversal_rows) in queries.merge_by_owner(
+        for _owner, gift_rows, (before, increase_rows, reversal_rows) in row_streams.merge_by_owner(
             gifts, context_groups, changes, reversals
         ):
             by_id = {row.id: row for row in gift_rows}

@@ -12,7 +12,7 @@ from sqlalchemy import Row, select
 
 from donations.clock import local_date
 from donations.extensions import db
-from donations.grants import queries
+from donations.grants import queries, row_streams
 from donations.grants.models import COUNTING_KINDS, ProgramSettings, ReportRun
 from donations.grants.reports.base import (
     SOURCE_LABELS,
@@ -103,7 +103,7 @@ def reversals(ctx: Context) -> Report:
         rules = ctx.rules
         total = after = 0
         count = 0
-        for row in queries.stream(queries.reversals_stmt(ctx.window)):
+        for row in row_streams.stream(queries.reversals_stmt(ctx.window)):
             reason = exclusion(rules, reversed_gift_facts(row, Period.IN))
             export = earlier_export(exports, row, ctx.zone)
             total += row.amount_cents

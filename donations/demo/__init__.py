@@ -21,12 +21,23 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import delete, select
 
 from donations.clock import local_date, utcnow
+from donations.demo.people import (
+    ANNUAL_AMOUNTS,
+    CITIES,
+    FIRST,
+    LAST,
+    MONTHLY_AMOUNTS,
+    ONE_TIME_AMOUNTS,
+    ORGANIZATIONS,
+    TRIBUTES,
+)
 from donations.extensions import Base, db
 from donations.grants import service as grants
 from donations.grants.models import ALL_SOURCES, ProgramSettings
 from donations.ledger import funds as fund_ledger
 from donations.ledger import installments, memberships, offline, reversals, settlement
 from donations.ledger import service as ledger
+from donations.ledger.currency import newsroom_currency
 from donations.ledger.models import Frequency, Fund, Gift, GiftSource, MembershipStatus
 from donations.payments import reconcile
 from donations.payments.models import Payout
@@ -34,88 +45,6 @@ from donations.payments.models import Payout
 SEED = 20_24
 DAYS = 548  # about eighteen months
 MARKER_SESSION = "cs_demo_00001"  # the first demo checkout: its gift says the demo is seeded
-CURRENCY = "usd"
-
-FIRST = [
-    "Maria",
-    "James",
-    "Aisha",
-    "Robert",
-    "Linh",
-    "Patricia",
-    "Diego",
-    "Susan",
-    "Omar",
-    "Karen",
-    "Wei",
-    "Daniel",
-    "Grace",
-    "Samuel",
-    "Fatima",
-    "Thomas",
-    "Elena",
-    "Michael",
-    "Priya",
-    "David",
-    "Rosa",
-    "Kevin",
-    "Hannah",
-    "Luis",
-    "Nora",
-    "Andre",
-    "Chloe",
-    "Isaac",
-    "Mei",
-    "Jorge",
-    "Ruth",
-    "Kwame",
-    "Ingrid",
-    "Paul",
-]
-LAST = [
-    "Garcia",
-    "Nguyen",
-    "Okafor",
-    "Smith",
-    "Tran",
-    "Johnson",
-    "Lopez",
-    "Chen",
-    "Hernandez",
-    "Williams",
-    "Patel",
-    "Kim",
-    "Brown",
-    "Rossi",
-    "Haddad",
-    "Murphy",
-    "Sato",
-    "Cohen",
-    "Silva",
-    "Novak",
-    "Dubois",
-    "Larsen",
-    "Mensah",
-    "Ortiz",
-    "Walsh",
-    "Yilmaz",
-    "Kowalski",
-    "Fischer",
-    "Ahmed",
-    "Bianchi",
-]
-ORGANIZATIONS = (
-    "Riverside Rotary Club",
-    "Hilltop Hardware",
-    "Eastside Credit Union",
-    "Bayview Bakery Co-op",
-    "Old Mill Law Group",
-)
-CITIES = (("Oakland", "CA", "94607"), ("Berkeley", "CA", "94704"), ("Alameda", "CA", "94501"))
-ONE_TIME_AMOUNTS = (1000, 2500, 2500, 5000, 5000, 5000, 10000, 10000, 25000, 50000, 100000)
-MONTHLY_AMOUNTS = (500, 1000, 1000, 1500, 2500, 5000)
-ANNUAL_AMOUNTS = (6000, 12000, 12000, 25000, 60000)
-TRIBUTES = ("Grandma Rose", "Coach Delgado", "Mr. Abernathy")
 
 
 @dataclass
@@ -147,6 +76,7 @@ def stripe_fee(amount_cents: int) -> int:
 class _Demo:
     def __init__(self, now: datetime) -> None:
         self.now = now
+        self.currency = newsroom_currency()
         self.start = now - timedelta(days=DAYS)
         self.rng = random.Random(SEED)
         self.summary = DemoSummary()
@@ -240,7 +170,7 @@ class _Demo:
             ledger.CheckoutPayment(
                 session_id=session_id,
                 amount_cents=amount + covered,
-                currency=CURRENCY,
+                currency=self.currency,
                 paid_at=at,
                 email=email,
                 name=name,
@@ -331,7 +261,7 @@ class _Demo:
                     installments.InstallmentPayment(
                         invoice_id=f"in_demo_{number:03d}_{count:03d}",
                         amount_cents=amount,
-                        currency=CURRENCY,
+                        currency=self.currency,
                         paid_at=paid_at,
                         first=count == 0,
                         period_end=period_end,
@@ -422,7 +352,7 @@ class _Demo:
                 reversals.RefundFacts(
                     refund_id=f"re_demo_{number:03d}",
                     amount_cents=gift.amount_cents // 2 if partial else gift.amount_cents,
-                    currency=CURRENCY,
+                    currency=self.currency,
                     status="succeeded",
                     created_at=at,
                     observed_at=at,
@@ -438,7 +368,7 @@ class _Demo:
             facts = reversals.DisputeFacts(
                 dispute_id=f"du_demo_{number:03d}",
                 amount_cents=gift.amount_cents,
-                currency=CURRENCY,
+                currency=self.currency,
                 status="needs_response",
                 reason="fraudulent" if outcome == "lost" else "product_not_received",
                 evidence_due_by=opened + timedelta(days=14),
@@ -472,7 +402,7 @@ class _Demo:
                     "id": payout_id,
                     "created": stamp,
                     "amount": total,
-                    "currency": CURRENCY,
+                    "currency": self.currency,
                     "status": "paid",
                     "arrival_date": stamp + 2 * 86400,
                 }
@@ -489,7 +419,7 @@ class _Demo:
                         "amount": gift.amount_cents,
                         "fee": fee,
                         "net": gift.amount_cents - fee,
-                        "currency": CURRENCY,
+                        "currency": self.currency,
                         "created": int(gift.received_at.timestamp()) if gift.received_at else stamp,
                     },
                 )
