@@ -67,10 +67,15 @@ def _app(url: str):  # type: ignore[no-untyped-def]
     from donations import create_app
     from donations.extensions import db
     from donations.ledger.funds import create_fund
+    from tests.stripe_events import insert_test_installation
 
     app = create_app("production")
     with app.app_context():
         upgrade()
+        # The events are built like the tests' (tests/stripe_events.py): they name the tests'
+        # installation id, so this database takes it as its own.
+        with db.engine.begin() as connection:
+            insert_test_installation(connection)
         create_fund(slug="general", name="General", is_default=True)
         db.session.commit()
     return app

@@ -60,8 +60,9 @@ DUPLICATE_SHARE = 0.10
 CHUNK = 5_000  # deliveries signed and sent at a time
 TARGET_RATIO = 0.8
 SEED = 20_260_101
-# Tables the webhook runs leave as they are: the schema's version, the fund, the floor's table.
-KEPT_TABLES = ("alembic_version", "funds", "bench_minimal_events")
+# Tables the webhook runs leave as they are: the schema's version, the fund, the installation id (whose
+# events are ours), the floor's table.
+KEPT_TABLES = ("alembic_version", "funds", "installation", "bench_minimal_events")
 
 
 @dataclass
