@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -221,3 +223,24 @@ def write_xlsx(report: Report, path: Path, progress: Progress | None = None) -> 
         progress(pending)
     size, sha256 = file_digest(path)
     return ExportResult(rows, size, sha256)
+
+
+def xlsx_stream(report: Report) -> tuple[ExportResult, Iterator[bytes]]:
+    """The report as XLSX, built in constant memory in a temporary file: its result (rows, size,
+    SHA-256) and its bytes to stream. The file leaves the disk at once; the open handle keeps its
+    data until the stream is read."""
+    handle, name = tempfile.mkstemp(suffix=".xlsx")
+    os.close(handle)
+    path = Path(name)
+    try:
+        result = write_xlsx(report, path)
+        stream = path.open("rb")
+    finally:
+        path.unlink()
+
+    def chunks() -> Iterator[bytes]:
+        with stream:
+            while chunk := stream.read(1 << 16):
+                yield chunk
+
+    return result, chunks()

@@ -6,8 +6,6 @@ the program's settings then, the row count and the file's SHA-256).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -292,25 +290,12 @@ def download(
 
         return Download(filename, export.CSV_MIMETYPE, chunks())
 
-    handle, name = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    path = Path(name)
-    try:
-        result = export.write_xlsx(report, path)
-        _save_run(program, report, fmt, result, **saving)
-        # The file streams after the view returns: its run is saved first, in its own short
-        # transaction (the CSV above cannot share the view's: its cursor is still open).
-        db.session.commit()
-        stream = path.open("rb")
-    finally:
-        path.unlink()  # the open handle keeps the data until it is streamed
-
-    def file_chunks() -> Iterator[bytes]:
-        with stream:
-            while chunk := stream.read(1 << 16):
-                yield chunk
-
-    return Download(filename, export.XLSX_MIMETYPE, file_chunks())
+    result, xlsx_chunks = export.xlsx_stream(report)
+    _save_run(program, report, fmt, result, **saving)
+    # The file streams after the view returns: its run is saved first, in its own short
+    # transaction (the CSV above cannot share the view's: its cursor is still open).
+    db.session.commit()
+    return Download(filename, export.XLSX_MIMETYPE, xlsx_chunks)
 
 
 def runs_of(program: GrantProgram) -> list[ReportRun]:

@@ -9,12 +9,9 @@ filters, which format) by the caller, in the view's transaction, before the firs
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from flask import Response, stream_with_context
@@ -293,21 +290,8 @@ def download(report: Report, fmt: str) -> Download:
     name = filename(report.kind, fmt, utcnow())
     if fmt == "csv":
         return Download(name, export.CSV_MIMETYPE, export.csv_chunks(report, export.Digest()))
-    handle, temporary = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    path = Path(temporary)
-    try:
-        export.write_xlsx(report, path)
-        stream = path.open("rb")
-    finally:
-        path.unlink()  # the open handle keeps the data until it is streamed
-
-    def file_chunks() -> Iterator[bytes]:
-        with stream:
-            while chunk := stream.read(1 << 16):
-                yield chunk
-
-    return Download(name, export.XLSX_MIMETYPE, file_chunks())
+    _result, chunks = export.xlsx_stream(report)
+    return Download(name, export.XLSX_MIMETYPE, chunks)
 
 
 def response(download: Download) -> Response:

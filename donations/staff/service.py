@@ -48,6 +48,17 @@ def _offline_details(gift: Gift) -> dict[str, Any]:
     }
 
 
+def _audit_offline_gift(gift: Gift, actor: StaffUser, remote_addr: str | None) -> None:
+    audit(
+        "gift.offline_create",
+        actor=actor,
+        target_type="gift",
+        target_id=gift.id,
+        details=_offline_details(gift),
+        remote_addr=remote_addr,
+    )
+
+
 def _receipt(recorded: offline.RecordedOfflineGift) -> None:
     if recorded.send_receipt:
         gift = recorded.gift
@@ -57,16 +68,8 @@ def _receipt(recorded: offline.RecordedOfflineGift) -> None:
 def record_offline_gift(entry: offline.OfflineGift, actor: StaffUser, remote_addr: str | None) -> Gift:
     recorded = offline.record_offline_gift(entry)
     _receipt(recorded)
-    gift = recorded.gift
-    audit(
-        "gift.offline_create",
-        actor=actor,
-        target_type="gift",
-        target_id=gift.id,
-        details=_offline_details(gift),
-        remote_addr=remote_addr,
-    )
-    return gift
+    _audit_offline_gift(recorded.gift, actor, remote_addr)
+    return recorded.gift
 
 
 def record_offline_batch(entries: list[offline.OfflineGift], actor: StaffUser, remote_addr: str | None) -> list[Gift]:
@@ -76,14 +79,7 @@ def record_offline_batch(entries: list[offline.OfflineGift], actor: StaffUser, r
         _receipt(entry)
     gifts = [entry.gift for entry in recorded]
     for gift in gifts:
-        audit(
-            "gift.offline_create",
-            actor=actor,
-            target_type="gift",
-            target_id=gift.id,
-            details=_offline_details(gift),
-            remote_addr=remote_addr,
-        )
+        _audit_offline_gift(gift, actor, remote_addr)
     audit(
         "gift.offline_batch",
         actor=actor,
