@@ -37,7 +37,7 @@ from donations.mail import service as mail
 from donations.mail import statements
 from donations.mail.render import public_url
 from donations.money import format_money
-from donations.payments import events
+from donations.payments import account_setup, events
 from donations.payments.gateway import get_gateway
 from donations.payments.local import billing as local_billing
 
@@ -284,7 +284,11 @@ def portal_url(donor: Donor, membership_id: int, return_url: str) -> str:
     membership = _own_membership(donor, membership_id)
     if not membership.stripe_customer_id:
         raise ChangeRefused("This membership cannot be managed online; please write to us.")
-    return get_gateway().create_billing_portal_session(membership.stripe_customer_id, return_url)
+    # The portal configuration `setup-stripe` made lists the fund's prices (switching amount);
+    # without one, Stripe uses the account's default configuration.
+    return get_gateway().create_billing_portal_session(
+        membership.stripe_customer_id, return_url, account_setup.portal_configuration_id()
+    )
 
 
 # The local gateway's portal -------------------------------------------------------------------

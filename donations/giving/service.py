@@ -11,6 +11,7 @@ from donations.extensions import db
 from donations.ledger import service as ledger
 from donations.ledger.models import Fund, Gift
 from donations.money import fee_to_cover, format_money
+from donations.payments import account_setup
 from donations.payments.gateway import CheckoutRequest, GatewayError, get_gateway
 
 
@@ -84,6 +85,8 @@ def begin_checkout(intent: GiftIntent, success_url: str, cancel_url_for: Callabl
         for_organization=bool(intent.organization),
         success_url=success_url,
         cancel_url=cancel_url_for(gift),
+        # A suggested amount is paid through the fund's own Price (the portal switches among them).
+        price_id=account_setup.price_for(intent.fund.id, gift.frequency, gift.amount_cents, gift.currency),
     )
     try:
         session = get_gateway().create_checkout(request)

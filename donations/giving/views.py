@@ -15,7 +15,7 @@ from donations.extensions import db
 from donations.giving import arrival, service
 from donations.giving.forms import GiftForm
 from donations.giving.page_cache import cached_gift_page
-from donations.ledger import memberships
+from donations.ledger import funds, memberships
 from donations.ledger import service as ledger
 from donations.ledger.models import RECEIVED_STATUSES, UNPAID_STATUSES, Frequency, Fund, Gift, GiftStatus
 from donations.mail.render import public_url
@@ -25,11 +25,6 @@ from donations.protection import card_testing as protection
 
 bp = Blueprint("giving", __name__)
 
-DEFAULT_SUGGESTED = {
-    "one_time": [2500, 5000, 10000, 25000],
-    "monthly": [500, 1000, 2500],
-    "annual": [6000, 12000, 25000],
-}
 ATTRIBUTION_KEYS = arrival.ATTRIBUTION_KEYS
 
 
@@ -84,7 +79,7 @@ def _prefill_from(token: str) -> dict[str, Any]:
 @cached_gift_page
 def give(fund_slug: str | None = None) -> ResponseReturnValue:
     fund = _fund_or_404(fund_slug)
-    suggested = {**DEFAULT_SUGGESTED, **(fund.suggested_amounts or {})}
+    suggested = funds.suggested_amounts(fund)
     prefill = _prefill_from(request.args["resume"]) if request.method == "GET" and "resume" in request.args else {}
     frequencies = enabled_frequencies()
     form = GiftForm(suggested, frequencies, data=prefill or None)

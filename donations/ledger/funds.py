@@ -16,6 +16,12 @@ from donations.ttl_cache import TtlCache
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 RESERVED_SLUGS = {"thanks", "resume"}
+# What the gift page suggests for a frequency the fund's settings leave out.
+DEFAULT_SUGGESTED = {
+    "one_time": [2500, 5000, 10000, 25000],
+    "monthly": [500, 1000, 2500],
+    "annual": [6000, 12000, 25000],
+}
 
 
 class FundError(ValueError):
@@ -167,3 +173,9 @@ def funds_for_choice(*, active_only: bool = False) -> list[Fund]:
     if active_only:
         statement = statement.where(Fund.active.is_(True))
     return list(db.session.scalars(statement))
+
+
+def suggested_amounts(fund: Fund) -> dict[str, list[int]]:
+    """The amounts (cents) the gift page offers per frequency: the fund's own, else the defaults.
+    Stripe set-up makes a price for each, so the two never disagree."""
+    return {**DEFAULT_SUGGESTED, **(fund.suggested_amounts or {})}

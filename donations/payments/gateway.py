@@ -8,6 +8,9 @@ from typing import Any, Protocol
 
 from flask import current_app
 
+from donations.forms import FREQUENCY_CHOICES
+from donations.money import format_money
+
 
 class GatewayError(RuntimeError):
     """The gateway could not be reached or refused the request: nothing was charged; retry."""
@@ -30,6 +33,8 @@ class CheckoutRequest:
     success_url: str
     cancel_url: str
     metadata: dict[str, str] = field(default_factory=dict)
+    # The Price `setup-stripe` made for this fund, frequency and amount; None: an inline price.
+    price_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,72 @@ class EventPage:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class PriceNeed:
+    """A suggested amount of a fund and frequency, which the account needs a Price for."""
+
+    fund_id: int
+    fund_slug: str
+    fund_name: str
+    frequency: str  # one_time | monthly | annual
+    amount_cents: int
+    currency: str
+
+    @property
+    def key(self) -> tuple[int, str, int, str]:
+        return (self.fund_id, self.frequency, self.amount_cents, self.currency)
+
+    @property
+    def words(self) -> str:
+        """ "Investigative Reporting Fund, Monthly, $10.00": for people reading a command's output."""
+        frequency = dict(FREQUENCY_CHOICES).get(self.frequency, self.frequency)
+        return f"{self.fund_name}, {frequency}, {format_money(self.amount_cents, self.currency)}"
+
+
+@dataclass(frozen=True)
+class AccountPlan:
+    """What the app needs of the payment account."""
+
+    prices: list[PriceNeed]
+    webhook_url: str
+    events: list[str]  # exactly the event types the handlers registry handles
+
+
+@dataclass(frozen=True)
+class SetUpPrice:
+    need: PriceNeed
+    price_id: str
+    product_id: str
+
+
+@dataclass
+class AccountSetUp:
+    """What `set_up_account` did (in words) and the ids the app keeps."""
+
+    prices: list[SetUpPrice] = field(default_factory=list)
+    portal_configuration_id: str | None = None
+    webhook_endpoint_id: str | None = None
+    webhook_secret: str | None = None  # only when the endpoint was created now
+    changes: list[str] = field(default_factory=list)
+    note: str | None = None  # a gateway with nothing to set up says so
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Something the account lacks or has wrong, and what fixes it, in words."""
+
+    problem: str
+    fix: str
+
+
+@dataclass
+class AccountCheck:
+    differences: list[Difference] = field(default_factory=list)
+    prices: dict[tuple[int, str, int, str], str] = field(default_factory=dict)  # need key -> price id found
+    portal_configuration_id: str | None = None
+    note: str | None = None
+
+
 class PaymentGateway(Protocol):
     name: str
 
@@ -79,8 +150,19 @@ class PaymentGateway(Protocol):
         when `invoice_payment.paid` has not come); None when Stripe names none."""
         ...
 
-    def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
+    def create_billing_portal_session(
+        self, customer_id: str, return_url: str, configuration_id: str | None = None
+    ) -> str:
         """Where a member manages their subscriptions (amount, card, cancel): its address."""
+        ...
+
+    def set_up_account(self, plan: AccountPlan) -> AccountSetUp:
+        """Create or update, idempotently, what the plan needs (products and prices, the portal
+        configuration, the webhook endpoint); objects are found by the app's metadata."""
+        ...
+
+    def check_account(self, plan: AccountPlan) -> AccountCheck:
+        """Compare the account with the plan, changing nothing."""
         ...
 
 

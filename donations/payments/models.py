@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from donations.clock import utcnow
@@ -181,3 +181,41 @@ class ImportCursor(Base):
     listed: Mapped[int] = mapped_column(default=0)
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StripePrice(Base):
+    """A Price `payments setup-stripe` made for a fund's suggested amount: a checkout for that
+    fund, frequency and amount names it (so the Billing Portal can switch among them)."""
+
+    __tablename__ = "stripe_prices"
+    __table_args__ = (UniqueConstraint("fund_id", "frequency", "amount_cents", "currency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fund_id: Mapped[int] = mapped_column(ForeignKey("funds.id"))
+    frequency: Mapped[str] = mapped_column(String(20))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    price_id: Mapped[str] = mapped_column(String(255))
+    product_id: Mapped[str] = mapped_column(String(255))
+
+
+class StripeSetupObject(Base):
+    """An account-wide object `setup-stripe` made: the Billing Portal configuration (portal
+    sessions name it) and the webhook endpoint."""
+
+    __tablename__ = "stripe_setup_objects"
+
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)  # portal_configuration | webhook_endpoint
+    stripe_id: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StripeCheck(Base):
+    """One run of `payments check-stripe`: /healthz shows the last."""
+
+    __tablename__ = "stripe_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    problems: Mapped[int]
+    summary: Mapped[str] = mapped_column(Text, default="")  # each difference, one a line

@@ -9,10 +9,18 @@ from typing import Any
 
 import stripe
 from stripe.params import BalanceTransactionListParams, EventListParams, RefundCreateParams
-from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItemPriceData
+from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
+from stripe.params.checkout import (
+    SessionCreateParams,
+    SessionCreateParamsLineItem,
+    SessionCreateParamsLineItemPriceData,
+)
 
 from donations.ledger.models import FREQUENCY_INTERVAL
 from donations.payments.gateway import (
+    AccountCheck,
+    AccountPlan,
+    AccountSetUp,
     CheckoutRequest,
     CheckoutSession,
     EventPage,
@@ -21,6 +29,7 @@ from donations.payments.gateway import (
     RefundParams,
 )
 from donations.payments.installation import METADATA_KEY, idempotency_key, installation_id
+from donations.payments.stripe_setup import StripeAccountSetUp
 
 # Stripe's own refund reasons; any other words go in the refund's metadata only.
 STRIPE_REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -60,8 +69,15 @@ class StripeGateway:
             "unit_amount": request.amount_cents,
             "product_data": {"name": request.description},
         }
+        # The fund's own Price for a suggested amount (the Billing Portal switches among those);
+        # any other amount an inline one.
+        line_item: SessionCreateParamsLineItem = (
+            {"price": request.price_id, "quantity": 1}
+            if request.price_id
+            else {"price_data": price_data, "quantity": 1}
+        )
         params: SessionCreateParams = {
-            "line_items": [{"price_data": price_data, "quantity": 1}],
+            "line_items": [line_item],
             "customer_email": request.donor_email,
             "client_reference_id": str(request.gift_id),
             "success_url": request.success_url,
@@ -152,14 +168,23 @@ class StripeGateway:
                 return intent
         return None
 
-    def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
+    def create_billing_portal_session(
+        self, customer_id: str, return_url: str, configuration_id: str | None = None
+    ) -> str:
+        params: PortalSessionCreateParams = {"customer": customer_id, "return_url": return_url}
+        if configuration_id:
+            params["configuration"] = configuration_id
         try:
-            session = self.client.v1.billing_portal.sessions.create(
-                params={"customer": customer_id, "return_url": return_url}
-            )
+            session = self.client.v1.billing_portal.sessions.create(params=params)
         except stripe.StripeError as exc:
             raise GatewayError(f"Stripe's Billing Portal did not answer: {type(exc).__name__}") from exc
         return session.url
+
+    def set_up_account(self, plan: AccountPlan) -> AccountSetUp:
+        return StripeAccountSetUp(self.client, installation_id()).apply(plan)
+
+    def check_account(self, plan: AccountPlan) -> AccountCheck:
+        return StripeAccountSetUp(self.client, installation_id()).compare(plan)
 
 
 @functools.lru_cache(maxsize=4)

@@ -26,12 +26,25 @@ from sqlalchemy.exc import DBAPIError
 from donations.extensions import db
 from donations.ledger.models import Gift, GiftStatus
 from donations.payments import events, signing
-from donations.payments.gateway import CheckoutRequest, CheckoutSession, EventPage, GatewayError, RefundParams
+from donations.payments.gateway import (
+    AccountCheck,
+    AccountPlan,
+    AccountSetUp,
+    CheckoutRequest,
+    CheckoutSession,
+    EventPage,
+    GatewayError,
+    RefundParams,
+)
 
 PAYING_CARD = "4242424242424242"
 DECLINING_CARD = "4000000000000002"
 # Stripe expires an unpaid Checkout Session 24 hours after it was created (its default).
 SESSION_LIFETIME = timedelta(hours=24)
+NOTHING_TO_SET_UP = (
+    "The local gateway has nothing to set up: its checkout, portal and events are this app's own. "
+    "Set STRIPE_SECRET_KEY to set up a Stripe account."
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +108,17 @@ class LocalGateway:
     def list_payout_balance_transactions(self, payout_id: str) -> Iterator[dict[str, Any]]:
         return iter(())
 
-    def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
+    def create_billing_portal_session(
+        self, customer_id: str, return_url: str, configuration_id: str | None = None
+    ) -> str:
         # The local stand-in for Stripe's Billing Portal (see donations/giving/membership_views.py).
         return url_for("membership.local_portal", customer_id=customer_id)
+
+    def set_up_account(self, plan: AccountPlan) -> AccountSetUp:
+        return AccountSetUp(note=NOTHING_TO_SET_UP)
+
+    def check_account(self, plan: AccountPlan) -> AccountCheck:
+        return AccountCheck(note=NOTHING_TO_SET_UP)
 
 
 def new_id(prefix: str) -> str:
