@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from donations.extensions import db
 from donations.operations.schedules import latest_runs
+from donations.payments.account_setup import last_check
 from donations.payments.sync import sync_health
 
 bp = Blueprint("health", __name__)
@@ -21,6 +22,7 @@ def healthz() -> ResponseReturnValue:
         db.session.execute(text("SELECT 1"))
         stripe = sync_health()
         runs = latest_runs()
+        setup_check = last_check()
     except SQLAlchemyError:
         db.session.rollback()
         response = jsonify(status="unavailable", database="unreachable")
@@ -45,5 +47,15 @@ def healthz() -> ResponseReturnValue:
             }
             for run in runs
         },
+        # `payments check-stripe`'s last run: does the account have what the app needs?
+        stripe_setup_check=(
+            {
+                "checked_at": setup_check.checked_at.isoformat(),
+                "ok": not setup_check.problems,
+                "problems": setup_check.problems,
+            }
+            if setup_check
+            else None
+        ),
         ledger_violations=next((run.problems for run in runs if run.job == "ledger-verify"), None),
     )

@@ -134,3 +134,89 @@ def gift_sources_remove(source_id: int) -> None:
     except GiftSourceError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Gift source {source_id} removed: {value}.")
+
+
+def _webhook_url(value: str | None) -> str:
+    from urllib.parse import urlsplit
+
+    from donations.payments.account_setup import default_webhook_url
+
+    url = value or default_webhook_url()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(f"{url!r} is not a web address such as https://give.example.org/stripe/webhook")
+    return url
+
+
+@payments_cli.command("setup-stripe")
+@click.option(
+    "--webhook-url",
+    required=True,
+    help="Where Stripe sends events: this site's /stripe/webhook, e.g. https://give.example.org/stripe/webhook.",
+)
+def setup_stripe_command(webhook_url: str) -> None:
+    """Create or update the Stripe account's set-up; running it again changes nothing.
+
+    Makes a Product per fund and frequency with a Price for each suggested amount (checkouts for
+    those amounts use them, and members switch among them in the Billing Portal), the Billing
+    Portal configuration (cancel, update card, change amount) and the webhook endpoint sending
+    exactly the events the app handles, in the API version of the installed stripe library.
+    Objects are found by this installation's metadata, never by name. The signing secret of a
+    newly made endpoint is printed once: set STRIPE_WEBHOOK_SECRET to it."""
+    from donations.accounts.audit import cli_actor
+    from donations.extensions import unit_of_work
+    from donations.payments.account_setup import set_up
+    from donations.payments.gateway import GatewayError
+
+    url = _webhook_url(webhook_url)
+    try:
+        with unit_of_work():
+            done = set_up(url, cli_actor())
+    except GatewayError as exc:
+        raise click.ClickException(str(exc)) from None
+    if done.note:
+        click.echo(done.note)
+        return
+    for change in done.changes:
+        click.echo(change)
+    if not done.changes:
+        click.echo("Nothing to change: the account already has everything the app needs.")
+    click.echo(f"{len(done.prices)} prices for the funds' suggested amounts; checkouts for those amounts use them.")
+    if done.webhook_secret:
+        click.echo("")
+        click.echo("The new webhook endpoint's signing secret (shown only now): set STRIPE_WEBHOOK_SECRET to")
+        click.echo(done.webhook_secret)
+
+
+@payments_cli.command("check-stripe")
+@click.option(
+    "--webhook-url",
+    default=None,
+    help="The webhook address the endpoint should have; default: PUBLIC_URL's /stripe/webhook.",
+)
+def check_stripe_command(webhook_url: str | None) -> None:
+    """Compare the Stripe account with what the app needs, changing nothing: the products and
+    prices of each fund and frequency, the Billing Portal configuration's features, and the
+    webhook endpoint's address, events, API version and state. Prints each difference with its
+    fix and exits with 1 when there is any. /healthz shows the last result."""
+    from donations.extensions import unit_of_work
+    from donations.payments.account_setup import check
+    from donations.payments.gateway import GatewayError
+
+    url = _webhook_url(webhook_url)
+    try:
+        with unit_of_work():
+            found = check(url)
+    except GatewayError as exc:
+        raise click.ClickException(str(exc)) from None
+    if found.note:
+        click.echo(found.note)
+        return
+    if not found.differences:
+        click.echo("The Stripe account has everything the app needs.")
+        return
+    click.echo(f"{len(found.differences)} differences between the Stripe account and what the app needs:")
+    for difference in found.differences:
+        click.echo(f"- {difference.problem}")
+        click.echo(f"  Fix: {difference.fix}")
+    raise SystemExit(1)
