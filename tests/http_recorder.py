@@ -10,7 +10,8 @@ a stand-in for Stripe's API (Stripe cannot be reached from tests).
         request = api.requests_to("POST", "/v1/checkout/sessions")[0]
         request.headers["Idempotency-Key"], request.form["line_items[0][price_data][unit_amount]"]
 
-Routes are (method, path) without the query string. A list of answers is served in turn, the
+Routes are (method, path) without the query string; `route_prefix` answers every path under a
+prefix (`/v1/products/` for `/v1/products/prod_1`) not routed exactly. A list of answers is served in turn, the
 last one repeating. `delay` holds the answer back, e.g. past the client's time-out; a request is
 recorded as soon as it arrives, so one the client gave up on is still there. Unrouted requests
 get Stripe's 404 error shape.
@@ -108,6 +109,7 @@ class HTTPRecorder:
         self.host = host
         self.requests: list[RecordedRequest] = []
         self._routes: dict[tuple[str, str], Responder] = {}
+        self._prefix_routes: dict[tuple[str, str], Callable[[RecordedRequest], Answer]] = {}
         self._served: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -132,6 +134,11 @@ class HTTPRecorder:
         with self._lock:
             self._routes[(method.upper(), path)] = answer
             self._served[(method.upper(), path)] = 0
+
+    def route_prefix(self, method: str, prefix: str, answer: Callable[[RecordedRequest], Answer]) -> None:
+        """Answer `method` on every path starting with `prefix` (no exact route) with `answer`."""
+        with self._lock:
+            self._prefix_routes[(method.upper(), prefix)] = answer
 
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         with self._lock:
@@ -188,6 +195,15 @@ class HTTPRecorder:
         with self._lock:
             self.requests.append(request)
             responder = self._routes.get(key)
+            if responder is None:
+                responder = next(
+                    (
+                        answer
+                        for (method, prefix), answer in self._prefix_routes.items()
+                        if method == request.method and request.path.startswith(prefix)
+                    ),
+                    None,
+                )
             turn = self._served.get(key, 0)
             self._served[key] = turn + 1
         if responder is None:
