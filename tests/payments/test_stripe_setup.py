@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from donations.accounts.models import AuditEntry
 from donations.extensions import db
+from donations.payments import account_setup
+from donations.payments.gateway import get_gateway
 from donations.payments.handlers import handled_types
 from donations.payments.models import StripePrice
 from tests import stripe_events as se
@@ -253,3 +255,22 @@ def test_a_webhook_url_that_is_not_an_address_is_refused(app, account, funds):
 
     assert result.exit_code == 2 and "is not a web address" in result.output
     assert writes(account) == []
+
+
+def test_portal_sessions_name_the_configuration_setup_made(app, account, funds):
+    assert account_setup.portal_configuration_id() is None
+    assert setup(app).exit_code == 0
+    api: HTTPRecorder = account.api  # type: ignore[attr-defined]
+    api.route(
+        "POST", "/v1/billing_portal/sessions", Answer(json={"id": "bps_1", "url": "https://billing.stripe.com/p/1"})
+    )
+    [portal] = account.objects["billing_portal_configurations"]
+
+    configuration = account_setup.portal_configuration_id()
+    url = get_gateway().create_billing_portal_session(
+        "cus_1", "https://give.example.org/membership/account", configuration
+    )
+
+    assert configuration == portal["id"] and url == "https://billing.stripe.com/p/1"
+    [request] = api.requests_to("POST", "/v1/billing_portal/sessions")
+    assert request.form["configuration"] == portal["id"]
