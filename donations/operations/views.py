@@ -1,4 +1,5 @@
-"""Staff page: the worker's schedules, each job's last run and the recent ones."""
+"""Staff page: the worker's schedules, each job's last run and the recent ones; and the last
+`payments check-stripe` result."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from donations.accounts.roles import READ, role_required
 from donations.operations import schedules
 from donations.operations.jobs import JOBS
+from donations.payments import account_setup
 
 bp = Blueprint("operations", __name__, url_prefix="/staff")
 
@@ -23,4 +25,5 @@ def schedule_runs() -> ResponseReturnValue:
         settings=current_app.config["WORKER_SCHEDULES"],
         latest={run.job: run for run in schedules.latest_runs()},
         runs=schedules.recent_runs(),
+        stripe_check=account_setup.last_check(),
     )

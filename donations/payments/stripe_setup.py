@@ -287,18 +287,22 @@ def _portal_products(prices: list[SetUpPrice]) -> dict[str, list[str]]:
 
 def _portal_features(products: dict[str, list[str]]) -> dict[str, Any]:
     listed = [{"product": product, "prices": prices} for product, prices in products.items()]
+    # No membership prices (only one-time gifts): nothing to switch between.
+    switching: dict[str, Any] = {"enabled": False}
+    if listed:
+        switching = {
+            "enabled": True,
+            "default_allowed_updates": ["price"],
+            "products": listed[:PORTAL_PRODUCT_LIMIT],
+            # A new amount starts with the next payment: no surprise charge or credit mid-period.
+            "proration_behavior": "none",
+        }
     return {
         # At the period's end: a member has paid for the month they are in.
         "subscription_cancel": {"enabled": True, "mode": "at_period_end"},
         "payment_method_update": {"enabled": True},
         "invoice_history": {"enabled": True},
-        "subscription_update": {
-            "enabled": bool(listed),
-            "default_allowed_updates": ["price"] if listed else [],
-            "products": listed[:PORTAL_PRODUCT_LIMIT] if listed else "",
-            # A new amount starts with the next payment: no surprise charge or credit mid-period.
-            "proration_behavior": "none",
-        },
+        "subscription_update": switching,
     }
 
 

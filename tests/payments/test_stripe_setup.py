@@ -19,8 +19,10 @@ from donations.payments.handlers import handled_types
 from donations.payments.models import StripePrice
 from tests import stripe_events as se
 from tests.factories import make_fund
+from tests.forms import page_text
 from tests.giving.support import post_gift
-from tests.http_recorder import Answer, HTTPRecorder
+from tests.http_recorder import Answer, HTTPRecorder, stripe_error
+from tests.staff.support import make_staff, sign_in
 from tests.stripe_account import StripeAccount
 
 HOOK = "https://give.example.org/stripe/webhook"
@@ -274,3 +276,31 @@ def test_portal_sessions_name_the_configuration_setup_made(app, account, funds):
     assert configuration == portal["id"] and url == "https://billing.stripe.com/p/1"
     [request] = api.requests_to("POST", "/v1/billing_portal/sessions")
     assert request.form["configuration"] == portal["id"]
+
+
+def test_the_schedules_page_shows_the_last_check(app, client, account, funds):
+    sign_in(client, make_staff("viewer"))
+    assert "Never checked" in client.get("/staff/schedules").get_data(as_text=True)
+    assert run(app, "check-stripe").exit_code == 1
+
+    page = page_text(client.get("/staff/schedules").get_data(as_text=True))
+
+    assert "differences between the Stripe account and what the app needs" in page
+    assert "There is no webhook endpoint of this app" in page
+
+
+def test_stripe_refusing_a_request_is_a_clear_error_and_a_rerun_finishes(app, account, funds):
+    api: HTTPRecorder = account.api  # type: ignore[attr-defined]
+    refusal = stripe_error("Invalid URL: webhooks must use HTTPS.", "invalid_request_error")
+    api.route("POST", "/v1/webhook_endpoints", Answer(status=400, json=refusal))
+
+    failed = setup(app)
+
+    assert failed.exit_code == 1 and "Invalid URL: webhooks must use HTTPS." in failed.output
+    assert db.session.scalars(select(StripePrice)).all() == []  # nothing kept of a half set-up
+    made = len(account.objects["products"])
+    account.serve_setup(api)
+
+    assert setup(app).exit_code == 0
+    assert len(account.objects["products"]) == made  # found again, not made twice
+    assert run(app, "check-stripe").exit_code == 0
