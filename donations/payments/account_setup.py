@@ -87,7 +87,7 @@ def check(webhook_url: str) -> AccountCheck:
         if price_id and kept.get(need.key) != price_id:
             found.differences.append(
                 Difference(
-                    f"Checkouts here do not use the price {price_id} for {need.words}.",
+                    f"Checkouts here do not use the account's price for {need.words}.",
                     "Run `flask --app wsgi payments setup-stripe` against this database.",
                 )
             )

@@ -17,6 +17,7 @@ import stripe
 
 from donations.forms import FREQUENCY_CHOICES
 from donations.ledger.models import FREQUENCY_INTERVAL
+from donations.money import format_money
 from donations.payments.gateway import (
     AccountCheck,
     AccountPlan,
@@ -65,7 +66,7 @@ class StripeAccountSetUp:
         for key, price in survey.prices.items():
             if key not in wanted_keys and price.get("active"):
                 self._call(self.client.v1.prices.update, price["id"], params={"active": False})
-                done.changes.append(f"Turned off the price {price['id']}: no fund suggests its amount now.")
+                done.changes.append(f"Turned off the price of {_price_words(price, survey)}: no longer suggested.")
         wanted_products = set(_by_product(plan.prices))
         for (fund_id, frequency), product in survey.products.items():
             if (fund_id, frequency) not in wanted_products and product.get("active"):
@@ -243,6 +244,15 @@ class StripeAccountSetUp:
     def _lookup_key(self, need: PriceNeed) -> str:
         """Unique on the account (Stripe's rule) and to this installation."""
         return f"{self.installation}-fund-{need.fund_id}-{need.frequency}-{need.amount_cents}-{need.currency}"
+
+
+def _price_words(price: dict[str, Any], survey: _Survey) -> str:
+    """ "$10.00, Community Forums Reporting (Monthly)": a price of the app's, for people."""
+    metadata = price.get("metadata") or {}
+    fund_id = metadata.get("fund_id", "")
+    product = survey.products.get((int(fund_id), metadata.get("frequency", ""))) if fund_id.isdigit() else None
+    amount = format_money(price.get("unit_amount") or 0, price.get("currency") or "usd")
+    return f"{amount}, {product.get('name')}" if product else amount
 
 
 def _version(endpoint: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import stripe
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from donations.accounts.models import AuditEntry
 from donations.extensions import db
@@ -147,7 +147,11 @@ def test_a_changed_amount_gets_its_price_and_the_old_one_is_turned_off(app, acco
     community.suggested_amounts = {**AMOUNTS, "monthly": [500, 1500]}
     db.session.commit()
 
-    assert setup(app).exit_code == 0
+    result = setup(app)
+
+    assert result.exit_code == 0, result.output
+    assert "Created the price Community Forums Reporting, Monthly, $15.00." in result.output
+    assert "Turned off the price of $10.00, Community Forums Reporting (Monthly): no longer suggested." in result.output
 
     monthly = {
         p["unit_amount"]: p
@@ -304,3 +308,15 @@ def test_stripe_refusing_a_request_is_a_clear_error_and_a_rerun_finishes(app, ac
     assert setup(app).exit_code == 0
     assert len(account.objects["products"]) == made  # found again, not made twice
     assert run(app, "check-stripe").exit_code == 0
+
+
+def test_check_notices_a_database_whose_checkouts_do_not_name_the_prices(app, account, funds):
+    assert setup(app).exit_code == 0
+    db.session.execute(delete(StripePrice))  # a database restored from before set-up, say
+    db.session.commit()
+
+    result = run(app, "check-stripe")
+
+    assert result.exit_code == 1
+    assert result.output.count("Checkouts here do not use the account's price for") == 10
+    assert setup(app).exit_code == 0 and run(app, "check-stripe").exit_code == 0
