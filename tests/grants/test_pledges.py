@@ -68,7 +68,11 @@ def test_finance_records_a_pledge_with_its_document(client, program):
 
 @pytest.mark.parametrize(
     ("content", "filename", "kind"),
-    [(PNG_BYTES, "scan.txt", "image/png"), (JPEG_BYTES, "photo", "image/jpeg"), (pledge_pdf(), "x.png", "application/pdf")],
+    [
+        (PNG_BYTES, "scan.txt", "image/png"),
+        (JPEG_BYTES, "photo", "image/jpeg"),
+        (pledge_pdf(), "x.png", "application/pdf"),
+    ],
 )
 def test_the_type_comes_from_the_first_bytes_not_the_name(client, program, content, filename, kind):
     sign_in(client, make_staff("finance"))
