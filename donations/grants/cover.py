@@ -53,8 +53,11 @@ class _Sheet(FPDF):
         self.ln(self.leading)
 
     def digest(self, sha256: str, name: str) -> None:
-        self.set_font("Courier", "", self.base_size - 0.5)
-        self.multi_cell(0, self.leading, latin1(f"{sha256}  {name}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        """The SHA-256 in a column of its own, the file's name beside it (wrapped there if long)."""
+        self.set_font("Courier", "", self.base_size - 1.5)
+        self.cell(self.get_string_width(sha256) + self.base_size, self.leading, sha256)
+        self.set_font("Helvetica", "", self.base_size - 0.5)
+        self.multi_cell(0, self.leading, latin1(name), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
 def _draw(facts: dict[str, Any], files: list[dict[str, Any]], size: float, created: datetime) -> _Sheet:
@@ -75,9 +78,11 @@ def _draw(facts: dict[str, Any], files: list[dict[str, Any]], size: float, creat
     if not facts["pledges"]:
         pdf.text_line("None recorded.")
     for pledge in facts["pledges"]:
-        pdf.fact(pledge["funder"], f"{pledge['amount']} pledged on {pledge['date']} (document: {pledge['file']})")
+        pdf.fact(pledge["funder"], f"{pledge['amount']} pledged on {pledge['date']}")
     pdf.heading("Files in this packet and their SHA-256")
-    pdf.text_line("Any copy of a file whose SHA-256 matches the one below is the file as prepared.")
+    pdf.text_line(
+        "A copy of a file whose SHA-256 matches the one here is the file as prepared (pledges/: the documents)."
+    )
     for item in files:
         pdf.digest(item["sha256"], item["name"])
     pdf.ln(pdf.leading * 0.5)

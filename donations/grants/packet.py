@@ -123,7 +123,12 @@ def build_packet(program: GrantProgram, *, actor: Actor, remote_addr: str | None
     assert ctx is not None  # the service's reports carry their context
     labels = [label for label, _ in summary_rows]
     rules_end = labels.index(FIRST_FIGURE) if FIRST_FIGURE in labels else len(labels)
-    rules = [[label, _text(value)] for label, value in summary_rows[1:rules_end]]  # [0] names the program
+    # The program's name, window and zone head the sheet already.
+    rules = [
+        [label, _text(value)]
+        for label, value in summary_rows[:rules_end]
+        if label not in ("Program", "Time zone") and not label.startswith("Window")
+    ]
 
     files: list[tuple[str, bytes]] = []
     for kind, stem in PACKET_REPORTS:

@@ -23,7 +23,7 @@ MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg", "jpg"),
 )
 EXTENSIONS = {mimetype: extension for _, mimetype, extension in MAGIC}
-MAX_PLEDGES = 40  # per program: the cover sheet lists them on its one page
+MAX_PLEDGES = 20  # per program: the cover sheet lists them, and their documents, on its one page
 
 
 class PledgeError(ValueError):

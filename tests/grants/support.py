@@ -179,11 +179,14 @@ def make_pledge(
 
 
 def pdf_text(content: bytes) -> str:
-    """The text drawn by a PDF that fpdf2 made (its content streams, inflated): enough to search."""
-    texts = []
+    """The text a PDF made by fpdf2 draws (its content streams inflated, each string shown, in
+    order), lines joined by spaces: enough to search for a phrase wrapped over two lines."""
+    shown = []
     for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", content, re.S):
         try:
-            texts.append(zlib.decompress(stream).decode("latin-1"))
+            text = zlib.decompress(stream).decode("latin-1")
         except zlib.error:
-            texts.append(stream.decode("latin-1"))
-    return "\n".join(texts)
+            text = stream.decode("latin-1")
+        shown += re.findall(r"\(((?:\\.|[^\\)])*)\)\s*Tj", text)
+    joined = " ".join(re.sub(r"\\(.)", r"\1", item) for item in shown)
+    return re.sub(r"\s+", " ", joined)
