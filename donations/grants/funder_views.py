@@ -1,8 +1,8 @@
 """The funder's read-only page of one packet, opened from a funder link without an account.
 
 Closed links (expired, revoked, unknown) answer 404 and say nothing more. Every view of the
-page and every file downloaded is audited with no staff user. The page is not indexed, sends no
-Referer (its address is the key) and is not cached.
+page and every file downloaded is audited with no staff user. The page is not indexed or cached;
+like every page, it sends no Referer to other sites (its address is the key).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ CLOSED = "This link is not open: it may have expired or been withdrawn. Ask the 
 
 @bp.after_request
 def private(response: Response) -> Response:
-    response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     response.headers["Cache-Control"] = "no-store"
     return response

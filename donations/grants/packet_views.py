@@ -4,6 +4,8 @@ every staff role). Thin: validate, call grants.pledges, grants.packet or grants.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
@@ -11,7 +13,7 @@ from flask_login import current_user
 from donations.accounts.audit import audit
 from donations.accounts.models import StaffUser
 from donations.accounts.roles import MONEY, role_required
-from donations.extensions import csrf, unit_of_work
+from donations.extensions import unit_of_work
 from donations.forms import ButtonForm
 from donations.grants import funder_links, pledges, service
 from donations.grants.forms import FunderLinkForm, PledgeForm
@@ -57,18 +59,16 @@ def _attachment(content: bytes, filename: str, mimetype: str) -> Response:
 # --- pledges ------------------------------------------------------------------------------------
 
 
-@bp.before_app_request
-def _room_for_a_document() -> None:
+@bp.url_value_preprocessor
+def _room_for_a_document(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """Room for a pledge's document and the form around it (a larger body is a 413 before it is
-    read). An app-wide hook, so that it runs before the app's own read the form (errors.py's NUL
-    check is registered after the blueprints); the CSRF check runs earlier still, so this view is
-    exempt from it and PledgeForm checks the token itself."""
-    if request.endpoint == "grant_packets.pledge_new":
+    read). Set here because URL value preprocessors run before every before-request hook, and
+    the app's CSRF and NUL checks read the form there."""
+    if endpoint == "grant_packets.pledge_new":
         request.max_content_length = current_app.config["PLEDGE_DOCUMENT_MAX_BYTES"] + 64 * 1024
 
 
 @bp.route("/<slug>/pledges/new", methods=["GET", "POST"])
-@csrf.exempt
 @role_required(*MONEY)
 def pledge_new(slug: str) -> ResponseReturnValue:
     program = _program_or_404(slug)

@@ -71,7 +71,7 @@ def test_a_funder_opens_the_packet_without_an_account(app, client, run):
         "newsmatch-2026-donors.xlsx",
     ):
         assert expected in html, expected
-    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Referrer-Policy"] == "same-origin"  # the address is the key: never sent elsewhere
     assert "noindex" in page.headers["X-Robots-Tag"] and page.headers["Cache-Control"] == "no-store"
     download = funder.get(f"{path}/files/newsmatch-2026-donors.csv")
     assert download.status_code == 200
