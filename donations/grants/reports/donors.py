@@ -40,7 +40,7 @@ def donors(ctx: Context) -> Report:
         context=ctx,
         notes=(
             "One row per donor who paid anything in the window. Anonymous donors are named "
-            "'Anonymous', without email or organization, and still counted.",
+            "'Anonymous' and still counted.",
             not_deductible_statement(ctx.newsroom),
         ),
     )
@@ -53,9 +53,8 @@ def donors(ctx: Context) -> Report:
             yield (
                 donor.owner,
                 donor_label(donor.name, donor.anonymous),
-                # An anonymous donor's email or organization would say who they are.
-                None if donor.anonymous else donor.email,
-                None if donor.anonymous else donor.organization,
+                donor.email,
+                donor.organization,
                 result.gifts_in_window,
                 Money(result.gross_cents),
                 Money(result.reversed_cents),
