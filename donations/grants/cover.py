@@ -80,9 +80,7 @@ def _draw(facts: dict[str, Any], files: list[dict[str, Any]], size: float, creat
     for pledge in facts["pledges"]:
         pdf.fact(pledge["funder"], f"{pledge['amount']} pledged on {pledge['date']}")
     pdf.heading("Files in this packet and their SHA-256")
-    pdf.text_line(
-        "A copy of a file whose SHA-256 matches the one here is the file as prepared (pledges/: the documents)."
-    )
+    pdf.text_line("A copy of a file whose SHA-256 matches the one here is the file as prepared.")
     for item in files:
         pdf.digest(item["sha256"], item["name"])
     pdf.ln(pdf.leading * 0.5)

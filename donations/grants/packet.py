@@ -111,7 +111,8 @@ def _figures(totals: dict[str, Any], local_area: bool) -> list[list[str]]:
                 f"{totals['local_donors']} local donors)",
             ]
         )
-    figures.append(["Local-match pledges", f"{totals['pledges']}, {money(totals['pledged_cents'])} in all"])
+    pledged = f"{totals['pledges']}, {money(totals['pledged_cents'])} in all" if totals["pledges"] else "none"
+    figures.append(["Local-match pledges", pledged])
     return figures
 
 

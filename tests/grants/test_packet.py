@@ -219,3 +219,13 @@ def test_viewers_cannot_make_or_download_packets(client, program):
     assert client.post("/staff/grants/newsmatch-2026/packet", data={"csrf_token": token}).status_code == 403
     assert client.get(f"/staff/grants/runs/{run.id}/packet.zip").status_code == 403
     assert client.get(f"/staff/grants/runs/{run.id}").status_code == 200
+
+
+def test_a_packet_without_pledges_says_so(fund):
+    program = make_program()
+    make_gift(make_donor(name="Pat Person"), fund, 5_000, received_at=local(2026, 11, 5))
+    run, archive = _packet(program)
+    text = pdf_text(archive.read(COVER_NAME))
+    assert "Local-match pledges: none" in text and "None recorded." in text
+    assert [name for name in archive.namelist() if name.startswith("pledges/")] == []
+    assert run.row_count == 7
