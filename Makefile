@@ -27,11 +27,12 @@ run: install
 worker: install
 	WORKER_IN_APP=false $(FLASK) worker
 
-# Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser).
+# Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser), and
+# poppler-utils' pdftoppm, which renders the funder packet's cover sheet in tests/grants.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else echo "Install Debian's chromium (sudo apt-get install chromium) for the browser tests"; exit 1; fi; }
+	@{ command -v chromium && command -v pdftoppm; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils; \
+	  else echo "Install Debian's chromium and poppler-utils (sudo apt-get install chromium poppler-utils) for the browser and PDF tests"; exit 1; fi; }
 
 # ruff, and the import contract (pyproject.toml): a package never imports one above it.
 lint: install

@@ -80,6 +80,10 @@ class Config:
     # full 50-check batch about 35 KB); Stripe's events are far below 1 MB.
     MAX_CONTENT_LENGTH = 64 * 1024
     WEBHOOK_MAX_CONTENT_LENGTH = 1024 * 1024
+    # A grant pledge's document (a signed PDF or a photo of a letter): its form takes this much
+    # more than the file (grants/pledges.py says so in words when a file is larger).
+    PLEDGE_DOCUMENT_MAX_BYTES = 5 * 1024 * 1024
+    FUNDER_LINK_MAX_DAYS = 90  # the longest a funder link may stay open
 
     # Rate limits
     REDIS_URL: str | None = None

@@ -46,6 +46,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     from donations.giving.embed_staff import bp as embed_staff_bp
     from donations.giving.membership_views import bp as membership_bp
     from donations.giving.views import bp as giving_bp
+    from donations.grants.funder_views import bp as funder_bp
+    from donations.grants.packet_views import bp as grant_packets_bp
     from donations.grants.views import bp as grants_bp
     from donations.mail.staff_views import bp as receipts_staff_bp
     from donations.mail.views import bp as statements_bp
@@ -66,6 +68,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.register_blueprint(payments_staff_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(grants_bp)
+    app.register_blueprint(grant_packets_bp)
+    app.register_blueprint(funder_bp)
     app.register_blueprint(receipts_staff_bp)
     app.register_blueprint(statements_bp)
     app.register_blueprint(privacy_bp)

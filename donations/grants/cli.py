@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 from donations.extensions import unit_of_work
 from donations.grants import service
 from donations.grants.models import ALL_SOURCES, REPORT_FORMATS, REPORT_KINDS, ProgramSettings
+from donations.grants.packet import build_packet
 from donations.grants.presets import PRESETS, PresetError, preset
 from donations.grants.reports import ReportError, ReportParams
 from donations.grants.rules import RecurringRule
@@ -178,3 +179,26 @@ def report(
     except (service.GrantError, ReportError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Wrote {run.row_count} rows to {output} (report run #{run.id}, sha256 {run.sha256}).")
+
+
+@grants_cli.command("packet")
+@click.argument("program_slug", metavar="PROGRAM")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
+def packet(program_slug: str, output: Path) -> None:
+    """Write PROGRAM's funder packet to a ZIP file: a one-page PDF cover sheet (rules, money
+    raised, donors, local share, pledges, and the SHA-256 of every other file), the donors,
+    gift ledger and refunds reports as CSV and XLSX, and the pledge documents. Saved as a
+    report run (a funder link can share it) and audited."""
+    program = service.program_by_slug(program_slug)
+    if program is None:
+        raise click.ClickException(f"no grant program {program_slug}")
+    try:
+        with unit_of_work():
+            built = build_packet(program, actor=_actor())
+            output.write_bytes(built.content)
+    except service.GrantError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Wrote the funder packet to {output}: {built.run.row_count} files "
+        f"(report run #{built.run.id}, sha256 {built.run.sha256})."
+    )

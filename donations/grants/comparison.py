@@ -11,7 +11,7 @@ from sqlalchemy import select
 from donations.clock import local_date, newsroom_zone
 from donations.extensions import db
 from donations.grants import queries, reports
-from donations.grants.models import ProgramSettings, ReportRun
+from donations.grants.models import PACKET, ProgramSettings, ReportRun
 from donations.grants.reports import ReportParams
 from donations.grants.rules import Period, exclusion
 from donations.ledger.currency import counted_gift
@@ -67,11 +67,13 @@ def compare_with_now(run: ReportRun) -> Comparison:
     and gifts recorded after it that are dated in its window."""
     settings = ProgramSettings.from_snapshot(run.program_settings)
     params = ReportParams.from_dict(run.parameters)
-    report = reports.build(settings, run.program_id, run.kind, params)
+    # A packet's totals are its summary's; its row count is its files.
+    packet = run.kind == PACKET
+    report = reports.build(settings, run.program_id, "summary" if packet else run.kind, params)
     rows_now = sum(1 for _ in report.rows)
     keys = sorted(set(run.totals) | set(report.totals))
     changed = [(k, run.totals.get(k), report.totals.get(k)) for k in keys if run.totals.get(k) != report.totals.get(k)]
-    if rows_now != run.row_count:
+    if rows_now != run.row_count and not packet:
         changed.insert(0, ("rows", run.row_count, rows_now))
 
     zone = newsroom_zone()

@@ -162,3 +162,21 @@ class ExportForm(FlaskForm):
     first_day = DateField("From", validators=[Optional()])
     last_day = DateField("To", validators=[Optional()])
     year = IntegerField("Year", validators=[Optional(), NumberRange(1900, 9999)])
+
+
+class PledgeForm(FlaskForm):
+    """A local-match pledge; its document is read from the request's files by the view."""
+
+    funder_name = StringField(
+        "Funder (the foundation, business or person who pledged)",
+        validators=[InputRequired("Name the funder."), Length(max=200), no_control_characters],
+    )
+    amount = DollarsField("Amount pledged, in dollars", validators=[InputRequired("Enter the amount."), positive])
+    pledged_on = DateField("Date of the pledge", validators=[InputRequired("Enter the date on the document.")])
+
+
+class FunderLinkForm(FlaskForm):
+    label = StringField("For whom (shown to staff only, e.g. the program officer)", validators=[Length(max=200)])
+    days = IntegerField(
+        "Open for how many days", default=30, validators=[InputRequired("Say how many days."), NumberRange(1, 3650)]
+    )

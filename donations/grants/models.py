@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.accounts.models import StaffUser
@@ -21,10 +21,14 @@ from donations.grants.rules import RecurringRule
 from donations.ledger.models import Fund, GiftSource
 
 REPORT_KINDS = ("summary", "donors", "ledger", "reversals", "disclosure", "payouts")
+# A funder packet (grants/packet.py) is saved as a run too: a ZIP of several reports.
+PACKET = "packet"
+RUN_KINDS = (*REPORT_KINDS, PACKET)
 # The kinds whose rows count gifts toward the program: a reversal recorded after one of these
 # was saved is flagged "after export".
-COUNTING_KINDS = ("summary", "donors", "ledger")
+COUNTING_KINDS = ("summary", "donors", "ledger", PACKET)
 REPORT_FORMATS = ("csv", "xlsx")
+RUN_FORMATS = (*REPORT_FORMATS, "zip")
 ALL_SOURCES = tuple(source.value for source in GiftSource)
 
 
@@ -169,8 +173,8 @@ class ReportRun(Base):
 
     __tablename__ = "report_runs"
     __table_args__ = (
-        CheckConstraint(f"kind IN ({_in(REPORT_KINDS)})", name="kind"),
-        CheckConstraint(f"format IN ({_in(REPORT_FORMATS)})", name="format"),
+        CheckConstraint(f"kind IN ({_in(RUN_KINDS)})", name="kind"),
+        CheckConstraint(f"format IN ({_in(RUN_FORMATS)})", name="format"),
         Index("ix_report_runs_program_created", "program_id", "created_at"),
     )
 
@@ -191,3 +195,67 @@ class ReportRun(Base):
 
     program: Mapped[GrantProgram] = relationship(back_populates="runs")
     staff_user: Mapped[StaffUser | None] = relationship()
+
+
+class Pledge(Base):
+    """A local-match funder's pledge to a program, with the document proving the intent (a
+    signed pledge, a letter, an email as PDF or image). The document is kept in the database, so
+    a backup of the database holds it too; it is loaded only when asked for."""
+
+    __tablename__ = "grant_pledges"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint("document_size > 0", name="document_size_positive"),
+        CheckConstraint("document_type IN ('application/pdf', 'image/png', 'image/jpeg')", name="document_type"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("grant_programs.id"), index=True)
+    funder_name: Mapped[str] = mapped_column(String(200))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    pledged_on: Mapped[date]  # the date on the document (local)
+    document: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    document_name: Mapped[str] = mapped_column(String(255))  # as uploaded, for people
+    document_type: Mapped[str] = mapped_column(String(50))  # from its first bytes, not its name
+    document_size: Mapped[int]
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))  # who recorded it: staff email or "cli:<user>"
+
+    program: Mapped[GrantProgram] = relationship()
+
+
+class Packet(Base):
+    """The files of a funder packet run, as sent: the ZIP itself, what its cover sheet says and
+    each file's name and SHA-256, so a funder link serves exactly what was prepared."""
+
+    __tablename__ = "grant_packets"
+
+    report_run_id: Mapped[int] = mapped_column(ForeignKey("report_runs.id"), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{name, size, sha256}], cover first
+
+    run: Mapped[ReportRun] = relationship()
+
+
+class FunderLink(Base):
+    """A read-only page of one packet for a funder without an account. Only the SHA-256 of its
+    random token is stored: the link is shown once, and a copy of the database opens nothing."""
+
+    __tablename__ = "funder_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_run_id: Mapped[int] = mapped_column(ForeignKey("report_runs.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")  # whom it was made for
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(320))
+
+    run: Mapped[ReportRun] = relationship()
+
+    def open_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at

@@ -4,6 +4,8 @@ reading a report back as plain rows."""
 from __future__ import annotations
 
 import itertools
+import re
+import zlib
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -11,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from donations.clock import utcnow
 from donations.extensions import db
-from donations.grants import service
-from donations.grants.models import GrantProgram, ProgramSettings
+from donations.grants import pledges, service
+from donations.grants.models import GrantProgram, Pledge, ProgramSettings
 from donations.grants.reports import Cell, ReportParams
 from donations.ledger.models import Donor, Fund, Gift, Membership, MembershipChange, Reversal
 
@@ -143,3 +145,48 @@ def html_table(html: str, table_id: str = "report") -> list[list[str]]:
     parser = _Table(table_id)
     parser.feed(html)
     return [[cell.strip() for cell in row] for row in parser.rows]
+
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # the first bytes are what the check reads
+JPEG_BYTES = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+def pledge_pdf(text: str = "We pledge to match local gifts.") -> bytes:
+    """A real one-page PDF letter, as a funder would send."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 8, text)
+    return bytes(pdf.output())
+
+
+def make_pledge(
+    program: GrantProgram,
+    funder: str = "Rose City Community Foundation",
+    amount_cents: int = 1_000_000,
+    pledged_on: date = date(2026, 10, 15),
+    document: bytes | None = None,
+) -> Pledge:
+    pledge = pledges.add_pledge(
+        program,
+        pledges.PledgeData(funder, amount_cents, pledged_on, document or pledge_pdf(), "pledge letter.pdf"),
+        actor="test",
+    )
+    db.session.commit()
+    return pledge
+
+
+def pdf_text(content: bytes) -> str:
+    """The text a PDF made by fpdf2 draws (its content streams inflated, each string shown, in
+    order), lines joined by spaces: enough to search for a phrase wrapped over two lines."""
+    shown = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", content, re.S):
+        try:
+            text = zlib.decompress(stream).decode("latin-1")
+        except zlib.error:
+            text = stream.decode("latin-1")
+        shown += re.findall(r"\(((?:\\.|[^\\)])*)\)\s*Tj", text)
+    joined = " ".join(re.sub(r"\\(.)", r"\1", item) for item in shown)
+    return re.sub(r"\s+", " ", joined)

@@ -22,6 +22,7 @@ from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import GiftSourceRule
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token
+from tests.grants.support import make_pledge
 from tests.staff.support import make_staff, sign_in
 
 ALL = ("admin", "finance", "viewer")
@@ -87,6 +88,13 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "grants.export": MONEY,
     "grants.runs": ALL,
     "grants.run": ALL,
+    "grant_packets.pledge_new": MONEY,
+    "grant_packets.pledge_document": MONEY,
+    "grant_packets.pledge_remove": MONEY,
+    "grant_packets.packet_new": MONEY,
+    "grant_packets.packet_download": MONEY,
+    "grant_packets.link_new": MONEY,
+    "grant_packets.link_revoke": MONEY,
 }
 # Open without a session: signing in, and signing out.
 PUBLIC = {"staff.login", "staff.login_code", "staff.logout"}
@@ -126,6 +134,7 @@ def ids(app: Flask, tmp_path: Path) -> dict[str, int | str]:
         actor="test",
     )
     run = grants.export_to_file(program, "summary", "csv", tmp_path / "summary.csv", actor="test")
+    pledge = make_pledge(program)
     source = GiftSourceRule(kind="payment_link", value="plink_access", created_by="test")
     db.session.add(source)
     db.session.commit()
@@ -140,6 +149,8 @@ def ids(app: Flask, tmp_path: Path) -> dict[str, int | str]:
         "slug": program.slug,
         "kind": "summary",
         "run_id": run.id,
+        "pledge_id": pledge.id,
+        "link_id": 1,  # none: access is decided before the link is looked up
     }
 
 

@@ -57,6 +57,7 @@ REPORT_TITLES = {
     "reversals": "Refunds and disputes",
     "disclosure": "Disclosure of major donors",
     "payouts": "Payout reconciliation",
+    "packet": "Funder packet",  # a saved run of several reports (grants/packet.py)
 }
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import select
 
 from donations.extensions import db
+from donations.grants.models import Pledge
 from donations.grants.reports.base import SOURCE_LABELS, Cell, Context, Money, Percent, Report, not_deductible_statement
 from donations.grants.reports.evaluation import program_totals
 from donations.grants.rules import Reason, RecurringRule
 from donations.ledger.models import Fund
+from donations.money import format_money
 
 RULE_LABELS = {
     RecurringRule.INSTALLMENTS: "Each installment paid in the window",
@@ -33,6 +36,16 @@ def _area_words(prefixes: Sequence[str], states: Sequence[str]) -> str:
     if states:
         parts.append("states " + ", ".join(states))
     return "; or ".join(parts)
+
+
+def _pledges(program_id: int) -> list[tuple[str, date, int]]:
+    """The program's local-match pledges: funder, date and amount, oldest first."""
+    stmt = (
+        select(Pledge.funder_name, Pledge.pledged_on, Pledge.amount_cents)
+        .where(Pledge.program_id == program_id)
+        .order_by(Pledge.pledged_on, Pledge.id)
+    )
+    return [(funder, day, amount) for funder, day, amount in db.session.execute(stmt)]
 
 
 def summary(ctx: Context) -> Report:
@@ -75,6 +88,12 @@ def summary(ctx: Context) -> Report:
         if ctx.local_area.defined:
             yield ("Local area", _area_words(s.local_postal_prefixes, s.local_states))
         yield ("Raised: counted toward the program", Money(totals.counted_cents))
+        pledges = _pledges(ctx.program_id)
+        pledged = sum(amount for _, _, amount in pledges)
+        report.totals.update({"pledges": len(pledges), "pledged_cents": pledged})
+        yield ("Local-match pledges", f"{len(pledges)}, {format_money(pledged)} in all" if pledges else "none")
+        for funder, day, amount in pledges:
+            yield (f"Pledged by {funder} on {day.isoformat()}", Money(amount))
         yield ("Matchable: counted, each donor capped", Money(totals.matchable_cents))
         yield ("Over the per-donor cap (not matchable)", Money(totals.counted_cents - totals.matchable_cents))
         if s.program_cap_cents is not None:
