@@ -6,7 +6,7 @@ bytes kept in the database). report_runs may now be a funder packet (kind 'packe
 stored as the SHA-256 of their token, with an expiry and a revocation time.
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-06
 
 """
