@@ -9,7 +9,7 @@ ledger says happened, the member is told of (`tell_member`) in the event's trans
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from donations.ledger import memberships
@@ -20,7 +20,7 @@ from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
 
 # A pause without an end (pause_collection with no resumes_at) lasts until it is lifted.
-INDEFINITE_PAUSE = datetime(9999, 12, 31)
+INDEFINITE_PAUSE = datetime(9999, 12, 31, tzinfo=UTC)
 # Stripe's subscription statuses, as ours. Others (paused) leave the status alone.
 STATUSES = {
     "active": MembershipStatus.ACTIVE,

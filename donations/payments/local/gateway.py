@@ -24,9 +24,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from donations.extensions import db
-from donations.ledger.models import Gift, GiftStatus
+from donations.ledger.models import Gift, GiftStatus, Membership
 from donations.payments import events, signing
-from donations.payments.gateway import CheckoutRequest, CheckoutSession, EventPage, GatewayError, RefundParams
+from donations.payments.gateway import (
+    CheckoutRequest,
+    CheckoutSession,
+    EventPage,
+    GatewayError,
+    MembershipUpdate,
+    RefundParams,
+)
 
 PAYING_CARD = "4242424242424242"
 DECLINING_CARD = "4000000000000002"
@@ -98,6 +105,33 @@ class LocalGateway:
     def create_billing_portal_session(self, customer_id: str, return_url: str) -> str:
         # The local stand-in for Stripe's Billing Portal (see donations/giving/membership_views.py).
         return url_for("membership.local_portal", customer_id=customer_id)
+
+    def card_update_url(self, membership: Membership, return_url: str) -> str:
+        return url_for("membership.local_portal", customer_id=membership.stripe_customer_id or "")
+
+    def update_membership(self, membership: Membership, update: MembershipUpdate) -> None:
+        from donations.payments.local import billing
+
+        try:
+            billing.change_plan(membership, update.amount_cents, update.frequency, update.fund_slug)
+        except billing.LocalBillingError as exc:
+            raise GatewayError(str(exc)) from exc
+
+    supports_pause = True
+
+    def pause_membership(self, membership: Membership, resumes_at: datetime) -> None:
+        self._pause(membership, resumes_at)
+
+    def resume_membership(self, membership: Membership) -> None:
+        self._pause(membership, None)
+
+    def _pause(self, membership: Membership, resumes_at: datetime | None) -> None:
+        from donations.payments.local import billing
+
+        try:
+            billing.pause(membership, resumes_at)
+        except billing.LocalBillingError as exc:
+            raise GatewayError(str(exc)) from exc
 
 
 def new_id(prefix: str) -> str:
