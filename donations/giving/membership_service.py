@@ -44,8 +44,8 @@ from donations.ledger.models import (
     Membership,
     MembershipStatus,
 )
+from donations.mail import card_links, statements
 from donations.mail import service as mail
-from donations.mail import statements
 from donations.mail.render import public_url
 from donations.money import format_money
 from donations.payments import events
@@ -235,7 +235,7 @@ class Account:
     processing: list[Gift] = field(default_factory=list)
 
 
-def _describe(membership: Membership) -> MembershipRow:
+def describe(membership: Membership) -> MembershipRow:
     per = "month" if membership.interval == "month" else "year"
     renews = (
         membership.current_period_end
@@ -263,7 +263,7 @@ def account(donor: Donor) -> Account:
     ).all()
     return Account(
         donor=donor,
-        memberships=[_describe(m) for m in rows],
+        memberships=[describe(m) for m in rows],
         gifts=list(gifts),
         gateway=current_app.config["PAYMENTS_GATEWAY"],
         statement_url=statements.statement_link(donor.id) if gifts else None,
@@ -314,7 +314,7 @@ def local_portal(donor: Donor, customer_id: str) -> list[MembershipRow]:
     ).all()
     if not rows:
         raise NotYours(customer_id)
-    return [_describe(m) for m in rows]
+    return [describe(m) for m in rows]
 
 
 def local_cards(rows: list[MembershipRow]) -> dict[int, str]:
@@ -416,7 +416,7 @@ def change_page(donor: Donor, membership_id: int) -> ChangePage:
     membership = _manageable(donor, membership_id)
     refusal = _pause_refusal(membership)
     return ChangePage(
-        row=_describe(membership),
+        row=describe(membership),
         frequency=INTERVAL_FREQUENCY[membership.interval],
         funds=_fund_choices(membership),
         pause_supported=refusal is None,
@@ -520,3 +520,34 @@ def resume(donor: Donor, membership_id: int) -> Membership:
         raise ChangeRefused("This membership is not paused.")
     get_gateway().resume_membership(membership)
     return membership
+
+
+# The failed-payment email's card link (dunning) -------------------------------------------------
+
+
+def card_link_membership(token: str) -> Membership:
+    """The membership whose card the link fixes, if it still renews. Raises CardLinkExpired,
+    CardLinkInvalid, or ChangeRefused when the membership has ended."""
+    membership = card_links.read_card_token(token)
+    if membership.status == MembershipStatus.CANCELED:
+        raise ChangeRefused("This membership has ended: there is no card to update.")
+    if not membership.stripe_customer_id:
+        raise ChangeRefused("This membership's card cannot be updated online; please write to us.")
+    return membership
+
+
+def is_local(membership: Membership) -> bool:
+    return (membership.stripe_subscription_id or "").startswith(local_billing.LOCAL_SUBSCRIPTION_PREFIX)
+
+
+def card_update_url(membership: Membership, return_url: str) -> str:
+    """Stripe's Billing Portal at its card form, for this membership's customer."""
+    return get_gateway().card_update_url(membership, return_url)
+
+
+def update_card_from_link(membership: Membership, card_number: str) -> None:
+    """The local gateway's card page behind the link: the card on file for the next attempt."""
+    last4 = local_billing.CARD_LAST4.get(card_number)
+    if last4 is None:
+        raise ChangeRefused("Use the test card 4242 4242 4242 4242, or 4000 0000 0000 0002 to see renewals decline.")
+    local_billing.keep_card(membership.stripe_subscription_id or "", last4)
