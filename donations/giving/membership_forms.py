@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, ValidationError
 
 from donations.money import AmountError, parse_dollars
@@ -39,7 +40,7 @@ class PlanForm(AmountForm):
 
     frequency = RadioField(
         "How often",
-        choices=[("monthly", "Monthly"), ("annual", "Annual")],
+        choices=[SelectChoice("monthly", "Monthly"), SelectChoice("annual", "Annual")],
         validators=[InputRequired("Choose monthly or annual.")],
     )
     fund = SelectField("Fund", validators=[InputRequired("Choose a fund.")])
@@ -49,7 +50,11 @@ class PlanForm(AmountForm):
 class PauseForm(FlaskForm):
     skips = RadioField(
         "Payments to skip",
-        choices=[("1", "The next payment"), ("2", "The next 2 payments"), ("3", "The next 3 payments")],
+        choices=[
+            SelectChoice("1", "The next payment"),
+            SelectChoice("2", "The next 2 payments"),
+            SelectChoice("3", "The next 3 payments"),
+        ],
         validators=[InputRequired("Choose how many payments to skip.")],
     )
 

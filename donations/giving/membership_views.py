@@ -20,6 +20,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from donations.extensions import unit_of_work
 from donations.giving import membership_service as service
@@ -225,7 +226,7 @@ def _plan_form(page: service.ChangePage, *, as_it_is: bool = False) -> PlanForm:
     """The posted form, or (`as_it_is`) one filled in with the membership as it is now."""
     membership = page.row.membership
     form = PlanForm(formdata=None) if as_it_is else PlanForm()
-    form.fund.choices = [(fund.slug, fund.name) for fund in page.funds]
+    form.fund.choices = [SelectChoice(fund.slug, fund.name) for fund in page.funds]
     if as_it_is:
         form.amount.data = f"{membership.amount_cents / 100:.2f}"
         form.frequency.data = page.frequency

@@ -76,10 +76,8 @@ def bill_due_command(as_of: datetime | None) -> None:
         raise click.ClickException("bill-due is for the local gateway: Stripe bills its own subscriptions")
     moment = local_day_bounds(as_of.date(), as_of.date())[1] if as_of else utcnow()
     summary = bill_due(moment)
-    click.echo(
-        f"Billed {summary.billed}, declined {summary.declined}, ended {summary.ended}, "
-        f"skipped {summary.skipped} (paused)."
-    )
+    paused = f", skipped {summary.skipped} (paused)" if summary.skipped else ""
+    click.echo(f"Billed {summary.billed}, declined {summary.declined}, ended {summary.ended}{paused}.")
     if summary.errors:
         raise click.ClickException("; ".join(summary.errors))
 

@@ -411,8 +411,9 @@ def _bill_membership(membership_id: int, as_of: datetime, summary: BillingSummar
             cancel(membership, ended_at=period_start)
             summary.ended += 1
             return
-        if membership.paused_until is not None:
-            if period_start < membership.paused_until:
+        paused_until = membership.paused_until
+        if paused_until is not None:
+            if period_start < paused_until:
                 # Paused: Stripe voids the period's invoice (nothing owed) and the period moves on.
                 next_end = shift(period_start, subscription.interval, 1, subscription.started_at.day)
                 skipped = subscription.subscription(status=_stripe_status(membership), period_end=next_end)
@@ -423,10 +424,7 @@ def _bill_membership(membership_id: int, as_of: datetime, summary: BillingSummar
                 pause(membership, None)
             db.session.commit()
             after = db.session.get(Membership, membership_id, populate_existing=True)
-            if after is not None and (after.current_period_end, after.paused_until) == (
-                period_start,
-                membership.paused_until,
-            ):
+            if after is not None and (after.current_period_end, after.paused_until) == (period_start, paused_until):
                 raise LocalBillingError("the subscription event did not move the paused membership on")
             continue
         if card_on_file(membership_id) == DECLINING_LAST4:
