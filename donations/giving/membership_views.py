@@ -254,11 +254,6 @@ def _render_change(page: service.ChangePage, status: int = 200, **forms: object)
     ), status
 
 
-@bp.get("/membership/account/<row_id:membership_id>/change")
-def change(membership_id: int) -> ResponseReturnValue:
-    return _render_change(_change_page(_member(), membership_id))
-
-
 def _gateway_refused(exc: GatewayError) -> ResponseReturnValue:
     if isinstance(exc, GatewayRefused):
         contact = current_app.config["NEWSROOM_CONTACT"]
@@ -267,11 +262,13 @@ def _gateway_refused(exc: GatewayError) -> ResponseReturnValue:
     return render_template("giving/retry.html"), 503
 
 
-@bp.post("/membership/account/<row_id:membership_id>/change")
-def change_plan(membership_id: int) -> ResponseReturnValue:
-    """First the question (from what to what, from when), then the change."""
+@bp.route("/membership/account/<row_id:membership_id>/change", methods=["GET", "POST"])
+def change(membership_id: int) -> ResponseReturnValue:
+    """The page; posted, first the question (from what to what, from when), then the change."""
     donor = _member()
     page = _change_page(donor, membership_id)
+    if request.method == "GET":
+        return _render_change(page)
     form = _plan_form(page)
     if not form.validate_on_submit():
         return _render_change(page, 400, plan_form=form)
