@@ -46,6 +46,10 @@ class Config:
     MEMBERSHIP_LEVELS = [(0, "Supporter"), (12_000, "Sustainer"), (60_000, "Champion")]
     MAGIC_LINK_MAX_AGE = 24 * 3600  # seconds an emailed self-service link stays valid
     MAGIC_LINK_RATE_LIMIT = "5 per minute;30 per hour"  # link requests from one address
+    # The failed-payment email's "update your card" link: it opens only the card of that
+    # membership, so it may live longer than a sign-in link (Stripe retries for about 3 weeks).
+    CARD_LINK_MAX_AGE = 21 * 24 * 3600
+    RENEWAL_REMINDER_DAYS = 7  # an annual member is reminded this many days before the renewal
 
     # Mail
     SMTP_URL: str | None = None
@@ -69,6 +73,7 @@ class Config:
         "annual-statements": "january",
         "housekeeping": "daily",
         "ledger-verify": "daily",
+        "renewal-reminders": "daily",
     }
     # Observability: LOG_FORMAT=json for JSON log lines; SENTRY_DSN for error tracking;
     # METRICS_TOKEN to open /metrics to `Authorization: Bearer <token>`.

@@ -138,8 +138,10 @@ def subscription(
     cancel_at_period_end: bool = False,
     canceled_at: int | None = None,
     ended_at: int | None = None,
+    pause_collection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A subscription with one item (current API: the period lives on the item)."""
+    """A subscription with one item (current API: the period lives on the item), not paused
+    unless `pause_collection` says so (Stripe's example object is paused)."""
     subscription_id = subscription_id or unique("sub")
     period_start = current_period_start or start_date
     period_end = current_period_end or period_start + (31 if interval == "month" else 365) * 86_400
@@ -176,6 +178,7 @@ def subscription(
         trial_start=None,
         trial_end=None,
         pending_update=None,
+        pause_collection=pause_collection,
         items={"object": "list", "data": [item], "has_more": False},
     )
 

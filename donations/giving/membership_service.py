@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app, url_for
@@ -32,13 +32,24 @@ from donations.giving.service import AmountOutOfRange, check_amount
 from donations.ledger import memberships
 from donations.ledger import service as ledger
 from donations.ledger.donors import resolve_merged
-from donations.ledger.models import RECEIVED_STATUSES, Donor, Gift, GiftStatus, Membership, MembershipStatus
+from donations.ledger.funds import funds_for_choice
+from donations.ledger.models import (
+    FREQUENCY_INTERVAL,
+    INTERVAL_FREQUENCY,
+    RECEIVED_STATUSES,
+    Donor,
+    Fund,
+    Gift,
+    GiftStatus,
+    Membership,
+    MembershipStatus,
+)
+from donations.mail import card_links, statements
 from donations.mail import service as mail
-from donations.mail import statements
 from donations.mail.render import public_url
 from donations.money import format_money
 from donations.payments import account_setup, events
-from donations.payments.gateway import get_gateway
+from donations.payments.gateway import MembershipUpdate, get_gateway
 from donations.payments.local import billing as local_billing
 
 LINK_SALT = "membership-self-service-link"
@@ -224,7 +235,7 @@ class Account:
     processing: list[Gift] = field(default_factory=list)
 
 
-def _describe(membership: Membership) -> MembershipRow:
+def describe(membership: Membership) -> MembershipRow:
     per = "month" if membership.interval == "month" else "year"
     renews = (
         membership.current_period_end
@@ -252,7 +263,7 @@ def account(donor: Donor) -> Account:
     ).all()
     return Account(
         donor=donor,
-        memberships=[_describe(m) for m in rows],
+        memberships=[describe(m) for m in rows],
         gifts=list(gifts),
         gateway=current_app.config["PAYMENTS_GATEWAY"],
         statement_url=statements.statement_link(donor.id) if gifts else None,
@@ -307,7 +318,7 @@ def local_portal(donor: Donor, customer_id: str) -> list[MembershipRow]:
     ).all()
     if not rows:
         raise NotYours(customer_id)
-    return [_describe(m) for m in rows]
+    return [describe(m) for m in rows]
 
 
 def local_cards(rows: list[MembershipRow]) -> dict[int, str]:
@@ -325,14 +336,11 @@ def _changeable(donor: Donor, membership_id: int) -> Membership:
 
 
 def change_amount(donor: Donor, membership_id: int, amount_cents: int) -> Membership:
+    """The local portal's amount form: the same frequency and fund, a new amount."""
     membership = _changeable(donor, membership_id)
-    try:
-        check_amount(amount_cents)  # the gift page's limits
-    except AmountOutOfRange as exc:
-        raise ChangeRefused(str(exc)) from exc
-    if amount_cents != membership.amount_cents:
-        local_billing.change_amount(membership, amount_cents)
-    return membership
+    return change_plan(
+        donor, membership.id, amount_cents, INTERVAL_FREQUENCY[membership.interval], membership.fund.slug
+    )
 
 
 def update_card(donor: Donor, membership_id: int, card_number: str) -> Membership:
@@ -348,3 +356,202 @@ def cancel(donor: Donor, membership_id: int) -> Membership:
     membership = _changeable(donor, membership_id)
     local_billing.cancel(membership)
     return membership
+
+
+# Changes through the gateway: amount, frequency, fund, pause ------------------------------------
+
+PAUSE_CHOICES = (1, 2, 3)  # installments a member may skip at once
+
+
+def _manageable(donor: Donor, membership_id: int) -> Membership:
+    """The member's membership that the gateway can still change."""
+    membership = _own_membership(donor, membership_id)
+    if membership.status == MembershipStatus.CANCELED:
+        raise ChangeRefused("This membership has ended.")
+    if not membership.stripe_subscription_id:
+        raise ChangeRefused("This membership cannot be changed online; please write to us.")
+    return membership
+
+
+@dataclass(frozen=True)
+class PauseChoice:
+    skips: int
+    resumes_at: datetime  # collection resumes: the renewal after the skipped ones is charged
+    next_charge: datetime  # that renewal
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    row: MembershipRow
+    frequency: str
+    funds: list[Fund]
+    pause_supported: bool
+    pause_choices: list[PauseChoice]
+    pause_refusal: str | None  # why no pause is offered, in words
+
+
+def pause_choices(membership: Membership) -> list[PauseChoice]:
+    """Skip 1-3 installments: the next renewals, from the current period's end."""
+    end = membership.current_period_end
+    if end is None:
+        return []
+    anchor = (membership.started_at or end).day
+    choices = []
+    for skips in PAUSE_CHOICES:
+        next_charge = local_billing.shift(end, membership.interval, skips, anchor)
+        # A day before that renewal: its invoice, made at the renewal, is collected again.
+        choices.append(PauseChoice(skips, next_charge - timedelta(days=1), next_charge))
+    return choices
+
+
+def _pause_refusal(membership: Membership) -> str | None:
+    if not get_gateway().supports_pause:
+        return "Pausing is not offered with this payment service: you can change the amount or cancel instead."
+    if membership.status == MembershipStatus.PAST_DUE:
+        return "Your last payment did not go through: please update your card before pausing."
+    if membership.cancel_at_period_end:
+        return "This membership is set to end with its current period: there is nothing to pause."
+    if membership.current_period_end is None:
+        return "This membership has no renewal date yet: please try again in a few minutes."
+    return None
+
+
+def change_page(donor: Donor, membership_id: int) -> ChangePage:
+    membership = _manageable(donor, membership_id)
+    refusal = _pause_refusal(membership)
+    return ChangePage(
+        row=describe(membership),
+        frequency=INTERVAL_FREQUENCY[membership.interval],
+        funds=_fund_choices(membership),
+        pause_supported=refusal is None,
+        pause_choices=pause_choices(membership) if refusal is None and not _is_paused(membership) else [],
+        pause_refusal=refusal,
+    )
+
+
+def _fund_choices(membership: Membership) -> list[Fund]:
+    """The active funds, and the membership's own even if it has closed (keeping it is no change)."""
+    funds = funds_for_choice(active_only=True)
+    return funds if membership.fund in funds else [membership.fund, *funds]
+
+
+def _is_paused(membership: Membership) -> bool:
+    return membership.paused_until is not None and membership.paused_until > utcnow()
+
+
+@dataclass(frozen=True)
+class PlanChange:
+    """A change the member asked for, checked, to confirm before it is sent."""
+
+    membership: Membership
+    amount_cents: int
+    frequency: str
+    fund: Fund
+    before: str  # "$15.00 a month to Community Forums Reporting"
+    after: str
+    new_frequency: bool
+
+
+def _plan_words(amount_cents: int, currency: str, frequency: str, fund: Fund) -> str:
+    per = "month" if frequency == "monthly" else "year"
+    return f"{format_money(amount_cents, currency)} a {per} to {fund.name}"
+
+
+def check_plan_change(
+    donor: Donor, membership_id: int, amount_cents: int, frequency: str, fund_slug: str
+) -> PlanChange:
+    """The change, checked (amount within the gift page's limits, a known active fund, a
+    monthly or annual frequency, something actually different). Writes nothing."""
+    membership = _manageable(donor, membership_id)
+    try:
+        check_amount(amount_cents)
+    except AmountOutOfRange as exc:
+        raise ChangeRefused(str(exc)) from exc
+    if frequency not in FREQUENCY_INTERVAL:
+        raise ChangeRefused("Choose monthly or annual.")
+    fund = ledger.fund_by_slug(fund_slug)
+    if fund is None or (not fund.active and fund.id != membership.fund_id):
+        raise ChangeRefused("Choose one of the funds listed.")
+    before = _plan_words(
+        membership.amount_cents, membership.currency, INTERVAL_FREQUENCY[membership.interval], membership.fund
+    )
+    after = _plan_words(amount_cents, membership.currency, frequency, fund)
+    if before == after:
+        raise ChangeRefused("That is your membership as it is: nothing to change.")
+    return PlanChange(
+        membership=membership,
+        amount_cents=amount_cents,
+        frequency=frequency,
+        fund=fund,
+        before=before,
+        after=after,
+        new_frequency=FREQUENCY_INTERVAL[frequency] != membership.interval,
+    )
+
+
+def change_plan(donor: Donor, membership_id: int, amount_cents: int, frequency: str, fund_slug: str) -> Membership:
+    """Send the checked change to the gateway. The ledger records it from the subscription's
+    event (at once with the local gateway; with Stripe when its event is applied), and the
+    member's confirmation email is queued then. GatewayError reaches the caller."""
+    change = check_plan_change(donor, membership_id, amount_cents, frequency, fund_slug)
+    update = MembershipUpdate(
+        amount_cents=change.amount_cents,
+        frequency=change.frequency,
+        fund_slug=change.fund.slug,
+        description=f"Membership: {change.fund.name}",
+    )
+    get_gateway().update_membership(change.membership, update)
+    return change.membership
+
+
+def pause(donor: Donor, membership_id: int, skips: int) -> PauseChoice:
+    """Skip the next `skips` installments (through the gateway; the pause email is queued when
+    the ledger records it)."""
+    membership = _manageable(donor, membership_id)
+    refusal = _pause_refusal(membership)
+    if refusal:
+        raise ChangeRefused(refusal)
+    choice = next((choice for choice in pause_choices(membership) if choice.skips == skips), None)
+    if choice is None:
+        raise ChangeRefused("Choose to skip 1, 2 or 3 payments.")
+    get_gateway().pause_membership(membership, choice.resumes_at)
+    return choice
+
+
+def resume(donor: Donor, membership_id: int) -> Membership:
+    membership = _manageable(donor, membership_id)
+    if membership.paused_until is None:
+        raise ChangeRefused("This membership is not paused.")
+    get_gateway().resume_membership(membership)
+    return membership
+
+
+# The failed-payment email's card link (dunning) -------------------------------------------------
+
+
+def card_link_membership(token: str) -> Membership:
+    """The membership whose card the link fixes, if it still renews. Raises CardLinkExpired,
+    CardLinkInvalid, or ChangeRefused when the membership has ended."""
+    membership = card_links.read_card_token(token)
+    if membership.status == MembershipStatus.CANCELED:
+        raise ChangeRefused("This membership has ended: there is no card to update.")
+    if not membership.stripe_customer_id:
+        raise ChangeRefused("This membership's card cannot be updated online; please write to us.")
+    return membership
+
+
+def is_local(membership: Membership) -> bool:
+    return (membership.stripe_subscription_id or "").startswith(local_billing.LOCAL_SUBSCRIPTION_PREFIX)
+
+
+def card_update_url(membership: Membership, return_url: str) -> str:
+    """Stripe's Billing Portal at its card form, for this membership's customer."""
+    return get_gateway().card_update_url(membership, return_url)
+
+
+def update_card_from_link(membership: Membership, card_number: str) -> None:
+    """The local gateway's card page behind the link: the card on file for the next attempt."""
+    last4 = local_billing.CARD_LAST4.get(card_number)
+    if last4 is None:
+        raise ChangeRefused("Use the test card 4242 4242 4242 4242, or 4000 0000 0000 0002 to see renewals decline.")
+    local_billing.keep_card(membership.stripe_subscription_id or "", last4)

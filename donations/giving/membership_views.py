@@ -11,6 +11,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -19,13 +20,15 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from donations.extensions import unit_of_work
 from donations.giving import membership_service as service
-from donations.giving.membership_forms import AmountForm, CardForm, LinkRequestForm
-from donations.ledger.models import Donor, MembershipStatus
-from donations.mail.render import public_url
-from donations.payments.gateway import GatewayError
+from donations.giving.membership_forms import AmountForm, CardForm, ConfirmForm, LinkRequestForm, PauseForm, PlanForm
+from donations.ledger.models import Donor, Membership, MembershipStatus
+from donations.mail.card_links import CardLinkExpired, CardLinkInvalid
+from donations.mail.render import long_date, public_url
+from donations.payments.gateway import GatewayError, GatewayRefused
 from donations.payments.local.billing import LocalBillingError
 from donations.protection import card_testing as protection
 
@@ -214,3 +217,171 @@ def local_cancel(customer_id: str, membership_id: int) -> ResponseReturnValue:
         lambda donor: service.cancel(donor, membership_id),
         "Your membership is canceled. Thank you for your support.",
     )
+
+
+# Changes through the gateway: amount, frequency and fund; pause and resume ----------------------
+
+
+def _plan_form(page: service.ChangePage, *, as_it_is: bool = False) -> PlanForm:
+    """The posted form, or (`as_it_is`) one filled in with the membership as it is now."""
+    membership = page.row.membership
+    form = PlanForm(formdata=None) if as_it_is else PlanForm()
+    form.fund.choices = [SelectChoice(fund.slug, fund.name) for fund in page.funds]
+    if as_it_is:
+        form.amount.data = f"{membership.amount_cents / 100:.2f}"
+        form.frequency.data = page.frequency
+        form.fund.data = membership.fund.slug
+    return form
+
+
+def _change_page(donor: Donor, membership_id: int) -> service.ChangePage:
+    try:
+        return service.change_page(donor, membership_id)
+    except service.NotYours:
+        abort(404)
+    except service.ChangeRefused as exc:
+        flash(str(exc), "error")
+        abort(redirect(url_for("membership.account"), code=303))
+
+
+def _render_change(page: service.ChangePage, status: int = 200, **forms: object) -> ResponseReturnValue:
+    return render_template(
+        "giving/membership_change.html",
+        page=page,
+        plan_form=forms.get("plan_form") or _plan_form(page, as_it_is=True),
+        pause_form=forms.get("pause_form") or PauseForm(formdata=None),
+        resume_form=ConfirmForm(formdata=None),
+    ), status
+
+
+def _gateway_refused(exc: GatewayError) -> ResponseReturnValue:
+    if isinstance(exc, GatewayRefused):
+        contact = current_app.config["NEWSROOM_CONTACT"]
+        flash(f"The payment service did not accept this change. Please write to us at {contact}.", "error")
+        return redirect(url_for("membership.account"), code=303)
+    return render_template("giving/retry.html"), 503
+
+
+@bp.route("/membership/account/<row_id:membership_id>/change", methods=["GET", "POST"])
+def change(membership_id: int) -> ResponseReturnValue:
+    """The page; posted, first the question (from what to what, from when), then the change."""
+    donor = _member()
+    page = _change_page(donor, membership_id)
+    if request.method == "GET":
+        return _render_change(page)
+    form = _plan_form(page)
+    if not form.validate_on_submit():
+        return _render_change(page, 400, plan_form=form)
+    try:
+        if form.confirmed.data != "yes":
+            proposed = service.check_plan_change(
+                donor, membership_id, form.amount_cents, form.frequency.data or "", form.fund.data or ""
+            )
+            return render_template("giving/membership_change_confirm.html", change=proposed, form=form)
+        service.change_plan(donor, membership_id, form.amount_cents, form.frequency.data or "", form.fund.data or "")
+    except service.ChangeRefused as exc:
+        flash(str(exc), "error")
+        return _render_change(page, 400, plan_form=form)
+    except GatewayError as exc:
+        return _gateway_refused(exc)
+    flash("Your membership is changed; it applies from your next renewal. We are emailing you the details.", "success")
+    return redirect(url_for("membership.account"), code=303)
+
+
+@bp.post("/membership/account/<row_id:membership_id>/pause")
+def pause(membership_id: int) -> ResponseReturnValue:
+    donor = _member()
+    page = _change_page(donor, membership_id)
+    form = PauseForm()
+    if not form.validate_on_submit():
+        return _render_change(page, 400, pause_form=form)
+    try:
+        choice = service.pause(donor, membership_id, int(form.skips.data or 0))
+    except service.ChangeRefused as exc:
+        flash(str(exc), "error")
+        return _render_change(page, 400, pause_form=form)
+    except GatewayError as exc:
+        return _gateway_refused(exc)
+    flash(
+        f"Your membership is paused: nothing is charged until {long_date(choice.next_charge)}, "
+        "when it renews as usual. We are emailing you the details.",
+        "success",
+    )
+    return redirect(url_for("membership.account"), code=303)
+
+
+@bp.post("/membership/account/<row_id:membership_id>/resume")
+def resume(membership_id: int) -> ResponseReturnValue:
+    donor = _member()
+    page = _change_page(donor, membership_id)
+    if not ConfirmForm().validate_on_submit():
+        return _render_change(page, 400)
+    try:
+        service.resume(donor, membership_id)
+    except service.ChangeRefused as exc:
+        flash(str(exc), "error")
+        return _render_change(page, 400)
+    except GatewayError as exc:
+        return _gateway_refused(exc)
+    flash("Your membership is active again: your next renewal is charged as usual.", "success")
+    return redirect(url_for("membership.account"), code=303)
+
+
+# The failed-payment email's link: update the card -------------------------------------------------
+
+
+def _card_membership(token: str) -> Membership:
+    """The link's membership, or the page that says why the link opens nothing (aborted)."""
+    try:
+        return service.card_link_membership(token)
+    except CardLinkExpired:
+        page, status = render_template("giving/membership_card_invalid.html", expired=True), 410
+    except CardLinkInvalid:
+        page, status = render_template("giving/membership_card_invalid.html"), 400
+    except service.ChangeRefused as exc:
+        page, status = render_template("giving/membership_card_invalid.html", refused=str(exc)), 400
+    abort(make_response(page, status))
+
+
+def _render_card(
+    token: str, membership: Membership, status: int = 200, form: CardForm | None = None
+) -> ResponseReturnValue:
+    return render_template(
+        "giving/membership_card.html",
+        token=token,
+        membership=membership,
+        row=service.describe(membership),
+        local=service.is_local(membership),
+        card_form=form or CardForm(formdata=None),
+        button_form=ConfirmForm(formdata=None),
+    ), status
+
+
+@bp.get("/membership/card/<token>")
+def fix_card(token: str) -> ResponseReturnValue:
+    """What the link opens: a page with the button (or, locally, the card form). Nothing
+    happens on GET: mail scanners open links."""
+    membership = _card_membership(token)
+    return _render_card(token, membership)
+
+
+@bp.post("/membership/card/<token>")
+def fix_card_submit(token: str) -> ResponseReturnValue:
+    membership = _card_membership(token)
+    if service.is_local(membership):
+        form = CardForm()
+        if not form.validate_on_submit():
+            return _render_card(token, membership, 400, form)
+        try:
+            service.update_card_from_link(membership, form.digits)
+        except service.ChangeRefused as exc:
+            form.card_number.errors = [str(exc)]
+            return _render_card(token, membership, 400, form)
+        return render_template("giving/membership_card_done.html", membership=membership)
+    if not ConfirmForm().validate_on_submit():
+        return _render_card(token, membership, 400)
+    try:
+        url = service.card_update_url(membership, public_url(url_for("membership.request_link")))
+    except GatewayError:
+        return render_template("giving/retry.html"), 503
+    return redirect(url, code=303)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    literal,
     or_,
     select,
     type_coerce,
@@ -35,6 +36,7 @@ from donations.ledger.currency import counted_gift
 from donations.ledger.models import (
     INDIVIDUAL_VEHICLES,
     Donor,
+    Frequency,
     Fund,
     Gift,
     Membership,
@@ -170,7 +172,7 @@ def donor_groups(
             owner_id().label("owner"),
             period.label("period"),
             Gift.membership_id.label("membership_id"),
-            Membership.interval.label("membership_interval"),
+            installment_interval().label("membership_interval"),
             case((in_window, Gift.fund_id)).label("fund_id"),
             case((in_window, Gift.source)).label("source"),
             case((in_window, _is_organization())).label("organization"),
@@ -255,8 +257,19 @@ def donor_groups_stmt(
     )
 
 
+def installment_interval() -> ColumnElement[Any]:
+    """The interval a gift was billed at: an installment's own frequency (a member may have
+    moved from monthly to annual since), else its membership's."""
+    return case(
+        (Gift.frequency == Frequency.MONTHLY, literal("month")),
+        (Gift.frequency == Frequency.ANNUAL, literal("year")),
+        else_=Membership.interval,
+    )
+
+
 def increases_stmt(window: Window) -> Select[*tuple[Any, ...]]:
-    """Membership amount changes made in the window, in donor order."""
+    """Membership amount changes made in the window at one frequency, in donor order: a new
+    frequency (monthly $10 to annual $120) or a new fund alone is no increase."""
     return (
         select(
             owner_id().label("owner"),
@@ -266,7 +279,16 @@ def increases_stmt(window: Window) -> Select[*tuple[Any, ...]]:
         )
         .join(Membership, Membership.id == MembershipChange.membership_id)
         .join(Donor, Donor.id == Membership.donor_id)
-        .where(MembershipChange.changed_at >= window.start, MembershipChange.changed_at < window.end)
+        .where(
+            MembershipChange.changed_at >= window.start,
+            MembershipChange.changed_at < window.end,
+            MembershipChange.old_amount_cents != MembershipChange.new_amount_cents,
+            or_(
+                MembershipChange.old_interval.is_(None),
+                MembershipChange.new_interval.is_(None),
+                MembershipChange.old_interval == MembershipChange.new_interval,
+            ),
+        )
         .order_by(owner_id(), MembershipChange.membership_id, MembershipChange.changed_at, MembershipChange.id)
     )
 
@@ -305,7 +327,7 @@ def gifts_stmt(window: Window, span: Window, claimants: Sequence[Claimant] = ())
             Gift.currency,
             _is_organization().label("is_organization"),
             reversed_.label("reversed"),
-            Membership.interval.label("membership_interval"),
+            installment_interval().label("membership_interval"),
             Fund.name.label("fund_name"),
             person.name.label("donor_name"),
             Gift.vehicle,

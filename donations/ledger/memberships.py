@@ -104,6 +104,11 @@ class SubscriptionState:
     current_period_end: datetime | None
     ended_at: datetime | None
     previous_amount_cents: int | None  # from previous_attributes: the amount before this change
+    previous_interval: str | None = None  # ... the frequency before it (month | year)
+    previous_fund_slug: str | None = None  # ... the fund before it (the metadata's "fund")
+    # Whether the object says anything of a pause (older payloads may not), and until when.
+    pause_known: bool = False
+    paused_until: datetime | None = None
 
 
 @dataclass
@@ -117,7 +122,10 @@ class MembershipNews:
     failed_invoice_id: str | None = None  # a renewal's payment failed and the membership is past due
     gift_id: int | None = None  # the installment gift of the paid invoice (new or recorded before)
     gift_recorded: bool = False  # that gift was recorded by this event
-    amount_change_id: int | None = None  # the MembershipChange this event recorded (an amount changed)
+    # The MembershipChange this event recorded (the amount, frequency or fund changed).
+    amount_change_id: int | None = None
+    paused_until: datetime | None = None  # this event paused the membership until then
+    resumed_from: datetime | None = None  # this event ended the pause that ran until then
 
 
 # Finding and creating -----------------------------------------------------------------------
@@ -311,32 +319,30 @@ def record_failed_payment(origin: MembershipOrigin, invoice_id: str) -> Membersh
 
 
 def apply_subscription(state: SubscriptionState) -> MembershipNews:
-    """A customer.subscription.created/updated/deleted: the amount (with its history), status,
-    cancel_at_period_end and period, each taken only from an event newer than the last."""
+    """A customer.subscription.created/updated/deleted: the amount, frequency and fund (with
+    their history), the pause, status, cancel_at_period_end and period, each taken only from an
+    event newer than the last."""
     origin = state.origin
     news = news_of(*ensure_membership(origin, state.status or MembershipStatus.INCOMPLETE, state.ended_at))
     membership = news.membership
-    new_amount = origin.amount_cents
-    if (
-        new_amount
-        and state.previous_amount_cents
-        and state.previous_amount_cents != new_amount
-        and db.session.scalar(select(MembershipChange.id).where(MembershipChange.stripe_event_id == state.event_id))
-        is None
-    ):
-        change = MembershipChange(
-            membership=membership,
-            changed_at=origin.as_of,
-            old_amount_cents=state.previous_amount_cents,
-            new_amount_cents=new_amount,
-            stripe_event_id=state.event_id,
-        )
-        db.session.add(change)
-        db.session.flush()
-        news.amount_change_id = change.id
-    if new_amount and (membership.amount_as_of is None or origin.as_of >= membership.amount_as_of):
-        membership.amount_cents = new_amount
-        membership.amount_as_of = origin.as_of
+    fund = ledger.fund_by_slug(origin.fund_slug) if origin.fund_slug else None
+    _record_change(news, state, fund.id if fund else None)
+    if membership.amount_as_of is None or origin.as_of >= membership.amount_as_of:
+        # The plan (amount, frequency, fund, pause) of the newest event that spoke of it.
+        plan: dict[str, object] = {}
+        if origin.amount_cents:
+            plan["amount_cents"] = origin.amount_cents
+        if origin.interval:
+            plan["interval"] = origin.interval
+        if fund is not None:
+            plan["fund_id"] = fund.id
+        if state.pause_known:
+            _note_pause(news, state.paused_until)
+            plan["paused_until"] = state.paused_until
+        if plan:
+            for key, value in plan.items():
+                setattr(membership, key, value)
+            membership.amount_as_of = origin.as_of
     if state.status == MembershipStatus.CANCELED:
         _set_status(news, MembershipStatus.CANCELED, state.ended_at or origin.as_of)
     elif membership.status != MembershipStatus.CANCELED and (
@@ -348,3 +354,47 @@ def apply_subscription(state: SubscriptionState) -> MembershipNews:
     _advance_period(membership, state.current_period_end)
     db.session.flush()
     return news
+
+
+def _record_change(news: MembershipNews, state: SubscriptionState, new_fund_id: int | None) -> None:
+    """A history row for an event whose previous_attributes show the amount, frequency or fund
+    changed (once per event: a replay records nothing more). Each row keeps all three, before
+    and after, so the history says exactly what was billed when, in any order of arrival."""
+    origin = state.origin
+    membership = news.membership
+    new_amount = origin.amount_cents or membership.amount_cents
+    new_interval = origin.interval or membership.interval
+    old_amount = state.previous_amount_cents or new_amount
+    old_interval = state.previous_interval or new_interval
+    old_fund = ledger.fund_by_slug(state.previous_fund_slug) if state.previous_fund_slug else None
+    new_fund = new_fund_id or membership.fund_id
+    old_fund_id = old_fund.id if old_fund else new_fund
+    if (old_amount, old_interval, old_fund_id) == (new_amount, new_interval, new_fund):
+        return
+    if db.session.scalar(select(MembershipChange.id).where(MembershipChange.stripe_event_id == state.event_id)):
+        return
+    change = MembershipChange(
+        membership=membership,
+        changed_at=origin.as_of,
+        old_amount_cents=old_amount,
+        new_amount_cents=new_amount,
+        old_interval=old_interval,
+        new_interval=new_interval,
+        old_fund_id=old_fund_id,
+        new_fund_id=new_fund,
+        stripe_event_id=state.event_id,
+    )
+    db.session.add(change)
+    db.session.flush()
+    news.amount_change_id = change.id
+
+
+def _note_pause(news: MembershipNews, paused_until: datetime | None) -> None:
+    """News of a pause that begins, moves or ends (the member is told of each once)."""
+    before = news.membership.paused_until
+    if paused_until == before:
+        return
+    if paused_until is not None:
+        news.paused_until = paused_until
+    elif before is not None:
+        news.resumed_from = before

@@ -171,6 +171,8 @@ class Membership(Base):
     # any order, and an older one must not undo a newer one.
     amount_as_of: Mapped[datetime | None]
     status_as_of: Mapped[datetime | None]
+    # Installments skipped until then (Stripe's pause_collection.resumes_at); None: not paused.
+    paused_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     donor: Mapped[Donor] = relationship(back_populates="memberships")
@@ -181,7 +183,8 @@ class Membership(Base):
 
 
 class MembershipChange(Base):
-    """The history of a membership's amount: grant rules count increases."""
+    """The history of a membership's amount, frequency and fund, each before and after: grant
+    rules count increases (of the amount at one frequency)."""
 
     __tablename__ = "membership_changes"
 
@@ -190,6 +193,11 @@ class MembershipChange(Base):
     changed_at: Mapped[datetime]
     old_amount_cents: Mapped[int] = mapped_column(BigInteger)
     new_amount_cents: Mapped[int] = mapped_column(BigInteger)
+    # None only on rows whose event could not say (then unchanged).
+    old_interval: Mapped[str | None] = mapped_column(String(10))
+    new_interval: Mapped[str | None] = mapped_column(String(10))
+    old_fund_id: Mapped[int | None] = mapped_column(ForeignKey("funds.id"))
+    new_fund_id: Mapped[int | None] = mapped_column(ForeignKey("funds.id"))
     stripe_event_id: Mapped[str | None] = mapped_column(String(255), unique=True)
 
     membership: Mapped[Membership] = relationship(back_populates="changes")

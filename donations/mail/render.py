@@ -22,7 +22,17 @@ from sqlalchemy import func, select
 from donations.clock import local_date, newsroom_zone, utcnow
 from donations.extensions import db
 from donations.ledger.memberships import annualized_cents, level_of
-from donations.ledger.models import Frequency, Gift, GiftSource, Membership, MembershipChange, Reversal, ReversalKind
+from donations.ledger.models import (
+    Frequency,
+    Fund,
+    Gift,
+    GiftSource,
+    Membership,
+    MembershipChange,
+    Reversal,
+    ReversalKind,
+)
+from donations.mail.card_links import card_link_path
 from donations.mail.models import OutboxMessage
 from donations.mail.statements import Statement, StatementError, statement_for
 from donations.money import format_money
@@ -209,7 +219,14 @@ def _payment_failed(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "We could not renew your membership: please update your card", {
         "donor_name": membership.donor.name,
         "membership": membership_facts(membership),
+        # Built when sent: a resent message carries a fresh link.
+        "card_url": public_url(card_link_path(membership)),
+        "card_days": int(current_app.config["CARD_LINK_MAX_AGE"]) // 86_400,
     }
+
+
+def _per(interval: str | None) -> str:
+    return "year" if interval == "year" else "month"
 
 
 @loader("membership_changed")
@@ -219,14 +236,78 @@ def _membership_changed(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if change.membership_id != membership.id:
         raise MessageDataError(f"change {change.id} is not of membership {membership.id}")
     facts = membership_facts(membership)
+    # The change's own before and after (later changes have their own mail).
+    old_per, new_per = (
+        _per(change.old_interval or membership.interval),
+        _per(change.new_interval or membership.interval),
+    )
     new_amount = format_money(change.new_amount_cents, membership.currency)
-    return f"Your membership changed to {new_amount} a {facts['per']}", {
+    old_fund = db.session.get(Fund, change.old_fund_id) if change.old_fund_id else None
+    new_fund = db.session.get(Fund, change.new_fund_id) if change.new_fund_id else membership.fund
+    fund_changed = old_fund is not None and new_fund is not None and old_fund.id != new_fund.id
+    plan_changed = change.old_amount_cents != change.new_amount_cents or old_per != new_per
+    if plan_changed:
+        subject = f"Your membership changed to {new_amount} a {new_per}"
+    else:
+        subject = f"Your membership now supports {new_fund.name if new_fund else facts['fund']}"
+    return subject, {
         "donor_name": membership.donor.name,
         "membership": facts,
         "old_amount": format_money(change.old_amount_cents, membership.currency),
         "new_amount": new_amount,
+        "old_per": old_per,
+        "new_per": new_per,
+        "plan_changed": plan_changed,
+        "fund": new_fund.name if new_fund else facts["fund"],
+        "old_fund": old_fund.name if fund_changed and old_fund else None,
         "changed_on": long_date(change.changed_at),
         "renews_on": long_date(membership.current_period_end) if membership.current_period_end else None,
+    }
+
+
+def _iso(context: dict[str, Any], key: str) -> datetime:
+    value = context.get(key)
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise MessageDataError(f"context needs an ISO time {key}, got {value!r}")
+    return moment
+
+
+@loader("membership_paused")
+def _membership_paused(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    membership = _row(Membership, _id(context, "membership_id"))
+    until = _iso(context, "paused_until_iso")
+    indefinite = until.year >= 9999
+    return "Your membership is paused", {
+        "donor_name": membership.donor.name,
+        "membership": membership_facts(membership),
+        # Installments due before this are skipped; the next one is charged on the renewal after it.
+        "resumes_on": None if indefinite else long_date(until),
+    }
+
+
+@loader("membership_resumed")
+def _membership_resumed(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    membership = _row(Membership, _id(context, "membership_id"))
+    return "Your membership is active again", {
+        "donor_name": membership.donor.name,
+        "membership": membership_facts(membership),
+        "renews_on": long_date(membership.current_period_end) if membership.current_period_end else None,
+    }
+
+
+@loader("renewal_reminder")
+def _renewal_reminder(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    membership = _row(Membership, _id(context, "membership_id"))
+    facts = membership_facts(membership)
+    renews_on = long_date(_iso(context, "renews_at_iso"))
+    return f"Your annual membership renews on {renews_on}", {
+        "donor_name": membership.donor.name,
+        "membership": facts,
+        "renews_on": renews_on,
     }
 
 

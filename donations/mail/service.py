@@ -127,6 +127,44 @@ def queue_payment_failed(membership: Membership, invoice_id: str) -> None:
     )
 
 
+def queue_membership_paused(membership: Membership, paused_until: datetime) -> None:
+    """The member skips installments until `paused_until`: once per pause (a moved end date is
+    a new pause, told again)."""
+    enqueue(
+        "membership_paused",
+        membership.donor.email,
+        {"membership_id": membership.id, "paused_until_iso": paused_until.isoformat()},
+        dedupe_key=f"membership_paused:{membership.id}:{paused_until:%Y%m%dT%H%M%S}",
+        donor_id=membership.donor_id,
+    )
+
+
+def queue_membership_resumed(membership: Membership, paused_until: datetime) -> None:
+    """The pause that was to run until `paused_until` ended (lifted early, or at its end)."""
+    enqueue(
+        "membership_resumed",
+        membership.donor.email,
+        {"membership_id": membership.id},
+        dedupe_key=f"membership_resumed:{membership.id}:{paused_until:%Y%m%dT%H%M%S}",
+        donor_id=membership.donor_id,
+    )
+
+
+def queue_renewal_reminder(membership: Membership, renews_at: datetime) -> bool:
+    """An annual membership renews at `renews_at`: once per membership per renewal. True when
+    queued (False: already reminded of that renewal)."""
+    return (
+        enqueue(
+            "renewal_reminder",
+            membership.donor.email,
+            {"membership_id": membership.id, "renews_at_iso": renews_at.isoformat()},
+            dedupe_key=f"renewal_reminder:{membership.id}:{renews_at:%Y%m%d}",
+            donor_id=membership.donor_id,
+        )
+        is not None
+    )
+
+
 def queue_refund_confirmed(reversal: Reversal, donor: Donor) -> None:
     """A refund of the donor's gift went through: once per Stripe refund."""
     enqueue(

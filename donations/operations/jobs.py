@@ -44,6 +44,15 @@ def annual_statements() -> JobResult:
     return JobResult(f"queued {queued} statements for {year}")
 
 
+def renewal_reminders() -> JobResult:
+    from donations.mail.reminders import queue_renewal_reminders
+
+    with unit_of_work():
+        queued = queue_renewal_reminders(utcnow())
+        audit("reminders.queue", actor=WORKER_ACTOR, target_type="renewal", details={"queued": queued})
+    return JobResult(f"queued {queued} reminders of annual renewals")
+
+
 def housekeeping() -> JobResult:
     with unit_of_work():
         pruned = prune_runs()
@@ -68,5 +77,6 @@ JOBS: dict[str, Job] = {
         Job("annual-statements", annual_statements, "Queue last year's statements (in January)"),
         Job("housekeeping", housekeeping, "Remove old schedule run records"),
         Job("ledger-verify", ledger_verify, "Check the ledger's invariants"),
+        Job("renewal-reminders", renewal_reminders, "Remind annual members a week before they renew"),
     )
 }

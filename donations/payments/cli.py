@@ -65,7 +65,8 @@ def refund_command(gift_id: int, amount: int | None, reason: str) -> None:
     help="Bill as if it were the end of this local date (YYYY-MM-DD); default: now.",
 )
 def bill_due_command(as_of: datetime | None) -> None:
-    """Local gateway only: renew every membership whose period has ended, as Stripe would."""
+    """Local gateway only: renew every membership whose period has ended, as Stripe would;
+    a paused membership's renewals before its resume date are skipped (nothing charged)."""
     from flask import current_app
 
     from donations.clock import local_day_bounds, utcnow
@@ -75,7 +76,8 @@ def bill_due_command(as_of: datetime | None) -> None:
         raise click.ClickException("bill-due is for the local gateway: Stripe bills its own subscriptions")
     moment = local_day_bounds(as_of.date(), as_of.date())[1] if as_of else utcnow()
     summary = bill_due(moment)
-    click.echo(f"Billed {summary.billed}, declined {summary.declined}, ended {summary.ended}.")
+    paused = f", skipped {summary.skipped} (paused)" if summary.skipped else ""
+    click.echo(f"Billed {summary.billed}, declined {summary.declined}, ended {summary.ended}{paused}.")
     if summary.errors:
         raise click.ClickException("; ".join(summary.errors))
 

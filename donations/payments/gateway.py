@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from flask import current_app
 
 from donations.forms import FREQUENCY_CHOICES
+from donations.ledger.models import Membership
 from donations.money import format_money
 
 
@@ -52,6 +54,16 @@ class RefundParams:
     currency: str
     reason: str  # the staff member's words; sent as metadata
     idempotency_key: str
+
+
+@dataclass(frozen=True)
+class MembershipUpdate:
+    """A member's new plan: what each renewal bills from the next one on."""
+
+    amount_cents: int
+    frequency: str  # monthly | annual
+    fund_slug: str
+    description: str  # the product's name where a new price is made
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,26 @@ class PaymentGateway(Protocol):
 
     def check_account(self, plan: AccountPlan) -> AccountCheck:
         """Compare the account with the plan, changing nothing."""
+        ...
+
+    def card_update_url(self, membership: Membership, return_url: str) -> str:
+        """Where a member replaces the card that pays this membership (a failed renewal)."""
+        ...
+
+    def update_membership(self, membership: Membership, update: MembershipUpdate) -> None:
+        """Change the subscription's amount, frequency and fund from its next renewal on. The
+        ledger learns of it from the subscription's event, as of any change made elsewhere."""
+        ...
+
+    # Whether the gateway can skip installments (`pause_membership`, `resume_membership`).
+    supports_pause: bool
+
+    def pause_membership(self, membership: Membership, resumes_at: datetime) -> None:
+        """Skip every installment due before `resumes_at` (none is charged, none is owed)."""
+        ...
+
+    def resume_membership(self, membership: Membership) -> None:
+        """End a pause now: the next renewal is charged as usual."""
         ...
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
-from stripe.params import BalanceTransactionListParams, EventListParams, RefundCreateParams
+from stripe.params import (
+    BalanceTransactionListParams,
+    EventListParams,
+    RefundCreateParams,
+    SubscriptionUpdateParams,
+    SubscriptionUpdateParamsItemPriceData,
+)
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
 from stripe.params.checkout import (
     SessionCreateParams,
@@ -16,7 +23,7 @@ from stripe.params.checkout import (
     SessionCreateParamsLineItemPriceData,
 )
 
-from donations.ledger.models import FREQUENCY_INTERVAL
+from donations.ledger.models import FREQUENCY_INTERVAL, Membership
 from donations.payments.gateway import (
     AccountCheck,
     AccountPlan,
@@ -26,6 +33,7 @@ from donations.payments.gateway import (
     EventPage,
     GatewayError,
     GatewayRefused,
+    MembershipUpdate,
     RefundParams,
 )
 from donations.payments.installation import METADATA_KEY, idempotency_key, installation_id
@@ -185,6 +193,93 @@ class StripeGateway:
 
     def check_account(self, plan: AccountPlan) -> AccountCheck:
         return StripeAccountSetUp(self.client, installation_id()).compare(plan)
+
+    def card_update_url(self, membership: Membership, return_url: str) -> str:
+        """The Billing Portal opened straight at the card form (its payment_method_update flow)."""
+        try:
+            session = self.client.v1.billing_portal.sessions.create(
+                params={
+                    "customer": membership.stripe_customer_id or "",
+                    "return_url": return_url,
+                    "flow_data": {
+                        "type": "payment_method_update",
+                        "after_completion": {"type": "redirect", "redirect": {"return_url": return_url}},
+                    },
+                }
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe's Billing Portal did not answer: {type(exc).__name__}") from exc
+        return session.url
+
+    def update_membership(self, membership: Membership, update: MembershipUpdate) -> None:
+        """One item's price replaced by new price_data on the same product, and the metadata's
+        fund and frequency, with no proration: the member pays the new plan from the next
+        renewal. A new frequency would restart the billing cycle today and charge at once
+        (Stripe's rule when the interval changes); a trial until the current period's end
+        keeps the paid period and starts the new frequency at the renewal instead."""
+        subscription_id = membership.stripe_subscription_id or ""
+        item = self._subscription_item(subscription_id)
+        price = item.get("price") or {}
+        product = price.get("product")
+        product = product.get("id") if isinstance(product, dict) else product
+        if not (isinstance(product, str) and product):  # a price without a product: refuse, not guess
+            raise GatewayRefused("Stripe named no product for this membership's price")
+        interval = FREQUENCY_INTERVAL[update.frequency]
+        price_data: SubscriptionUpdateParamsItemPriceData = {
+            "currency": membership.currency,
+            "product": product,
+            "unit_amount": update.amount_cents,
+            "recurring": {"interval": interval},
+        }
+        params: SubscriptionUpdateParams = {
+            "items": [{"id": item["id"], "price_data": price_data}],
+            "metadata": {METADATA_KEY: installation_id(), "fund": update.fund_slug, "frequency": update.frequency},
+            "proration_behavior": "none",
+        }
+        period_end = membership.current_period_end
+        if interval != (price.get("recurring") or {}).get("interval", membership.interval) and period_end:
+            params["trial_end"] = int(period_end.replace(tzinfo=UTC).timestamp())
+        as_of = int((membership.amount_as_of or membership.created_at).replace(tzinfo=UTC).timestamp())
+        key = idempotency_key(
+            "membership-change", membership.id, as_of, update.amount_cents, interval, update.fund_slug
+        )
+        self._update_subscription(subscription_id, params, key)
+
+    supports_pause = True
+
+    def pause_membership(self, membership: Membership, resumes_at: datetime) -> None:
+        """pause_collection with `void`: the invoices of the skipped periods are voided, nothing
+        is owed for them; collection resumes by itself at `resumes_at`."""
+        resumes = int(resumes_at.replace(tzinfo=UTC).timestamp())
+        params: SubscriptionUpdateParams = {"pause_collection": {"behavior": "void", "resumes_at": resumes}}
+        key = idempotency_key("membership-pause", membership.id, resumes)
+        self._update_subscription(membership.stripe_subscription_id or "", params, key)
+
+    def resume_membership(self, membership: Membership) -> None:
+        until = int((membership.paused_until or datetime(1970, 1, 1)).replace(tzinfo=UTC).timestamp())
+        key = idempotency_key("membership-resume", membership.id, until)
+        self._update_subscription(membership.stripe_subscription_id or "", {"pause_collection": ""}, key)
+
+    def _subscription_item(self, subscription_id: str) -> dict[str, Any]:
+        try:
+            subscription = self.client.v1.subscriptions.retrieve(subscription_id).to_dict(for_json=True)
+        except _REFUSALS as exc:
+            raise GatewayRefused(f"Stripe refused: {exc.user_message or type(exc).__name__}") from exc
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe's subscription did not answer: {type(exc).__name__}") from exc
+        items = [item for item in (subscription.get("items") or {}).get("data") or [] if isinstance(item, dict)]
+        if len(items) != 1:
+            # A subscription of several items was made in the dashboard: its staff change it there.
+            raise GatewayRefused(f"this subscription has {len(items)} items, not one")
+        return items[0]
+
+    def _update_subscription(self, subscription_id: str, params: SubscriptionUpdateParams, key: str) -> None:
+        try:
+            self.client.v1.subscriptions.update(subscription_id, params=params, options={"idempotency_key": key})
+        except _REFUSALS as exc:
+            raise GatewayRefused(f"Stripe refused the change: {exc.user_message or type(exc).__name__}") from exc
+        except stripe.StripeError as exc:
+            raise GatewayError(f"Stripe did not answer: {type(exc).__name__}") from exc
 
 
 @functools.lru_cache(maxsize=4)

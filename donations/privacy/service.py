@@ -150,8 +150,15 @@ def export_donor(donor_id: int) -> dict[str, Any]:
                 "status": membership.status,
                 "started_at": _iso(membership.started_at),
                 "canceled_at": _iso(membership.canceled_at),
+                "paused_until": _iso(membership.paused_until),
                 "amount_changes": [
-                    {"at": _iso(c.changed_at), "from_cents": c.old_amount_cents, "to_cents": c.new_amount_cents}
+                    {
+                        "at": _iso(c.changed_at),
+                        "from_cents": c.old_amount_cents,
+                        "to_cents": c.new_amount_cents,
+                        "from_interval": c.old_interval,
+                        "to_interval": c.new_interval,
+                    }
                     for c in changes.get(membership.id, [])
                 ],
             }

@@ -121,3 +121,55 @@ def test_a_reader_becomes_a_member_then_cancels_by_the_emailed_link(page: Page, 
     assert result.output.strip() == "Billed 1, declined 0, ended 0."
     assert len(installments_of(membership)) == 1
     assert [g.amount_cents for g in installments_of(active)] == [3000, 3000]
+
+
+def test_a_member_changes_frequency_and_fund_pauses_and_fixes_the_card(
+    page: Page, app, client, fund, assert_accessible
+):
+    make_fund("investigative", name="Investigative Reporting Fund")
+    membership = start_local_membership(client, email="mo@example.org", amount="1500")
+    page.goto("/membership")
+    page.get_by_label("Your email address").fill("mo@example.org")
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    link = db.session.scalars(
+        select(OutboxMessage.context).where(
+            OutboxMessage.kind == "magic_link", OutboxMessage.to_address == "mo@example.org"
+        )
+    ).one()["url"]
+    page.goto(link)
+
+    # Annual, to the other fund: the question first, then the change, in words.
+    page.get_by_role("link", name="Change the amount, frequency or fund, or pause").click()
+    expect(page.get_by_role("heading", name="Change your membership", exact=True)).to_be_visible()
+    assert_accessible(page)
+    page.get_by_label("New amount, in dollars").fill("150")
+    page.get_by_label("Annual").check()
+    page.get_by_label("Fund", exact=True).select_option(label="Investigative Reporting Fund")
+    page.get_by_role("button", name="Review the change").click()
+    expect(page.get_by_role("heading", name="Change your membership?")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("$150.00 a year to Investigative Reporting Fund")
+    assert_accessible(page)
+    page.get_by_role("button", name="Yes, change my membership").click()
+    expect(page).to_have_url(re.compile(r"/membership/account$"))
+    expect(page.get_by_role("status")).to_contain_text("Your membership is changed")
+    expect(page.locator("main")).to_contain_text("$150.00 a year to Investigative Reporting Fund")
+
+    # A pause of one payment, shown on the member's page.
+    page.get_by_role("link", name="Change the amount, frequency or fund, or pause").click()
+    page.get_by_role("radio", name=re.compile(r"The next payment: charged again on")).check()
+    page.get_by_role("button", name="Pause my membership").click()
+    expect(page.get_by_test_id("membership-paused")).to_contain_text("Paused: nothing is charged until")
+    assert_accessible(page)
+
+    # The card page behind a failed-payment email's link (as the mail renders it).
+    from donations.mail.card_links import card_link_path
+
+    (row,) = memberships_of("mo@example.org")
+    page.goto(card_link_path(row))
+    expect(page.get_by_role("heading", name="Update your card")).to_be_visible()
+    assert_accessible(page)
+    page.get_by_label("New card number").fill("4242 4242 4242 4242")
+    page.get_by_role("button", name="Update card").click()
+    expect(page.get_by_role("heading", name="Your card is updated")).to_be_visible()
+    assert local_billing.card_on_file(membership.id) == "4242"

@@ -10,7 +10,7 @@ import pytest
 from donations.extensions import db
 from donations.grants.rules import RecurringRule
 from donations.ledger import service as ledger
-from donations.ledger.models import Frequency, GiftSource
+from donations.ledger.models import Frequency, GiftSource, MembershipChange
 from tests.factories import make_donor, make_fund, make_gift
 from tests.grants.support import (
     change_amount,
@@ -248,6 +248,35 @@ def test_an_increase_in_the_window_counts_12_times_the_increase(fund):
     assert row["Counted ($)"].cents == 1_000 + 1_000 + 12 * 500
     lines = [(line["Reason"], line["Counted ($)"].cents) for line in ledger_rows(program)]
     assert lines == [("installment_at_old_amount", 1_000), ("recurring_increase_x12", 7_000)]
+
+
+def test_monthly_to_annual_is_no_increase_and_each_installment_keeps_its_frequency(fund):
+    """A member moved from $10 a month to $120 a year: the same money a year, not a raise of $110
+    counted twelve times; the monthly installments stay monthly in the report."""
+    program = make_program(recurring_rule=RecurringRule.NEW_RECURRING_X12)
+    donor = make_donor()
+    membership = make_membership(donor, fund, 1_000)
+    installment(donor, fund, membership, 1_000, local(2026, 10, 10))
+    installment(donor, fund, membership, 1_000, local(2026, 11, 10))
+    db.session.add(
+        MembershipChange(
+            membership_id=membership.id,
+            changed_at=local(2026, 11, 20),
+            old_amount_cents=1_000,
+            new_amount_cents=12_000,
+            old_interval="month",
+            new_interval="year",
+        )
+    )
+    membership.amount_cents, membership.interval = 12_000, "year"
+    db.session.commit()
+    make_gift(
+        donor, fund, 12_000, received_at=local(2026, 12, 10), membership_id=membership.id, frequency=Frequency.ANNUAL
+    )
+    [row] = donor_rows(program)
+    assert row["Counted ($)"].cents == 1_000 + 12_000
+    reasons = {line["Reason"] for line in ledger_rows(program)}
+    assert "recurring_increase_x12" not in reasons
 
 
 def test_installments_rule_counts_each_installment_paid(fund):

@@ -81,6 +81,19 @@ def test_a_donor_page_shows_gifts_memberships_and_years(client, finance, app):
         assert f'href="/staff/donors/{donor.id}/statement/2025"' in page
 
 
+def test_a_paused_membership_says_until_when(client, finance):
+    donor, fund = make_donor("paused@example.org"), make_fund(name="General Fund")
+    until = datetime(2027, 2, 14, 20, tzinfo=UTC)
+    db.session.add(
+        Membership(
+            donor_id=donor.id, fund_id=fund.id, amount_cents=1000, interval="month", status="active", paused_until=until
+        )
+    )
+    db.session.commit()
+    text = page_text(client.get(f"/staff/donors/{donor.id}").get_data(as_text=True))
+    assert "active (paused until 2027-02-14)" in text
+
+
 def merge(client, kept: Donor, duplicate_id: object, confirm: bool = True):
     token = csrf_token(client, f"/staff/donors/{kept.id}")
     data = {"csrf_token": token, "duplicate": duplicate_id}

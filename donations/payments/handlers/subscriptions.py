@@ -9,7 +9,7 @@ ledger says happened, the member is told of (`tell_member`) in the event's trans
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from donations.ledger import memberships
@@ -19,6 +19,8 @@ from donations.payments import gift_sources
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
 
+# A pause without an end (pause_collection with no resumes_at) lasts until it is lifted.
+INDEFINITE_PAUSE = datetime(9999, 12, 31, tzinfo=UTC)
 # Stripe's subscription statuses, as ours. Others (paused) leave the status alone.
 STATUSES = {
     "active": MembershipStatus.ACTIVE,
@@ -47,6 +49,11 @@ def tell_member(news: memberships.MembershipNews) -> None:
         mail.queue_membership_canceled(membership)
     if news.failed_invoice_id is not None:
         mail.queue_payment_failed(membership, news.failed_invoice_id)
+    if membership.status != MembershipStatus.CANCELED:
+        if news.paused_until is not None:
+            mail.queue_membership_paused(membership, news.paused_until)
+        if news.resumed_from is not None:
+            mail.queue_membership_resumed(membership, news.resumed_from)
 
 
 def gift_id_from(metadata: dict[str, Any]) -> int | None:
@@ -114,7 +121,9 @@ def subscription_state(event: StripeEventData) -> memberships.SubscriptionState:
         raise ValueError("subscription has no id")
     metadata = metadata_of(subscription.get("metadata"))
     items = subscription.get("items")
-    previous_items = event.previous_attributes.get("items") if isinstance(event.previous_attributes, dict) else None
+    previous = event.previous_attributes if isinstance(event.previous_attributes, dict) else {}
+    previous_items = previous.get("items")
+    previous_fund = metadata_of(previous.get("metadata")).get("fund") if "metadata" in previous else None
     status = subscription.get("status")
     mapped = STATUSES.get(status) if isinstance(status, str) else None
     if event.type == "customer.subscription.deleted":
@@ -140,7 +149,19 @@ def subscription_state(event: StripeEventData) -> memberships.SubscriptionState:
         current_period_end=_period_end(subscription),
         ended_at=timestamp(subscription.get("ended_at")) or timestamp(subscription.get("canceled_at")),
         previous_amount_cents=(items_amount(previous_items) or None) if previous_items else None,
+        previous_interval=_items_interval(previous_items) if previous_items else None,
+        previous_fund_slug=previous_fund if isinstance(previous_fund, str) else None,
+        pause_known="pause_collection" in subscription,
+        paused_until=_resumes_at(subscription.get("pause_collection")),
     )
+
+
+def _resumes_at(pause: Any) -> datetime | None:
+    """Until when a paused subscription skips its installments. A pause with no end date (made
+    in the Stripe dashboard) counts as paused far ahead: nothing is billed until it is lifted."""
+    if not isinstance(pause, dict):
+        return None
+    return timestamp(pause.get("resumes_at")) or INDEFINITE_PAUSE
 
 
 def subscription_keys(subscription: dict[str, Any]) -> gift_sources.Keys:
@@ -170,8 +191,8 @@ def subscription_changed(event: StripeEventData) -> None:
         )
         return
     state = subscription_state(event)
-    if verdict.fund_slug:
-        state = replace(state, origin=replace(state.origin, fund_slug=verdict.fund_slug))
+    if verdict.fund_slug:  # the gift source's fund, whatever the metadata says (or said)
+        state = replace(state, origin=replace(state.origin, fund_slug=verdict.fund_slug), previous_fund_slug=None)
     try:
         news = memberships.apply_subscription(state)
     except memberships.MembershipNotKnown as exc:

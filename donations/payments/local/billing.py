@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -67,10 +67,12 @@ class _Subscription:
     interval: str
     started_at: datetime
     metadata: dict[str, str]
+    paused_until: datetime | None = None
 
     @classmethod
     def of(cls, membership: Membership) -> _Subscription:
         return cls(
+            paused_until=membership.paused_until,
             subscription_id=membership.stripe_subscription_id or "",
             customer_id=membership.stripe_customer_id or "",
             email=membership.donor.email,
@@ -111,6 +113,9 @@ class _Subscription:
             "created": _ts(self.started_at),
             "start_date": _ts(self.started_at),
             "cancel_at_period_end": cancel_at_period_end,
+            "pause_collection": (
+                {"behavior": "void", "resumes_at": _ts(self.paused_until)} if self.paused_until else None
+            ),
             "cancel_at": _ts(period_end) if cancel_at_period_end else None,
             "canceled_at": _ts(ended_at),
             "ended_at": _ts(ended_at),
@@ -300,15 +305,40 @@ def cards_on_file(membership_ids: list[int]) -> dict[int, str]:
     return {row.membership_id: row.last4 for row in db.session.execute(query)}
 
 
-def change_amount(membership: Membership, amount_cents: int) -> None:
-    """As the Billing Portal would: customer.subscription.updated with the old amount in
-    previous_attributes. Renewals bill the new amount from the next period."""
-    subscription = _Subscription.of(membership)
+def change_plan(membership: Membership, amount_cents: int, frequency: str, fund_slug: str) -> None:
+    """As Stripe tells a subscription update: customer.subscription.updated with the old
+    items (amount and frequency) and metadata (fund) in previous_attributes. Renewals bill the
+    new plan from the next one; the current period, paid, stays as it is."""
+    before = _Subscription.of(membership)
+    after = replace(
+        before,
+        amount_cents=amount_cents,
+        interval=FREQUENCY_INTERVAL[frequency],
+        metadata={**before.metadata, "fund": fund_slug, "frequency": frequency},
+    )
     period_end = membership.current_period_end or utcnow()
-    before = subscription.subscription(status="active", period_end=period_end)
-    after = subscription.subscription(status="active", period_end=period_end, amount_cents=amount_cents)
-    payload = local.event("customer.subscription.updated", after)
-    payload["data"]["previous_attributes"] = {"items": before["items"]}
+    old = before.subscription(status=_stripe_status(membership), period_end=period_end)
+    payload = local.event(
+        "customer.subscription.updated", after.subscription(status=old["status"], period_end=period_end)
+    )
+    payload["data"]["previous_attributes"] = {"items": old["items"], "metadata": old["metadata"]}
+    _send(payload)
+
+
+def _stripe_status(membership: Membership) -> str:
+    return "past_due" if membership.status == MembershipStatus.PAST_DUE else "active"
+
+
+def pause(membership: Membership, resumes_at: datetime | None) -> None:
+    """Skip renewals until `resumes_at` (None: resume now), as Stripe's pause_collection with
+    `void`: customer.subscription.updated with the pause. `bill_due` skips the periods."""
+    subscription = replace(_Subscription.of(membership), paused_until=resumes_at)
+    period_end = membership.current_period_end or utcnow()
+    payload = local.event(
+        "customer.subscription.updated",
+        subscription.subscription(status=_stripe_status(membership), period_end=period_end),
+    )
+    payload["data"]["previous_attributes"] = {"pause_collection": None}
     _send(payload)
 
 
@@ -330,6 +360,7 @@ class BillingSummary:
     billed: int = 0  # installments paid
     declined: int = 0  # renewals whose card declined (the membership is past due)
     ended: int = 0  # memberships that were set to end with their period
+    skipped: int = 0  # renewals skipped by a pause (nothing charged)
     errors: list[str] = field(default_factory=list)
 
 
@@ -380,6 +411,22 @@ def _bill_membership(membership_id: int, as_of: datetime, summary: BillingSummar
             cancel(membership, ended_at=period_start)
             summary.ended += 1
             return
+        paused_until = membership.paused_until
+        if paused_until is not None:
+            if period_start < paused_until:
+                # Paused: Stripe voids the period's invoice (nothing owed) and the period moves on.
+                next_end = shift(period_start, subscription.interval, 1, subscription.started_at.day)
+                skipped = subscription.subscription(status=_stripe_status(membership), period_end=next_end)
+                _send(local.event("customer.subscription.updated", skipped))
+                summary.skipped += 1
+            else:
+                # The pause is over: Stripe lifts it (and says so) before billing again.
+                pause(membership, None)
+            db.session.commit()
+            after = db.session.get(Membership, membership_id, populate_existing=True)
+            if after is not None and (after.current_period_end, after.paused_until) == (period_start, paused_until):
+                raise LocalBillingError("the subscription event did not move the paused membership on")
+            continue
         if card_on_file(membership_id) == DECLINING_LAST4:
             invoice = subscription.invoice(period_start=period_start, billing_reason="subscription_cycle", paid_at=None)
             _send(local.event("invoice.payment_failed", invoice))

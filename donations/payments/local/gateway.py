@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from donations.extensions import db
-from donations.ledger.models import Gift, GiftStatus
+from donations.ledger.models import Gift, GiftStatus, Membership
 from donations.payments import events, signing
 from donations.payments.gateway import (
     AccountCheck,
@@ -34,6 +34,7 @@ from donations.payments.gateway import (
     CheckoutSession,
     EventPage,
     GatewayError,
+    MembershipUpdate,
     RefundParams,
 )
 
@@ -119,6 +120,33 @@ class LocalGateway:
 
     def check_account(self, plan: AccountPlan) -> AccountCheck:
         return AccountCheck(note=NOTHING_TO_SET_UP)
+
+    def card_update_url(self, membership: Membership, return_url: str) -> str:
+        return url_for("membership.local_portal", customer_id=membership.stripe_customer_id or "")
+
+    def update_membership(self, membership: Membership, update: MembershipUpdate) -> None:
+        from donations.payments.local import billing
+
+        try:
+            billing.change_plan(membership, update.amount_cents, update.frequency, update.fund_slug)
+        except billing.LocalBillingError as exc:
+            raise GatewayError(str(exc)) from exc
+
+    supports_pause = True
+
+    def pause_membership(self, membership: Membership, resumes_at: datetime) -> None:
+        self._pause(membership, resumes_at)
+
+    def resume_membership(self, membership: Membership) -> None:
+        self._pause(membership, None)
+
+    def _pause(self, membership: Membership, resumes_at: datetime | None) -> None:
+        from donations.payments.local import billing
+
+        try:
+            billing.pause(membership, resumes_at)
+        except billing.LocalBillingError as exc:
+            raise GatewayError(str(exc)) from exc
 
 
 def new_id(prefix: str) -> str:
