@@ -143,6 +143,7 @@ def _import_models() -> None:
     from donations.grants import models as _grants  # noqa: F401
     from donations.ledger import imports as _imports  # noqa: F401
     from donations.ledger import models as _ledger  # noqa: F401
+    from donations import newsroom as _newsroom  # noqa: F401
     from donations.mail import models as _receipts  # noqa: F401
     from donations.operations import models as _operations  # noqa: F401
     from donations.payments import models as _payments  # noqa: F401
@@ -163,7 +164,7 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def newsroom() -> dict[str, Any]:
-        return {
-            "newsroom_name": app.config["NEWSROOM_NAME"],
-            "newsroom_contact": app.config["NEWSROOM_CONTACT"],
-        }
+        from donations.newsroom import current_look
+
+        look = current_look()  # admins' /staff/look; read once a period, not on every page
+        return {"newsroom_name": look.name, "newsroom_contact": app.config["NEWSROOM_CONTACT"], "look": look}

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from donations import newsroom
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.giving import arrival, service
@@ -228,6 +229,17 @@ def thanks() -> ResponseReturnValue:
         level = memberships.level_for_gift(gift)
         return render_template("giving/membership_thanks.html", level=level, **context)
     return render_template("giving/thanks.html", **context)
+
+
+@bp.get("/newsroom/logo")
+def logo() -> ResponseReturnValue:
+    """The newsroom's logo, from our own origin. Its address carries a digest of its bytes (?v=),
+    so it may be cached for good; a new logo has a new address."""
+    found = newsroom.logo()
+    if found is None:
+        abort(404)
+    data, media_type = found
+    return data, 200, {"Content-Type": media_type, "Cache-Control": "public, max-age=31536000, immutable"}
 
 
 @bp.get("/")

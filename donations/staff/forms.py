@@ -296,6 +296,18 @@ class FundForm(FlaskForm):
         "Prompt toward monthly, shown while one time is chosen (optional; empty: none)",
         validators=[Length(max=200)],
     )
+    newsletter_offer = SelectField(
+        "Newsletter opt-in on its gift page",
+        choices=[
+            SelectChoice("", "As the newsroom's look settings say"),
+            SelectChoice("on", "Offer it"),
+            SelectChoice("off", "Don't offer it"),
+        ],
+        default="",
+    )
+    newsletter_wording = StringField(
+        "Wording of the opt-in (optional; empty: the newsroom's)", validators=[Length(max=300), no_control_characters]
+    )
 
     def validate_amount_notes(self, field: TextAreaField) -> None:
         parse_amount_notes(field.data or "")  # refused here with the line that is wrong
