@@ -117,9 +117,31 @@ def current_look() -> Look:
         return _look_of(None)
 
 
+def newsletter_wording(fund_offer: str, fund_wording: str) -> str:
+    """The opt-in's words on a fund's gift page, or "" when it is not offered there: the fund's
+    own choice ("on", "off") or else the newsroom's; the fund's wording or else the newsroom's."""
+    look = current_look()
+    offered = fund_offer == "on" or (fund_offer == "" and look.newsletter_offered)
+    return (fund_wording or look.newsletter_wording) if offered else ""
+
+
 def logo() -> tuple[bytes, str] | None:
     row = _row()
     return (row.logo, row.logo_type) if row is not None and row.logo else None
+
+
+def stored_settings() -> dict[str, object]:
+    """The settings as stored (empty where a default applies), for the staff form."""
+    row = _row()
+    if row is None:
+        return {"newsletter_wording": DEFAULT_NEWSLETTER_WORDING}
+    return {
+        "name": row.name,
+        "accent": row.accent,
+        "footer": row.footer,
+        "newsletter_offered": row.newsletter_offered,
+        "newsletter_wording": row.newsletter_wording or DEFAULT_NEWSLETTER_WORDING,
+    }
 
 
 # --- Checks ------------------------------------------------------------------------------------

@@ -105,6 +105,7 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
             else:
                 form.amount_choice.data = "other"
                 form.custom_amount.data = arrival.dollars_text(linked)
+    newsletter = newsroom.newsletter_wording(fund.newsletter_offer, fund.newsletter_wording)
     status = 200
     too_many = ""  # the rate limit's refusal, in words
     if form.validate_on_submit():
@@ -115,7 +116,7 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
         wait = protection.spend_checkout()  # counted only now: a form refused for a typo is free
         if not wait:
             try:
-                url = service.begin_checkout(_intent(form, fund), _success_url(), _cancel_url_for(fund_slug))
+                url = service.begin_checkout(_intent(form, fund, newsletter), _success_url(), _cancel_url_for(fund_slug))
             except GatewayError:  # the amount's limits were checked by the form
                 return render_template("giving/retry.html", fund=fund), 503
             else:
@@ -140,6 +141,7 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
         monthly_prompt=fund.monthly_prompt if "monthly" in frequencies else "",
         share_url=public_url(url_for("giving.give", fund_slug=fund.slug)),
         too_many=too_many,
+        newsletter=newsletter,
     )
     if too_many:
         return page, status, {"Retry-After": str(wait)}
@@ -163,7 +165,7 @@ def _amount_frequencies(suggested: dict[str, list[int]], frequencies: list[str])
     return found
 
 
-def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
+def _intent(form: GiftForm, fund: Fund, newsletter: str) -> service.GiftIntent:
     organization = (form.organization.data or "").strip() if form.on_behalf_of_organization.data else ""
     attribution = arrival.attribution(request.args, request.referrer, request.host, session)
     return service.GiftIntent(
@@ -179,6 +181,8 @@ def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
         tribute_kind=form.tribute_kind.data or None,
         tribute_name=(form.tribute_name.data or "").strip() or None if form.tribute_kind.data else None,
         attribution=attribution,
+        # The words the page showed beside the box (the same settings rendered it).
+        newsletter_wording=newsletter if newsletter and form.newsletter.data else None,
     )
 
 
