@@ -157,7 +157,7 @@ def _remember_arrival() -> None:
 
 
 def _amount_frequencies(suggested: dict[str, list[int]], frequencies: list[str]) -> dict[str, list[str]]:
-    """For each offered amount, the frequencies that suggest it (give.js shows the chosen one's)."""
+    """For each offered amount, the frequencies that suggest it (forms.js shows the chosen one's)."""
     found: dict[str, list[str]] = {}
     for frequency in frequencies:
         for cents in suggested.get(frequency, []):

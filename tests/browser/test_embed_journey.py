@@ -81,6 +81,7 @@ def test_a_reader_gives_from_the_box_in_an_article(new_context, live_server, fun
     gift_page.wait_for_load_state()
     assert gift_page.url.startswith(live_server("/give/community-forums?"))  # a top-level tab on our site
     expect(gift_page.get_by_label("$100", exact=True)).to_be_checked()
+    gift_page.get_by_role("button", name="Continue", exact=True).click()
     gift_page.get_by_label("Your name").fill("Rae Reader")
     gift_page.get_by_label("Email", exact=True).fill("rae@example.org")
     gift_page.get_by_role("button", name="Continue to payment").click()
