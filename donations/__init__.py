@@ -138,12 +138,12 @@ def _finish_config(app: Flask) -> None:
 
 def _import_models() -> None:
     """Import every area's models so the metadata (and Alembic) sees all tables."""
+    from donations import newsroom as _newsroom  # noqa: F401
     from donations.accounts import models as _staff  # noqa: F401
     from donations.giving import models as _giving  # noqa: F401
     from donations.grants import models as _grants  # noqa: F401
     from donations.ledger import imports as _imports  # noqa: F401
     from donations.ledger import models as _ledger  # noqa: F401
-    from donations import newsroom as _newsroom  # noqa: F401
     from donations.mail import models as _receipts  # noqa: F401
     from donations.operations import models as _operations  # noqa: F401
     from donations.payments import models as _payments  # noqa: F401

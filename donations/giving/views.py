@@ -116,7 +116,8 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
         wait = protection.spend_checkout()  # counted only now: a form refused for a typo is free
         if not wait:
             try:
-                url = service.begin_checkout(_intent(form, fund, newsletter), _success_url(), _cancel_url_for(fund_slug))
+                intent = _intent(form, fund, newsletter)
+                url = service.begin_checkout(intent, _success_url(), _cancel_url_for(fund_slug))
             except GatewayError:  # the amount's limits were checked by the form
                 return render_template("giving/retry.html", fund=fund), 503
             else:
