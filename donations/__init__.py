@@ -42,6 +42,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     _import_models()
 
     from donations import health
+    from donations.giving.campaign_views import bp as campaigns_staff_bp
     from donations.giving.embed import bp as embed_bp
     from donations.giving.embed_staff import bp as embed_staff_bp
     from donations.giving.membership_views import bp as membership_bp
@@ -61,6 +62,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.register_blueprint(giving_bp)
     app.register_blueprint(embed_bp)
     app.register_blueprint(embed_staff_bp)
+    app.register_blueprint(campaigns_staff_bp)
     app.register_blueprint(membership_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(payments_staff_bp)
