@@ -73,12 +73,13 @@ def export() -> ResponseReturnValue:
         download = downloads.download(campaigns.report(found), fmt)
     except downloads.ExportError as exc:
         abort(400, str(exc))
+    dates = {"first": found.first.isoformat(), "last": found.last.isoformat()}
     with unit_of_work():
         audit(
             "campaigns.export",
             actor=current_user._get_current_object(),
             target_type="export",
-            details={"list": "campaigns", "format": fmt, "first": found.first.isoformat(), "last": found.last.isoformat()},
+            details={"list": "campaigns", "format": fmt, **dates},
             remote_addr=request.remote_addr,
         )
     return downloads.response(download)

@@ -88,7 +88,7 @@ class Campaigns:
 
 
 def in_words(paid: int, opened: int) -> str:
-    """"3 of 12 checkouts paid (25%)": the conversion as staff read it."""
+    """ "3 of 12 checkouts paid (25%)": the conversion as staff read it."""
     if opened == 0:
         return "no checkouts opened"
     noun = "checkout" if opened == 1 else "checkouts"
@@ -96,7 +96,7 @@ def in_words(paid: int, opened: int) -> str:
 
 
 def views_in_words(paid: int, views: int) -> str:
-    """"4 gifts from 1,200 views (0.33%)"."""
+    """ "4 gifts from 1,200 views (0.33%)"."""
     if views == 0:
         return "no views counted"
     noun = "gift" if paid == 1 else "gifts"
