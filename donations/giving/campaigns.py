@@ -54,12 +54,12 @@ class Tally:
     given_cents: int = 0
     donors: set[int] = field(default_factory=set)
 
-    def add(self, gift: Gift) -> None:
+    def add(self, status: str, amount_cents: int, donor_id: int) -> None:
         self.opened += 1
-        if gift.status in RECEIVED_STATUSES:
+        if status in RECEIVED_STATUSES:
             self.paid += 1
-            self.given_cents += gift.amount_cents
-            self.donors.add(gift.donor_id)
+            self.given_cents += amount_cents
+            self.donors.add(donor_id)
 
 
 @dataclass(frozen=True)
@@ -130,9 +130,9 @@ def campaigns(first: date, last: date) -> Campaigns:
             found.get("utm_content") or NONE,
             found.get("ref") or found.get("referrer") or NONE,
         )
-        lines.setdefault(key, Tally()).add(gift)
+        lines.setdefault(key, Tally()).add(gift.status, gift.amount_cents, gift.donor_id)
         if found.get("utm_medium") == "embed":
-            through_embed.setdefault(gift.fund_id, Tally()).add(gift)
+            through_embed.setdefault(gift.fund_id, Tally()).add(gift.status, gift.amount_cents, gift.donor_id)
     views: dict[int, int] = {}
     for _day, fund_id, count in views_by_day_and_fund(first, last):
         views[fund_id] = views.get(fund_id, 0) + count
