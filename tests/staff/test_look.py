@@ -17,8 +17,8 @@ from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.newsroom import LOGO_MAX_BYTES, NewsroomLook, contrast_on_white
 from tests.factories import make_fund
-from tests.staff.support import fresh_address, make_staff, sign_in, sign_in_with_form
 from tests.forms import csrf_token
+from tests.staff.support import fresh_address, make_staff, sign_in, sign_in_with_form
 
 
 def png(width: int = 120, height: int = 40) -> bytes:
