@@ -136,7 +136,7 @@ def campaigns(first: date, last: date) -> Campaigns:
     views: dict[int, int] = {}
     for _day, fund_id, count in views_by_day_and_fund(first, last):
         views[fund_id] = views.get(fund_id, 0) + count
-    names: dict[int, str] = dict(db.session.execute(select(Fund.id, Fund.name)))
+    names: dict[int, str] = dict(db.session.execute(select(Fund.id, Fund.name)).all())
     embeds = [
         EmbedLine(names.get(fund_id, str(fund_id)), views.get(fund_id, 0), through_embed.get(fund_id, Tally()))
         for fund_id in sorted(set(views) | set(through_embed), key=lambda fund_id: names.get(fund_id, ""))
