@@ -54,6 +54,8 @@ def test_a_reader_gives_and_covers_the_fee(page: Page, fund, assert_accessible):
     expect(page.locator("[data-fee-base]")).to_have_text("$100.00")
     # Back to the amounts; typing another selects "Other amount" and updates the sentence.
     page.get_by_role("button", name="Change the amount").click()
+    expect(page.get_by_label("Other amount, in dollars")).to_be_hidden()  # until Other is chosen
+    page.get_by_label("Other amount", exact=True).check()
     page.get_by_label("Other amount, in dollars").fill("37.50")
     expect(page.get_by_label("Other amount", exact=True)).to_be_checked()
     continue_to_details(page)
@@ -208,14 +210,19 @@ def test_a_keyboard_reader_keeps_the_amount_picked_with_the_arrow_keys(page: Pag
     assert only_gift().amount_cents == 10_000
 
 
-def test_typing_in_the_other_amount_box_selects_other(page: Page, fund):
+def test_the_other_amount_box_shows_once_other_is_chosen(page: Page, fund):
     page.goto("/give")
+    expect(page.get_by_label("Other amount, in dollars")).to_be_hidden()
+    page.get_by_label("Other amount", exact=True).check()
+    page.get_by_label("Other amount, in dollars").fill("15")
     page.get_by_label("$100", exact=True).check()
+    # Holding an amount, it stays in view; typing in it chooses Other again, focus alone does not.
     page.get_by_label("Other amount, in dollars").focus()
-    expect(page.get_by_label("$100", exact=True)).to_be_checked()  # focus alone changes nothing
-    page.keyboard.type("15")
+    expect(page.get_by_label("$100", exact=True)).to_be_checked()
+    page.keyboard.type("0")
     expect(page.get_by_label("Other amount", exact=True)).to_be_checked()
-    expect(page.locator("[data-fee-base]")).to_have_text("$15.00")
+    continue_to_details(page)
+    expect(page.locator("[data-fee-base]")).to_have_text("$150.00")
 
 
 def test_after_a_form_error_the_focus_is_on_the_error_summary(page: Page, fund):

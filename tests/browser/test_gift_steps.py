@@ -119,6 +119,7 @@ def test_a_keyboard_only_reader_gives_in_two_steps(new_context, fund, size):
 
 def test_an_amount_out_of_range_stays_on_step_one(page: Page, fund):
     page.goto("/give/community-forums")
+    page.get_by_label("Other amount", exact=True).check()
     page.get_by_label("Other amount, in dollars").fill("1")
     page.get_by_label("Other amount, in dollars").press("Enter")  # Enter continues, it never posts half a form
     expect(page.locator("#step-one-error")).to_have_text("Choose an amount, or enter one from $5 to $25,000.")

@@ -113,12 +113,27 @@
     problem.textContent = message;
     problem.hidden = !message;
     if (message) { custom.setAttribute("aria-invalid", "true"); } else { custom.removeAttribute("aria-invalid"); }
-    if (message) { (form.querySelector("input[name=amount_choice]:checked") ? custom : form.querySelector("input[name=amount_choice]")).focus(); return; }
+    if (message) {
+      var chosen = form.querySelector("input[name=amount_choice]:checked");
+      (chosen ? custom : form.querySelector(".amount-button:not([hidden]) input")).focus();
+      return;
+    }
     var frequency = form.querySelector("input[name=frequency]:checked") || form.querySelector("input[name=frequency]");
     summary.textContent = dollars(amount) + " " + (every[frequency.value] || "");
     history.pushState({ giftStep: 2 }, "");
     show(2, true);
   }
+  // The Other amount box shows once "Other amount" is chosen (or holds an amount), so that
+  // Continue stays in a phone's first screen.
+  var otherBox = custom.closest(".other-amount");
+  function showOtherBox() {
+    var other = form.querySelector("input[name=amount_choice][value=other]");
+    otherBox.hidden = !(other && other.checked) && custom.value.trim() === "";
+  }
+  form.querySelectorAll("input[name=amount_choice]").forEach(function (radio) {
+    radio.addEventListener("change", showOtherBox);
+  });
+  showOtherBox();
   form.querySelector("[data-step-next]").addEventListener("click", next);
   form.querySelector("[data-step-back]").addEventListener("click", function () {
     if (history.state && history.state.giftStep === 2) { history.back(); } else { show(1, true); }
