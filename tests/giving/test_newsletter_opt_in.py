@@ -15,6 +15,7 @@ from donations.clock import local_time_text, utcnow
 from donations.extensions import db, unit_of_work
 from donations.ledger.models import Gift, GiftStatus, Membership, MembershipStatus, NewsletterOptIn
 from donations.newsroom import DEFAULT_NEWSLETTER_WORDING, LookSettings, save_look
+from donations.privacy.service import export_donor
 from donations.staff.exports import DONOR_COLUMNS
 from tests.factories import make_fund
 from tests.forms import csrf_token
@@ -124,3 +125,11 @@ def test_exported_with_donors_once_the_gift_is_received(client, app, fund):
     db.session.commit()
     members = staff.get("/staff/members/mailchimp.csv").get_data().decode("utf-8-sig")
     assert "Newsletter opt-in" in members.splitlines()[1]
+
+
+def test_a_donors_data_export_includes_the_opt_in(client, fund):
+    offer_newsletter()
+    post_gift(client, "/give/forums", newsletter="y")
+    gift = db.session.scalar(select(Gift))
+    (exported,) = export_donor(gift.donor_id)["gifts"]
+    assert exported["newsletter_opt_in"]["wording"] == WORDING
