@@ -112,8 +112,9 @@
     var message = amountProblem(amount);
     problem.textContent = message;
     problem.hidden = !message;
-    if (message) { custom.setAttribute("aria-invalid", "true"); } else { custom.removeAttribute("aria-invalid"); }
+    custom.removeAttribute("aria-invalid");
     if (message) {
+      custom.setAttribute("aria-invalid", "true");
       var chosen = form.querySelector("input[name=amount_choice]:checked");
       (chosen ? custom : form.querySelector(".amount-button:not([hidden]) input")).focus();
       return;
