@@ -62,9 +62,9 @@ test: install browser bench-tools lint typecheck
 test-quick: install
 	TEST_DATABASE_URL= $(PY) -m pytest $(PYTEST_XDIST) -m "not browser" $(PYTEST_ARGS)
 
-# The README's screenshots of the gift page (375x667 and 1280x800) and the embed, taken by their browser tests.
+# The README's screenshots (gift page, its second step, the embed box, at 375x667 and 1280x800; the 429 page), taken by their browser tests.
 screenshots: install browser
-	TEST_DATABASE_URL= SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -p no:cacheprovider -m browser tests/browser/test_gift_page_layout.py tests/browser/test_embed_journey.py
+	TEST_DATABASE_URL= SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -p no:cacheprovider -m browser tests/browser/test_gift_page_layout.py tests/browser/test_gift_steps.py tests/browser/test_embed_journey.py
 
 # Debian's wrk, GNU time and the sqlite3 shell: the benchmarks' load generator and meters.
 bench-tools:

@@ -42,6 +42,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     _import_models()
 
     from donations import health
+    from donations.giving.campaign_views import bp as campaigns_staff_bp
     from donations.giving.embed import bp as embed_bp
     from donations.giving.embed_staff import bp as embed_staff_bp
     from donations.giving.membership_views import bp as membership_bp
@@ -63,6 +64,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.register_blueprint(giving_bp)
     app.register_blueprint(embed_bp)
     app.register_blueprint(embed_staff_bp)
+    app.register_blueprint(campaigns_staff_bp)
     app.register_blueprint(membership_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(payments_staff_bp)
@@ -142,6 +144,7 @@ def _finish_config(app: Flask) -> None:
 
 def _import_models() -> None:
     """Import every area's models so the metadata (and Alembic) sees all tables."""
+    from donations import newsroom as _newsroom  # noqa: F401
     from donations.accounts import models as _staff  # noqa: F401
     from donations.giving import models as _giving  # noqa: F401
     from donations.grants import models as _grants  # noqa: F401
@@ -167,7 +170,7 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def newsroom() -> dict[str, Any]:
-        return {
-            "newsroom_name": app.config["NEWSROOM_NAME"],
-            "newsroom_contact": app.config["NEWSROOM_CONTACT"],
-        }
+        from donations.newsroom import current_look
+
+        look = current_look()  # admins' /staff/look; read once a period, not on every page
+        return {"newsroom_name": look.name, "newsroom_contact": app.config["NEWSROOM_CONTACT"], "look": look}

@@ -7,7 +7,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from babel.numbers import format_currency
 
-# ASCII digits only (as give.js reads them): other scripts' digits are not an amount here.
+# ASCII digits only (as forms.js reads them): other scripts' digits are not an amount here.
 _AMOUNT = re.compile(r"\$?\s*(\d{1,9})(?:\.(\d{1,2}))?", re.ASCII)
 # Commas only as thousands separators, in groups of three ("1,000", "1,234,567.89"): a comma
 # anywhere else ("20,5", "1,00") may be a decimal comma, and guessing would move money tenfold.

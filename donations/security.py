@@ -1,7 +1,8 @@
 """Response headers, the proxy set-up, and personal data kept out of the logs.
 
 Every response carries a strict Content-Security-Policy (no inline scripts or styles anywhere:
-templates load /static files only), frame-ancestors 'none', nosniff, a same-origin referrer
+templates load /static files only; the one exception is the newsroom's accent colour, a
+one-line <style> allowed by its SHA-256 hash), frame-ancestors 'none', nosniff, a same-origin referrer
 policy and a Permissions-Policy that turns off the browser features we never use. Production
 adds HSTS. A form whose POST redirects to Stripe Checkout needs Stripe's host in form-action
 (browsers apply form-action to the redirect too), so only the gift pages allow it, and only when
@@ -22,6 +23,8 @@ from flask.sessions import SecureCookieSessionInterface
 from flask.wrappers import Response
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from donations.newsroom import current_look
 
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 BILLING_PORTAL_ORIGIN = "https://billing.stripe.com"
@@ -160,7 +163,12 @@ def _secure_headers(response: Response) -> Response:
     config = current_app.config
     headers = response.headers
     # A view may set its own policy (the membership page's form posts elsewhere).
-    headers.setdefault("Content-Security-Policy", content_security_policy(config, request.endpoint))
+    policy = content_security_policy(config, request.endpoint)
+    if response.mimetype == "text/html" and (look := current_look()).accent:
+        # The newsroom's accent colour, the one inline style a page may carry, allowed by its hash
+        # (a gift page served from its cache was not rendered now: the look is asked here).
+        policy = policy.replace("style-src 'self'", f"style-src 'self' {look.accent_css_hash}", 1)
+    headers.setdefault("Content-Security-Policy", policy)
     production = config.get("CONFIG_NAME") == "production"
     headers.extend(_fixed_headers(int(config["HSTS_MAX_AGE"]) if production else None))
     if request.endpoint == EMBED_ENDPOINT:

@@ -57,6 +57,8 @@ class GiftForm(FlaskForm):
         # No Optional(): it would let a blank-looking value past the check against the choices.
     )
     tribute_name = StringField("Name of the person", validators=[Length(max=200), _no_control_characters])
+    # Shown only where the newsletter is offered, labelled with its wording (views.py).
+    newsletter = BooleanField("Newsletter")
     # A honeypot: people never see it (hidden by CSS and aria-hidden); bots fill it in.
     website = StringField("Leave this empty", validators=[Optional(), Length(max=200)])
     resume = HiddenField()

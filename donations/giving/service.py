@@ -29,6 +29,7 @@ class GiftIntent:
     tribute_kind: str | None
     tribute_name: str | None
     attribution: dict[str, str]
+    newsletter_wording: str | None = None  # the opt-in's words, when the reader ticked it
 
 
 class AmountOutOfRange(ValueError):
@@ -68,6 +69,7 @@ def begin_checkout(intent: GiftIntent, success_url: str, cancel_url_for: Callabl
             tribute_kind=intent.tribute_kind,
             tribute_name=intent.tribute_name,
             attribution=intent.attribution,
+            newsletter_wording=intent.newsletter_wording,
         ),
     )
     # Two phases around a call to the gateway, like refunds: the pending gift is committed first so

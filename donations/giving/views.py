@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from donations import newsroom
 from donations.clock import utcnow
 from donations.extensions import db
 from donations.giving import arrival, service
@@ -99,6 +100,7 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
             else:
                 form.amount_choice.data = "other"
                 form.custom_amount.data = arrival.dollars_text(linked)
+    newsletter = newsroom.newsletter_wording(fund.newsletter_offer, fund.newsletter_wording)
     status = 200
     too_many = ""  # the rate limit's refusal, in words
     if form.validate_on_submit():
@@ -109,7 +111,8 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
         wait = protection.spend_checkout()  # counted only now: a form refused for a typo is free
         if not wait:
             try:
-                url = service.begin_checkout(_intent(form, fund), _success_url(), _cancel_url_for(fund_slug))
+                intent = _intent(form, fund, newsletter)
+                url = service.begin_checkout(intent, _success_url(), _cancel_url_for(fund_slug))
             except GatewayError:  # the amount's limits were checked by the form
                 return render_template("giving/retry.html", fund=fund), 503
             else:
@@ -134,6 +137,7 @@ def give(fund_slug: str | None = None) -> ResponseReturnValue:
         monthly_prompt=fund.monthly_prompt if "monthly" in frequencies else "",
         share_url=public_url(url_for("giving.give", fund_slug=fund.slug)),
         too_many=too_many,
+        newsletter=newsletter,
     )
     if too_many:
         return page, status, {"Retry-After": str(wait)}
@@ -149,7 +153,7 @@ def _remember_arrival() -> None:
 
 
 def _amount_frequencies(suggested: dict[str, list[int]], frequencies: list[str]) -> dict[str, list[str]]:
-    """For each offered amount, the frequencies that suggest it (give.js shows the chosen one's)."""
+    """For each offered amount, the frequencies that suggest it (forms.js shows the chosen one's)."""
     found: dict[str, list[str]] = {}
     for frequency in frequencies:
         for cents in suggested.get(frequency, []):
@@ -157,7 +161,7 @@ def _amount_frequencies(suggested: dict[str, list[int]], frequencies: list[str])
     return found
 
 
-def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
+def _intent(form: GiftForm, fund: Fund, newsletter: str) -> service.GiftIntent:
     organization = (form.organization.data or "").strip() if form.on_behalf_of_organization.data else ""
     attribution = arrival.attribution(request.args, request.referrer, request.host, session)
     return service.GiftIntent(
@@ -173,6 +177,8 @@ def _intent(form: GiftForm, fund: Fund) -> service.GiftIntent:
         tribute_kind=form.tribute_kind.data or None,
         tribute_name=(form.tribute_name.data or "").strip() or None if form.tribute_kind.data else None,
         attribution=attribution,
+        # The words the page showed beside the box (the same settings rendered it).
+        newsletter_wording=newsletter if newsletter and form.newsletter.data else None,
     )
 
 
@@ -223,6 +229,17 @@ def thanks() -> ResponseReturnValue:
         level = memberships.level_for_gift(gift)
         return render_template("giving/membership_thanks.html", level=level, **context)
     return render_template("giving/thanks.html", **context)
+
+
+@bp.get("/newsroom/logo")
+def logo() -> ResponseReturnValue:
+    """The newsroom's logo, from our own origin. Its address carries a digest of its bytes (?v=),
+    so it may be cached for good; a new logo has a new address."""
+    found = newsroom.logo()
+    if found is None:
+        abort(404)
+    data, media_type = found
+    return data, 200, {"Content-Type": media_type, "Cache-Control": "public, max-age=31536000, immutable"}
 
 
 @bp.get("/")

@@ -41,6 +41,8 @@ def create_fund(
     default_frequency: str | None = None,
     amount_notes: dict[str, str] | None = None,
     monthly_prompt: str = "",
+    newsletter_offer: str = "",
+    newsletter_wording: str = "",
 ) -> Fund:
     if not SLUG.match(slug) or slug in RESERVED_SLUGS:
         raise FundError("a slug is lowercase letters, digits and dashes, and not 'thanks' or 'resume'")
@@ -60,6 +62,8 @@ def create_fund(
         default_frequency=default_frequency,
         amount_notes=amount_notes or {},
         monthly_prompt=monthly_prompt,
+        newsletter_offer=newsletter_offer,
+        newsletter_wording=newsletter_wording,
     )
     db.session.add(fund)
     db.session.flush()
@@ -80,6 +84,8 @@ def update_fund(
     default_frequency: str | None = None,
     amount_notes: dict[str, str] | None = None,
     monthly_prompt: str = "",
+    newsletter_offer: str = "",
+    newsletter_wording: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Change a fund's settings; returns (before, after) for the audit log."""
     if not SLUG.match(slug) or slug in RESERVED_SLUGS:
@@ -104,6 +110,8 @@ def update_fund(
     fund.default_frequency = default_frequency
     fund.amount_notes = amount_notes or {}
     fund.monthly_prompt = monthly_prompt
+    fund.newsletter_offer = newsletter_offer
+    fund.newsletter_wording = newsletter_wording
     db.session.flush()
     return before, fund_settings(fund)
 
@@ -121,6 +129,8 @@ def fund_settings(fund: Fund) -> dict[str, Any]:
         "default_frequency": fund.default_frequency,
         "amount_notes": dict(fund.amount_notes or {}),
         "monthly_prompt": fund.monthly_prompt or "",
+        "newsletter_offer": fund.newsletter_offer or "",
+        "newsletter_wording": fund.newsletter_wording or "",
     }
 
 

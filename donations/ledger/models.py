@@ -141,6 +141,10 @@ class Fund(Base):
     amount_notes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     # A gentle line toward monthly shown while one-time is chosen; empty: none.
     monthly_prompt: Mapped[str] = mapped_column(Text, default="")
+    # The gift page's newsletter opt-in: "" as the newsroom's setting (/staff/look), "on", "off";
+    # and its wording here (empty: the newsroom's).
+    newsletter_offer: Mapped[str] = mapped_column(String(3), default="", server_default="")
+    newsletter_wording: Mapped[str] = mapped_column(Text, default="", server_default="")
     active: Mapped[bool] = mapped_column(default=True)
     show_progress: Mapped[bool] = mapped_column(default=False)
     is_default: Mapped[bool] = mapped_column(default=False)
@@ -318,3 +322,16 @@ class InvoicePaymentLink(Base):
     stripe_invoice_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     stripe_payment_intent_id: Mapped[str] = mapped_column(String(255), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NewsletterOptIn(Base):
+    """A reader ticked the gift page's newsletter box: when, and the exact words they agreed to.
+    Recorded with the gift they were starting; exported only once that gift is received."""
+
+    __tablename__ = "newsletter_opt_ins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The donor is the gift's (so a merge of donors carries it along).
+    gift_id: Mapped[int] = mapped_column(ForeignKey("gifts.id"), unique=True)
+    wording: Mapped[str] = mapped_column(Text)
+    opted_in_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,7 +12,16 @@ from donations.clock import utcnow
 from donations.extensions import db, insert_ignoring
 from donations.ledger.currency import newsroom_currency, refuse_foreign
 from donations.ledger.donors import resolve_merged
-from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus, GiftVehicle
+from donations.ledger.models import (
+    Donor,
+    Frequency,
+    Fund,
+    Gift,
+    GiftSource,
+    GiftStatus,
+    GiftVehicle,
+    NewsletterOptIn,
+)
 
 
 class LedgerError(ValueError):
@@ -115,6 +124,7 @@ class GiftDetails:
     tribute_kind: str | None
     tribute_name: str | None
     attribution: dict[str, str]
+    newsletter_wording: str | None = None  # the opt-in's words, when the reader ticked it
 
 
 def start_gift(donor: Donor, fund: Fund, details: GiftDetails) -> Gift:
@@ -141,6 +151,8 @@ def start_gift(donor: Donor, fund: Fund, details: GiftDetails) -> Gift:
     )
     db.session.add(gift)
     db.session.flush()
+    if details.newsletter_wording:
+        db.session.add(NewsletterOptIn(gift_id=gift.id, wording=details.newsletter_wording))
     return gift
 
 

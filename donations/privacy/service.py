@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, Text, cast, func, or_, select
 from donations.clock import utcnow
 from donations.extensions import db, unit_of_work
 from donations.ledger.donors import merged_from, resolve_merged
-from donations.ledger.models import Donor, Gift, Membership, MembershipChange, Reversal
+from donations.ledger.models import Donor, Gift, Membership, MembershipChange, NewsletterOptIn, Reversal
 from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import StripeEvent
 
@@ -104,6 +104,12 @@ def export_donor(donor_id: int) -> dict[str, Any]:
         .order_by(MembershipChange.changed_at, MembershipChange.id)
     ):
         changes.setdefault(change.membership_id, []).append(change)
+    opt_ins = {
+        opt_in.gift_id: opt_in
+        for opt_in in db.session.scalars(
+            select(NewsletterOptIn).where(NewsletterOptIn.gift_id.in_([g.id for g in gifts]))
+        )
+    }
     mail = db.session.scalars(
         select(OutboxMessage).where(_mail_of(donor, merged)).order_by(OutboxMessage.created_at, OutboxMessage.id)
     ).all()
@@ -137,6 +143,9 @@ def export_donor(donor_id: int) -> dict[str, Any]:
                     {"kind": r.kind, "amount_cents": r.amount_cents, "reversed_at": _iso(r.reversed_at)}
                     for r in reversals.get(gift.id, [])
                 ],
+                "newsletter_opt_in": {"at": _iso(opt_in.opted_in_at), "wording": opt_in.wording}
+                if (opt_in := opt_ins.get(gift.id))
+                else None,
             }
             for gift in gifts
         ],

@@ -14,23 +14,31 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from flask import Response, stream_with_context
 from sqlalchemy import func, select
 
-from donations.clock import local_date, newsroom_zone, utcnow
+from donations.clock import local_date, local_time_text, newsroom_zone
 from donations.extensions import db
 from donations.forms import FREQUENCY_CHOICES, SOURCE_CHOICES
-from donations.grants import export
+from donations.grants.downloads import FORMATS as FORMATS  # the files themselves: shared with other reports
+from donations.grants.downloads import ExportError as ExportError
+from donations.grants.downloads import download as download
+from donations.grants.downloads import response as response
 from donations.grants.reports import Cell, Money, Report
-from donations.grants.service import Download
 from donations.ledger import donors as donor_ledger
 from donations.ledger.currency import counted_gift
 from donations.ledger.memberships import level_of
-from donations.ledger.models import Donor, Gift, GiftStatus, Membership, MembershipStatus
+from donations.ledger.models import (
+    RECEIVED_STATUSES,
+    Donor,
+    Gift,
+    GiftStatus,
+    Membership,
+    MembershipStatus,
+    NewsletterOptIn,
+)
 from donations.ledger.offline import is_placeholder_email
 from donations.staff import queries
 
-FORMATS = ("csv", "xlsx")
 PAGE = 1000  # rows read per query: each page is its own keyset range scan
 
 SOURCE_WORDS = dict(SOURCE_CHOICES)
@@ -85,15 +93,9 @@ DONOR_COLUMNS = (
     "Last gift",
     "Membership",
     "Donor since",
+    "Newsletter opt-in",
+    "Newsletter wording",
 )
-
-
-class ExportError(ValueError):
-    """A download refused (unknown format): a 400 with this message."""
-
-
-def filename(kind: str, fmt: str, at: datetime) -> str:
-    return f"{kind}-{local_date(at).isoformat()}.{fmt}"
 
 
 def filters_in_words(filters: queries.GiftFilters) -> dict[str, Any]:
@@ -174,8 +176,26 @@ def _donor_statement(query: str, after_id: int) -> Any:
         .correlate(Donor)
         .scalar_subquery()
     )
+    # The donor's latest newsletter opt-in on the gift page, of a gift that was received.
+    opt_in = (
+        select(NewsletterOptIn)
+        .join(Gift, Gift.id == NewsletterOptIn.gift_id)
+        .where(Gift.donor_id == Donor.id, Gift.status.in_(RECEIVED_STATUSES))
+        .order_by(NewsletterOptIn.opted_in_at.desc(), NewsletterOptIn.id.desc())
+        .limit(1)
+        .correlate(Donor)
+    )
     statement = (
-        select(Donor, totals.c.gifts, totals.c.given, totals.c.first, totals.c.last, membership.label("membership"))
+        select(
+            Donor,
+            totals.c.gifts,
+            totals.c.given,
+            totals.c.first,
+            totals.c.last,
+            membership.label("membership"),
+            opt_in.with_only_columns(NewsletterOptIn.opted_in_at).scalar_subquery().label("opted_in_at"),
+            opt_in.with_only_columns(NewsletterOptIn.wording).scalar_subquery().label("opt_in_wording"),
+        )
         .outerjoin(totals, totals.c.donor_id == Donor.id)
         .where(Donor.merged_into_id.is_(None), Donor.erased_at.is_(None), Donor.id > after_id)
         .order_by(Donor.id)
@@ -194,7 +214,7 @@ def _donor_rows(query: str) -> Iterator[tuple[Cell, ...]]:
     after_id = 0
     while True:
         rows = db.session.execute(_donor_statement(query, after_id)).all()
-        for donor, gifts, given, first, last, membership in rows:
+        for donor, gifts, given, first, last, membership, opted_in_at, opt_in_wording in rows:
             email = "" if is_placeholder_email(donor.email) else donor.email
             yield (
                 donor.id,
@@ -213,6 +233,8 @@ def _donor_rows(query: str) -> Iterator[tuple[Cell, ...]]:
                 _day(last),
                 MEMBERSHIP_WORDS.get(membership, "") if membership else "Not a member",
                 _day(donor.created_at),
+                local_time_text(opted_in_at) if opted_in_at is not None else "",
+                opt_in_wording or "",
             )
         if len(rows) < PAGE:
             return
@@ -236,6 +258,7 @@ MAILCHIMP_STATUS_TAGS: dict[str, str] = {
     MembershipStatus.CANCELED: "Former member",
 }
 MAILCHIMP_INTERVAL_TAGS = {"month": "Monthly", "year": "Annual"}
+MAILCHIMP_NEWSLETTER_TAG = "Newsletter opt-in"
 
 
 def split_name(name: str | None) -> tuple[str, str]:
@@ -256,21 +279,30 @@ def _member_rows() -> Iterator[tuple[Cell, ...]]:
         )
         .order_by(Donor.id, Membership.id.desc())
     )
+    newsletter = set(
+        db.session.scalars(
+            select(Gift.donor_id)
+            .join(NewsletterOptIn, NewsletterOptIn.gift_id == Gift.id)
+            .where(Gift.status.in_(RECEIVED_STATUSES))
+        )
+    )
     best: tuple[Membership, Donor] | None = None
     for membership, donor in db.session.execute(statement):
         if best is not None and best[1].id != donor.id:
-            yield _member_row(*best, level_of(best[0]))
+            yield _member_row(*best, level_of(best[0]), best[1].id in newsletter)
             best = None
         if best is None or _STATUS_RANK[membership.status] < _STATUS_RANK[best[0].status]:
             best = (membership, donor)
     if best is not None:
-        yield _member_row(*best, level_of(best[0]))
+        yield _member_row(*best, level_of(best[0]), best[1].id in newsletter)
 
 
-def _member_row(membership: Membership, donor: Donor, level: str) -> tuple[Cell, ...]:
+def _member_row(membership: Membership, donor: Donor, level: str, newsletter: bool) -> tuple[Cell, ...]:
     first, last = split_name(donor.name)
     tags = ["Member", f"{level} level", MAILCHIMP_STATUS_TAGS[membership.status]]
     tags.append(MAILCHIMP_INTERVAL_TAGS.get(membership.interval, membership.interval))
+    if newsletter:  # ticked the gift page's newsletter box (its words are in the donors export)
+        tags.append(MAILCHIMP_NEWSLETTER_TAG)
     return (donor.email, first, last, ",".join(tags))
 
 
@@ -278,25 +310,3 @@ def mailchimp_members_report() -> Report:
     """Members (current, overdue and former) with an email address who welcome fundraising email."""
     rows = (row for row in _member_rows() if not is_placeholder_email(str(row[0])))
     return Report(kind="members", title="Members for Mailchimp", columns=MAILCHIMP_COLUMNS, rows=rows)
-
-
-# --- Files ---------------------------------------------------------------------------------------
-
-
-def download(report: Report, fmt: str) -> Download:
-    """The report as an HTTP download: CSV streamed as it is read, XLSX through a temporary file."""
-    if fmt not in FORMATS:
-        raise ExportError("Choose CSV or Excel (xlsx).")
-    name = filename(report.kind, fmt, utcnow())
-    if fmt == "csv":
-        return Download(name, export.CSV_MIMETYPE, export.csv_chunks(report, export.Digest()))
-    _result, chunks = export.xlsx_stream(report)
-    return Download(name, export.XLSX_MIMETYPE, chunks)
-
-
-def response(download: Download) -> Response:
-    return Response(
-        stream_with_context(download.chunks),
-        mimetype=download.mimetype,
-        headers={"Content-Disposition": f'attachment; filename="{download.filename}"', "Cache-Control": "no-store"},
-    )

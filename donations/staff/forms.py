@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
@@ -296,6 +297,18 @@ class FundForm(FlaskForm):
         "Prompt toward monthly, shown while one time is chosen (optional; empty: none)",
         validators=[Length(max=200)],
     )
+    newsletter_offer = SelectField(
+        "Newsletter opt-in on its gift page",
+        choices=[
+            SelectChoice("", "As the newsroom's look settings say"),
+            SelectChoice("on", "Offer it"),
+            SelectChoice("off", "Don't offer it"),
+        ],
+        default="",
+    )
+    newsletter_wording = StringField(
+        "Wording of the opt-in (optional; empty: the newsroom's)", validators=[Length(max=300), no_control_characters]
+    )
 
     def validate_amount_notes(self, field: TextAreaField) -> None:
         parse_amount_notes(field.data or "")  # refused here with the line that is wrong
@@ -356,3 +369,18 @@ def amount_notes_text(notes: dict[str, str]) -> str:
         value = int(cents)
         lines.append(f"{value // 100 if value % 100 == 0 else f'{value / 100:.2f}'} = {note}")
     return "\n".join(lines)
+
+
+# --- The newsroom's look ---------------------------------------------------------------------------
+
+
+class LookForm(FlaskForm):
+    name = StringField("Newsroom name (empty: the configured one)", validators=[Length(max=200), no_control_characters])
+    accent = StringField("Accent colour (like #0b4f8a; empty: the default blue)", validators=[Length(max=20)])
+    footer = StringField("Footer line (optional, one short line)", validators=[Length(max=200), no_control_characters])
+    logo = FileField("Logo (PNG or JPEG, at most 24 KB)")
+    remove_logo = BooleanField("Remove the logo")
+    newsletter_offered = BooleanField("Offer a newsletter opt-in on the gift pages (a fund may say otherwise)")
+    newsletter_wording = StringField(
+        "Wording of the newsletter opt-in", validators=[Length(max=300), no_control_characters]
+    )

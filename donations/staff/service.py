@@ -149,6 +149,8 @@ class FundSettings:
     default_frequency: str | None = None
     amount_notes: dict[str, str] = field(default_factory=dict)
     monthly_prompt: str = ""
+    newsletter_offer: str = ""  # "" as the newsroom's setting, "on", "off"
+    newsletter_wording: str = ""
 
 
 def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | None) -> Fund:
@@ -164,6 +166,8 @@ def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | Non
         default_frequency=settings.default_frequency,
         amount_notes=settings.amount_notes,
         monthly_prompt=settings.monthly_prompt,
+        newsletter_offer=settings.newsletter_offer,
+        newsletter_wording=settings.newsletter_wording,
     )
     audit(
         "fund.create",
@@ -193,6 +197,8 @@ def update_fund(fund_id: int, settings: FundSettings, actor: StaffUser, remote_a
         default_frequency=settings.default_frequency,
         amount_notes=settings.amount_notes,
         monthly_prompt=settings.monthly_prompt,
+        newsletter_offer=settings.newsletter_offer,
+        newsletter_wording=settings.newsletter_wording,
     )
     if before == after:
         raise StaffError("Nothing changed.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,14 @@ def test_staff_walk_the_demo(page: Page, seeded, assert_accessible, tmp_path):
     page.get_by_role("button", name="Yes, refund $5.00").click()
     expect(page.get_by_role("status")).to_contain_text("of $5.00 requested")
 
+    # Where the gifts came from, and the newsroom's look.
+    page.goto("/staff/campaigns")
+    expect(page.get_by_role("heading", name="Campaigns")).to_be_visible()
+    assert_accessible(page)
+    page.goto("/staff/look")
+    expect(page.get_by_label("Accent colour (like #0b4f8a; empty: the default blue)")).to_be_visible()
+    assert_accessible(page)
+
 
 def _phone_pages(seeded: dict) -> list[str]:
     gift, donor = seeded["gift_id"], seeded["donor_id"]
@@ -94,6 +103,8 @@ def _phone_pages(seeded: dict) -> list[str]:
         f"/staff/donors/{donor}",
         f"/staff/donors/{donor}/edit",
         "/staff/funds",
+        f"/staff/campaigns?first={date.today() - timedelta(days=600)}",  # all the demo's gifts
+        "/staff/look",
         "/staff/offline/new",
         "/staff/offline/batch",
         "/staff/users",

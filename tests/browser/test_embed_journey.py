@@ -62,6 +62,18 @@ def articles(live_server: LiveServer) -> Iterator[tuple[str, str]]:
         thread.join(timeout=5)
 
 
+def test_the_box_in_an_article_on_a_desktop(new_context, fund, articles, assert_accessible):
+    allowed, _ = articles
+    page = new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(f"{allowed}/2026/forums-story")
+    box = page.frame_locator("iframe")
+    expect(box.get_by_role("button", name="Give")).to_be_visible()
+    assert_accessible(page.frames[1])  # type: ignore[arg-type]
+    if os.environ.get("SCREENSHOTS_DIR"):
+        Path(os.environ["SCREENSHOTS_DIR"]).mkdir(parents=True, exist_ok=True)
+        page.locator("iframe").screenshot(path=str(Path(os.environ["SCREENSHOTS_DIR"]) / "embed-desktop.png"))
+
+
 def test_a_reader_gives_from_the_box_in_an_article(new_context, live_server, fund, articles, assert_accessible):
     allowed, _ = articles
     context = new_context(viewport={"width": 375, "height": 667})
@@ -81,6 +93,7 @@ def test_a_reader_gives_from_the_box_in_an_article(new_context, live_server, fun
     gift_page.wait_for_load_state()
     assert gift_page.url.startswith(live_server("/give/community-forums?"))  # a top-level tab on our site
     expect(gift_page.get_by_label("$100", exact=True)).to_be_checked()
+    gift_page.get_by_role("button", name="Continue", exact=True).click()
     gift_page.get_by_label("Your name").fill("Rae Reader")
     gift_page.get_by_label("Email", exact=True).fill("rae@example.org")
     gift_page.get_by_role("button", name="Continue to payment").click()

@@ -23,6 +23,12 @@ def fund(app):
     return make_fund("community-forums", name="Community Forums Reporting", is_default=True)
 
 
+def continue_to_details(page: Page) -> None:
+    """With JavaScript the details are the form's second step, after Continue."""
+    page.get_by_role("button", name="Continue", exact=True).click()
+    expect(page.get_by_role("heading", name="Your details")).to_be_focused()
+
+
 def fill_about_you(page: Page, name: str = "Rae Reader", email: str = "rae@example.org") -> None:
     page.get_by_label("Your name").fill(name)
     page.get_by_label("Email", exact=True).fill(email)
@@ -41,13 +47,19 @@ def test_a_reader_gives_and_covers_the_fee(page: Page, fund, assert_accessible):
     assert_accessible(page)
 
     page.get_by_label("$100", exact=True).check()
+    continue_to_details(page)
     page.get_by_label("Cover the processing fee").check()
     # The sentence follows the chosen amount, with the server's arithmetic.
     expect(page.locator("[data-fee-amount]")).to_have_text(format_money(expected_fee(10_000)))
     expect(page.locator("[data-fee-base]")).to_have_text("$100.00")
-    # Typing another amount selects "Other amount" and updates the sentence as one types.
+    # Back to the amounts; typing another selects "Other amount" and updates the sentence.
+    page.get_by_role("button", name="Change the amount").click()
+    expect(page.get_by_label("Other amount, in dollars")).to_be_hidden()  # until Other is chosen
+    page.get_by_label("Other amount", exact=True).check()
     page.get_by_label("Other amount, in dollars").fill("37.50")
     expect(page.get_by_label("Other amount", exact=True)).to_be_checked()
+    continue_to_details(page)
+    expect(page.locator("[data-summary]")).to_have_text("$37.50 once")
     expect(page.locator("[data-fee-amount]")).to_have_text(format_money(expected_fee(3_750)))
     expect(page.locator("[data-fee-base]")).to_have_text("$37.50")
     fill_about_you(page)
@@ -83,13 +95,20 @@ def test_the_form_with_errors_is_accessible_and_keeps_what_was_typed(page: Page,
     page.goto("/give")
     page.get_by_label("Other amount", exact=True).check()
     page.get_by_label("Other amount, in dollars").fill("2")
+    # Step one refuses an amount out of range at once, and stays.
+    page.get_by_role("button", name="Continue", exact=True).click()
+    expect(page.locator("#step-one-error")).to_have_text("Choose an amount, or enter one from $5 to $25,000.")
+    expect(page.get_by_label("Other amount, in dollars")).to_be_focused()
+    expect(page.get_by_label("Your name")).to_be_hidden()
+    page.get_by_label("Other amount, in dollars").fill("20")
+    continue_to_details(page)
     page.get_by_label("Your name").fill("Sam Typed")
     page.get_by_role("button", name="Continue to payment").click()
 
+    # The server's answer shows the whole form, with its errors.
     expect(page.get_by_role("alert")).to_contain_text("Please check the form")
-    expect(page.locator("#custom_amount-error")).to_have_text("Gifts can be from $5.00 to $25,000.00.")
     expect(page.locator("#email-error")).to_have_text("Enter your email address.")
-    expect(page.get_by_label("Other amount, in dollars")).to_have_value("2")
+    expect(page.get_by_label("Other amount, in dollars")).to_have_value("20")
     expect(page.get_by_label("Your name")).to_have_value("Sam Typed")
     assert_accessible(page)
 
@@ -97,6 +116,7 @@ def test_the_form_with_errors_is_accessible_and_keeps_what_was_typed(page: Page,
 def test_a_declined_card_can_try_again(page: Page, fund):
     page.goto("/give")
     page.get_by_label("$25", exact=True).check()
+    continue_to_details(page)
     fill_about_you(page)
     page.get_by_role("button", name="Continue to payment").click()
     pay_with(page, "4000 0000 0000 0002", 2_500)
@@ -112,6 +132,7 @@ def test_cancel_returns_to_the_filled_form(page: Page, fund):
     page.goto("/give")
     page.get_by_label("Other amount", exact=True).check()
     page.get_by_label("Other amount, in dollars").fill("42")
+    continue_to_details(page)
     page.get_by_label("Cover the processing fee").check()
     fill_about_you(page, name="Cam Cancel", email="cam@example.org")
     page.get_by_role("button", name="Continue to payment").click()
@@ -167,14 +188,20 @@ def test_a_keyboard_reader_keeps_the_amount_picked_with_the_arrow_keys(page: Pag
     page.get_by_label("$50", exact=True).focus()
     page.keyboard.press("ArrowRight")
     expect(page.get_by_label("$100", exact=True)).to_be_checked()
-    # Tab out of the amounts, through the empty Other amount box, on to the name field.
+    # Tab out of the amounts, through the empty Other amount box, on to Continue.
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Continue":
+            break
+    expect(page.get_by_label("$100", exact=True)).to_be_checked()
+    expect(page.get_by_label("Other amount", exact=True)).not_to_be_checked()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Your details")).to_be_focused()
     for _ in range(6):
         page.keyboard.press("Tab")
         if focused_id(page) == "name":
             break
     assert focused_id(page) == "name"
-    expect(page.get_by_label("$100", exact=True)).to_be_checked()
-    expect(page.get_by_label("Other amount", exact=True)).not_to_be_checked()
     page.keyboard.type("Kay Keyboard")
     page.keyboard.press("Tab")
     page.keyboard.type("kay@example.org")
@@ -183,18 +210,24 @@ def test_a_keyboard_reader_keeps_the_amount_picked_with_the_arrow_keys(page: Pag
     assert only_gift().amount_cents == 10_000
 
 
-def test_typing_in_the_other_amount_box_selects_other(page: Page, fund):
+def test_the_other_amount_box_shows_once_other_is_chosen(page: Page, fund):
     page.goto("/give")
+    expect(page.get_by_label("Other amount, in dollars")).to_be_hidden()
+    page.get_by_label("Other amount", exact=True).check()
+    page.get_by_label("Other amount, in dollars").fill("15")
     page.get_by_label("$100", exact=True).check()
+    # Holding an amount, it stays in view; typing in it chooses Other again, focus alone does not.
     page.get_by_label("Other amount, in dollars").focus()
-    expect(page.get_by_label("$100", exact=True)).to_be_checked()  # focus alone changes nothing
-    page.keyboard.type("15")
+    expect(page.get_by_label("$100", exact=True)).to_be_checked()
+    page.keyboard.type("0")
     expect(page.get_by_label("Other amount", exact=True)).to_be_checked()
-    expect(page.locator("[data-fee-base]")).to_have_text("$15.00")
+    continue_to_details(page)
+    expect(page.locator("[data-fee-base]")).to_have_text("$150.00")
 
 
 def test_after_a_form_error_the_focus_is_on_the_error_summary(page: Page, fund):
     page.goto("/give")
+    continue_to_details(page)
     page.get_by_label("Your name").fill("Sam Typed")
     page.get_by_role("button", name="Continue to payment").click()
     expect(page.get_by_role("alert")).to_contain_text("Please check the form")

@@ -1,6 +1,6 @@
 """The gift page on a phone (375x667) and a desktop (1280x800): the first screen holds the fund's
-name, its line of why, the frequency and every amount button; a prefill link preselects; nothing
-serious for axe-core. With SCREENSHOTS_DIR set (`make screenshots`), the screenshots the README
+name, its line of why, the frequency, every amount button and Continue; a prefill link
+preselects; nothing serious for axe-core. With SCREENSHOTS_DIR set (`make screenshots`), the screenshots the README
 shows are written there."""
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def test_the_first_screen_holds_the_choice(new_context, fund, size, assert_acces
         page.get_by_label("Monthly"),
         *(page.get_by_label(label, exact=True) for label in ("$25", "$100", "$250")),
         page.locator("input[name=amount_choice][value='5000']"),
+        page.get_by_role("button", name="Continue", exact=True),  # to the second step
     ):
         box = element.bounding_box()
         assert box is not None

@@ -53,12 +53,14 @@ def installments_of(membership: Membership) -> list[Gift]:
 
 
 def test_a_reader_becomes_a_member_then_cancels_by_the_emailed_link(page: Page, app, client, fund, assert_accessible):
-    # The gift page: monthly, with the monthly suggestions (give.js shows them on the switch).
+    # The gift page: monthly, with the monthly suggestions (forms.js shows them on the switch).
     page.goto("/give")
     expect(page.get_by_label("$15", exact=True)).to_be_hidden()
     page.get_by_label("Monthly").check()
     expect(page.get_by_label("$15", exact=True)).to_be_visible()
     page.get_by_label("$15", exact=True).check()
+    page.get_by_role("button", name="Continue", exact=True).click()
+    expect(page.locator("[data-summary]")).to_have_text("$15 every month")
     page.get_by_label("Your name").fill("Rae Reader")
     page.get_by_label("Email", exact=True).fill("rae@example.org")
     assert_accessible(page)

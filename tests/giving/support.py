@@ -107,6 +107,6 @@ def open_account(client: FlaskClient, email: str) -> str:
 
 def shown_amounts(html: str) -> list[str]:
     """The amount buttons a reader sees (those of other frequencies are rendered hidden, for
-    give.js to show when the frequency changes), then "other"."""
+    forms.js to show when the frequency changes), then "other"."""
     shown = re.findall(r'<label class="amount-button"(?! hidden)[^>]*>\s*<input[^>]*value="(\d+)"', html)
     return [*shown, "other"] if 'value="other"' in html else shown

@@ -7,7 +7,7 @@ Who may do what is declared on each view with `role_required` (see accounts/role
 from __future__ import annotations
 
 # Importing the areas registers their views on the Blueprint.
-from donations.staff.views import account, donors, funds, gifts, offline_gifts, users  # noqa: F401
+from donations.staff.views import account, donors, funds, gifts, look, offline_gifts, users  # noqa: F401
 from donations.staff.views.console import bp
 
 __all__ = ["bp"]

@@ -33,6 +33,8 @@ def _fund_settings(form: forms.FundForm) -> service.FundSettings:
         default_frequency=form.default_frequency.data or None,
         amount_notes=forms.parse_amount_notes(form.amount_notes.data or ""),
         monthly_prompt=(form.monthly_prompt.data or "").strip(),
+        newsletter_offer=form.newsletter_offer.data or "",
+        newsletter_wording=" ".join((form.newsletter_wording.data or "").split()),
     )
 
 
@@ -77,6 +79,8 @@ def fund_edit(fund_id: int) -> ResponseReturnValue:
                 "default_frequency": fund.default_frequency or "",
                 "amount_notes": forms.amount_notes_text(fund.amount_notes or {}),
                 "monthly_prompt": fund.monthly_prompt or "",
+                "newsletter_offer": fund.newsletter_offer or "",
+                "newsletter_wording": fund.newsletter_wording or "",
             }
         )
     else:
