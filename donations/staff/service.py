@@ -117,9 +117,7 @@ def merge_donors(duplicate_id: int, kept_id: int, actor: StaffUser, remote_addr:
         remote_addr=remote_addr,
     )
     db.session.flush()  # the audit entry's id names this merge in the webhook events
-    webhooks.donor_changed(
-        kept, f"Donor #{duplicate.id} was merged into this donor", ["merged"], f"audit{entry.id}"
-    )
+    webhooks.donor_changed(kept, f"Donor #{duplicate.id} was merged into this donor", ["merged"], f"audit{entry.id}")
     webhooks.donor_changed(
         duplicate, f"This donor was merged into donor #{kept.id}", ["merged_into_donor_id"], f"audit{entry.id}"
     )

@@ -58,8 +58,8 @@ class DrainReport:
 def backoff(attempts: int, base_seconds: float) -> timedelta:
     """Wait after the `attempts`-th failure: base, 2 x base, 4 x base, ... at most six hours, each
     between 75% and 125% of that, so receivers coming back up are not hit by every retry at once."""
-    wait = min(base_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF.total_seconds())
-    return timedelta(seconds=wait * random.uniform(0.75, 1.25))
+    wait = base_seconds * 2 ** min(max(attempts - 1, 0), 30) * random.uniform(0.75, 1.25)
+    return min(timedelta(seconds=wait), MAX_BACKOFF)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -93,13 +93,13 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answ
     except urllib.error.HTTPError as exc:
         answer = exc.read(ERROR_LIMIT).decode("utf-8", "replace").strip()
         status, error = exc.code, f"answered {exc.code} {exc.reason}" + (f": {answer}" if answer else "")
+        if 300 <= exc.code < 400:
+            error = f"answered {exc.code} (a redirect to {exc.headers.get('Location')}, which webhooks do not follow)"
         exc.close()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         status, error = None, f"{type(reason).__name__}: {reason}"
     duration_ms = round((monotonic() - started) * 1000)
-    if status is not None and 300 <= status < 400 and error is None:
-        error = f"answered {status} (a redirect, which webhooks do not follow)"
     return Answer(status, error[:ERROR_LIMIT] if error else None, duration_ms)
 
 
