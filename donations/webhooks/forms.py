@@ -7,7 +7,7 @@ from wtforms import BooleanField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from donations.forms import no_control_characters
+from donations.forms import choices, no_control_characters
 from donations.webhooks.models import EVENT_WORDS, EventType
 
 
@@ -24,7 +24,7 @@ class EndpointForm(FlaskForm):
     description = StringField("What it is for (optional)", validators=[Length(max=200), no_control_characters])
     event_types = CheckboxesField(
         "Events to send",
-        choices=[(str(t), EVENT_WORDS[t]) for t in EventType],
+        choices=choices([(str(t), EVENT_WORDS[t]) for t in EventType]),
         validators=[InputRequired("Choose at least one kind of event to send.")],
     )
     enabled = BooleanField("On: send events to this address", default=True)
