@@ -141,9 +141,8 @@ def correct_donor(
         details={"before": before, "after": after},
         remote_addr=remote_addr,
     )
-    if after:
-        db.session.flush()  # the audit entry's id names this correction in the webhook event
-        webhooks.donor_changed(donor, "Corrected by staff", sorted(after), f"audit{entry.id}")
+    db.session.flush()  # the audit entry's id names this correction in the webhook event
+    webhooks.donor_changed(donor, "Corrected by staff", sorted(after), f"audit{entry.id}")
     return after
 
 

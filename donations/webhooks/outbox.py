@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, or_, select, update
 from donations.clock import local_date, utcnow
 from donations.extensions import db, insert_ignoring
 from donations.ledger.models import Donor, Gift, Membership, MembershipChange, Reversal
+from donations.ledger.offline import is_placeholder_email
 from donations.money import cents_text
 from donations.webhooks.models import (
     EVENT_WORDS,
@@ -82,10 +83,12 @@ def _money(cents: int, currency: str) -> dict[str, Any]:
 
 def donor_data(donor: Donor) -> dict[str, Any]:
     erased = donor.erased_at is not None
+    # A donor without an address (a check with none) has a placeholder: not for a CRM.
+    no_email = erased or is_placeholder_email(donor.email)
     return {
         "id": donor.id,
         "name": donor.name,
-        "email": None if erased else donor.email,
+        "email": None if no_email else donor.email,
         "organization": donor.organization,
         "address": {
             "line1": donor.address_line1,
