@@ -27,6 +27,9 @@ from donations.webhooks.delivery import WebhookWorker
 log = logging.getLogger(__name__)
 
 EVENT_BATCH = 200  # events applied before the worker looks at mail and schedules again
+# Deliveries tried per turn: a receiver that never answers costs its timeout each time, and
+# Stripe's events must not wait behind a long queue of those.
+WEBHOOK_BATCH = 50
 
 
 @dataclass
@@ -58,7 +61,7 @@ class Worker:
             report: DrainReport = OutboxWorker(name=self.name).drain(stop)
             tally.mail = report.total
         if stop is None or not stop.is_set():
-            sent = WebhookWorker(self.name).drain(stop)
+            sent = WebhookWorker(self.name).drain(stop, limit=WEBHOOK_BATCH)
             for name in ("delivered", "retrying", "parked"):
                 if count := getattr(sent, name):
                     metrics.OUTGOING_WEBHOOKS.labels(outcome=name).inc(count)

@@ -112,11 +112,11 @@ class WebhookWorker:
         self.max_attempts = int(config["WEBHOOK_MAX_ATTEMPTS"])
         self.user_agent = f"donations-webhooks ({config['NEWSROOM_NAME']})"
 
-    def drain(self, stop: threading.Event | None = None) -> DrainReport:
-        """Try every delivery due now once; failures wait for their next attempt."""
+    def drain(self, stop: threading.Event | None = None, limit: int | None = None) -> DrainReport:
+        """Try every delivery due now once (at most `limit`); failures wait for their next attempt."""
         cutoff = utcnow()
         report = DrainReport()
-        while stop is None or not stop.is_set():
+        while (stop is None or not stop.is_set()) and (limit is None or report.total < limit):
             outcome = self.deliver_next(cutoff)
             if outcome is None:
                 break

@@ -302,3 +302,25 @@ def test_signed_body_is_the_stored_body(app, client, webhook_secret, fund, recei
     (got,) = receiver.received
     assert got.body == json.loads(events()[0].body)
     assert HEADER in got.headers
+
+
+def test_a_turn_takes_at_most_its_limit_and_a_turned_off_endpoint_gets_nothing(
+    app, client, webhook_secret, fund, receiver
+):
+    endpoint = make_endpoint(receiver.url)
+    receiver.secret = endpoint.secret
+    for n in range(3):
+        pay(client, webhook_secret, 1_000 + n, f"limit{n}@example.org")
+    assert WebhookWorker("limited").drain(limit=2).total == 2
+    with unit_of_work():
+        admin.update_endpoint(
+            endpoint.id,
+            admin.EndpointSettings(receiver.url, "test receiver", ["gift.recorded"], enabled=False),
+            actor=admin_user(),
+            remote_addr=None,
+        )
+    assert drain() == {"delivered": 0, "retrying": 0, "parked": 1}
+    assert deliveries()[-1].last_error == "the endpoint is turned off"
+    pay(client, webhook_secret, 2_000, "off@example.org")
+    assert len(events()) == 3, "nothing queued for a turned-off endpoint"
+    assert len(receiver.received) == 2
