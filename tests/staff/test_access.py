@@ -20,6 +20,7 @@ from donations.grants import service as grants
 from donations.grants.models import ProgramSettings
 from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import GiftSourceRule
+from donations.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token
 from tests.staff.support import make_staff, sign_in
@@ -87,6 +88,11 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "grants.export": MONEY,
     "grants.runs": ALL,
     "grants.run": ALL,
+    "webhooks_staff.endpoints": ADMIN,
+    "webhooks_staff.create": ADMIN,
+    "webhooks_staff.endpoint": ADMIN,
+    "webhooks_staff.rotate": ADMIN,
+    "webhooks_staff.resend": ADMIN,
 }
 # Open without a session: signing in, and signing out.
 PUBLIC = {"staff.login", "staff.login_code", "staff.logout"}
@@ -128,7 +134,11 @@ def ids(app: Flask, tmp_path: Path) -> dict[str, int | str]:
     run = grants.export_to_file(program, "summary", "csv", tmp_path / "summary.csv", actor="test")
     source = GiftSourceRule(kind="payment_link", value="plink_access", created_by="test")
     db.session.add(source)
+    endpoint = WebhookEndpoint(url="https://hooks.example.org/a", event_types=["gift.recorded"], secret="whsec_x")
+    event = WebhookEvent(public_id="evt_access", type="gift.recorded", body="{}", dedupe_key="access")
+    db.session.add(WebhookDelivery(event=event, endpoint=endpoint, status=DeliveryStatus.PARKED))
     db.session.commit()
+    delivery_id = db.session.scalars(select(WebhookDelivery.id)).one()
     return {
         "source_id": source.id,
         "gift_id": gift.id,
@@ -140,6 +150,8 @@ def ids(app: Flask, tmp_path: Path) -> dict[str, int | str]:
         "slug": program.slug,
         "kind": "summary",
         "run_id": run.id,
+        "endpoint_id": endpoint.id,
+        "delivery_id": delivery_id,
     }
 
 
