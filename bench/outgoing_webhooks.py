@@ -64,6 +64,7 @@ def main() -> None:
     options = parser.parse_args()
 
     from flask_migrate import upgrade
+    from sqlalchemy import event as sa_event
     from sqlalchemy import text, update
 
     from donations import create_app
@@ -79,8 +80,15 @@ def main() -> None:
     database_url = options.database_url or f"sqlite:///{tempfile.mkdtemp()}/outgoing-webhooks-bench.sqlite"
     app = create_app("development", {"SQLALCHEMY_DATABASE_URI": database_url, "WORKER_IN_APP": False})
     n = options.events
+    statements = Counter()  # SQL statements per pass: a figure the machine's load does not move
+
     with app.app_context():
         upgrade(directory=str(HERE.parent / "migrations"))
+
+        @sa_event.listens_for(db.engine, "before_cursor_execute")
+        def count(*args: object) -> None:
+            statements[threading.current_thread().name] += 1
+
         with db.engine.begin() as connection:
             for table in reversed(db.metadata.sorted_tables):
                 if table.name != "alembic_version":
@@ -99,13 +107,14 @@ def main() -> None:
                 )
                 for k in range(start, start + count)
             ]
+            statements.clear()
             began = time.perf_counter()
             for event in events:
                 with unit_of_work():
                     checkout_paid(event)
-            return (time.perf_counter() - began) / count * 1000
+            return (time.perf_counter() - began) / count * 1000, statements.total() / count
 
-        bare_ms = apply(n, 0)
+        bare_ms, bare_sql = apply(n, 0)
         receiver = Receiver()
         with unit_of_work():
             endpoint = admin.create_endpoint(
@@ -114,10 +123,11 @@ def main() -> None:
                 remote_addr=None,
             )
             receiver.secret = endpoint.secret
-        queued_ms = apply(n, n)
+        queued_ms, queued_sql = apply(n, n)
 
     def drain(workers: int) -> tuple[float, Counter[str]]:
         receiver.ids.clear()
+        statements.clear()
         barrier = threading.Barrier(workers + 1)
 
         def work(k: int) -> None:
@@ -136,6 +146,7 @@ def main() -> None:
         return time.perf_counter() - began, Counter(receiver.ids)
 
     one_seconds, one_ids = drain(1)
+    delivery_sql = statements.total() / n
     with app.app_context():
         db.session.execute(update(WebhookDelivery).values(status=DeliveryStatus.PENDING, attempts=0))
         db.session.commit()
@@ -147,6 +158,9 @@ def main() -> None:
     print("| measure | figure |\n|---|---:|")
     print(f"| apply step, no endpoint (ms/event) | {bare_ms:.2f} |")
     print(f"| apply step, one endpoint: event and delivery queued (ms/event) | {queued_ms:.2f} |")
+    print(f"| apply step, no endpoint (SQL statements/event) | {bare_sql:.1f} |")
+    print(f"| apply step, one endpoint (SQL statements/event) | {queued_sql:.1f} |")
+    print(f"| delivery, 1 worker (SQL statements/delivery) | {delivery_sql:.1f} |")
     print(f"| delivery, 1 worker (deliveries/s) | {n / one_seconds:.0f} |")
     print(f"| delivery, 2 workers (deliveries/s) | {n / two_seconds:.0f} |")
     for label, ids in (("1 worker", one_ids), ("2 workers", two_ids)):

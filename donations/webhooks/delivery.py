@@ -23,6 +23,7 @@ from time import monotonic, time
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from donations.clock import utcnow
 from donations.extensions import db
@@ -155,7 +156,10 @@ class WebhookWorker:
         if claimed_id is None:
             return None
         return db.session.execute(
-            select(WebhookDelivery).where(WebhookDelivery.id == claimed_id).execution_options(populate_existing=True)
+            select(WebhookDelivery)
+            .where(WebhookDelivery.id == claimed_id)
+            .options(joinedload(WebhookDelivery.endpoint), joinedload(WebhookDelivery.event))
+            .execution_options(populate_existing=True)
         ).scalar_one()
 
     def _deliver(self, delivery: WebhookDelivery) -> Outcome:

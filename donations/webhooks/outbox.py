@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import joinedload
 
 from donations.clock import local_date, utcnow
 from donations.extensions import db, insert_ignoring
@@ -204,7 +205,7 @@ def enqueue(event_type: EventType, dedupe_key: str, build: Callable[[], dict[str
 
 def gift_recorded(gift_id: int) -> None:
     def build() -> dict[str, Any]:
-        gift = db.session.get(Gift, gift_id)
+        gift = db.session.get(Gift, gift_id, options=[joinedload(Gift.fund), joinedload(Gift.donor)])
         assert gift is not None, "a gift the caller just recorded"
         return {"gift": gift_data(gift), "donor": donor_data(gift.donor)}
 
