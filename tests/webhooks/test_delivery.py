@@ -324,3 +324,23 @@ def test_a_turn_takes_at_most_its_limit_and_a_turned_off_endpoint_gets_nothing(
     pay(client, webhook_secret, 2_000, "off@example.org")
     assert len(events()) == 3, "nothing queued for a turned-off endpoint"
     assert len(receiver.received) == 2
+
+
+def test_a_failed_refund_and_a_lost_dispute_are_reversals_in_words(app, client, webhook_secret, fund, receiver):
+    endpoint = make_endpoint(receiver.url, ["gift.reversed"])
+    receiver.secret = endpoint.secret
+    intent = pay(client, webhook_secret, 6_000, "rev@example.org")["data"]["object"]["payment_intent"]
+    refund = me.refund(amount=1_000, payment_intent=intent)
+    for kind, obj in (("refund.created", refund), ("refund.failed", dict(refund, status="failed"))):
+        assert se.post_event(client, se.event(kind, obj), webhook_secret).json["outcome"] == "applied"
+    dispute = me.dispute(amount=2_000, payment_intent=intent)
+    for kind, obj in (("charge.dispute.created", dispute), ("charge.dispute.closed", dict(dispute, status="lost"))):
+        assert se.post_event(client, se.event(kind, obj), webhook_secret).json["outcome"] == "applied"
+    drain()
+    reversals = [r.body["data"]["reversal"] for r in receiver.received]
+    assert [(r["what"], r["amount"]) for r in reversals] == [
+        ("Refund", "10.00"),
+        ("Refund failed: the money is back", "-10.00"),
+        ("Dispute lost", "20.00"),
+    ]
+    assert receiver.received[-1].body["data"]["gift"]["status"] == "Partly refunded"
