@@ -58,7 +58,7 @@ class Config:
     RECEIPTS_POLL_SECONDS = 5
     # Outgoing webhooks (README "Outgoing webhooks"): each try waits this long for an answer; a
     # failure is retried after WEBHOOK_BACKOFF_SECONDS, doubling up to six hours, with jitter;
-    # after WEBHOOK_MAX_ATTEMPTS tries the delivery is parked for an admin to resend.
+    # after WEBHOOK_MAX_ATTEMPTS tries (12: about 15 hours) the delivery is parked for an admin to resend.
     WEBHOOK_TIMEOUT_SECONDS = 10.0
     WEBHOOK_BACKOFF_SECONDS = 30
     WEBHOOK_MAX_ATTEMPTS = 12
