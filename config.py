@@ -60,6 +60,12 @@ class Config:
     RECEIPTS_BACKOFF_SECONDS = 60  # wait before the first retry; doubles with each failure
     RECEIPTS_MAX_ATTEMPTS = 10  # then the message is parked for staff to resend
     RECEIPTS_POLL_SECONDS = 5
+    # Outgoing webhooks (README "Outgoing webhooks"): each try waits this long for an answer; a
+    # failure is retried after WEBHOOK_BACKOFF_SECONDS, doubling up to six hours, with jitter;
+    # after WEBHOOK_MAX_ATTEMPTS tries (12: about 15 hours) the delivery is parked for an admin to resend.
+    WEBHOOK_TIMEOUT_SECONDS = 10.0
+    WEBHOOK_BACKOFF_SECONDS = 30
+    WEBHOOK_MAX_ATTEMPTS = 12
     WORKER_IN_APP = False  # development: the web app runs the worker in a thread, no worker process needed
     # The worker (`flask --app wsgi worker`): how often it looks for events and mail when idle
     # (an event stored by its own process wakes it at once), and for due schedules.

@@ -59,6 +59,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     from donations.payments.views import bp as payments_bp
     from donations.privacy.views import bp as privacy_bp
     from donations.staff.views import bp as staff_bp
+    from donations.webhooks.views import bp as webhooks_bp
 
     app.register_blueprint(health.bp)
     app.register_blueprint(giving_bp)
@@ -77,6 +78,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.register_blueprint(privacy_bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(operations_bp)
+    app.register_blueprint(webhooks_bp)
     observability.init_app(app)
     operations_worker.init_app(app)
 
@@ -155,6 +157,7 @@ def _import_models() -> None:
     from donations.payments import models as _payments  # noqa: F401
     from donations.payments.local import models as _local_gateway  # noqa: F401
     from donations.protection import card_testing as _protection  # noqa: F401
+    from donations.webhooks import models as _webhooks  # noqa: F401
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -28,6 +28,11 @@ from donations.extensions import db
 bp = Blueprint("metrics", __name__)
 
 WEBHOOK_DELIVERIES = Counter("donations_webhook_deliveries_total", "Stripe webhook deliveries by outcome", ["outcome"])
+OUTGOING_WEBHOOKS = Counter(
+    "donations_outgoing_webhook_deliveries_total",
+    "Outgoing webhook delivery attempts by this worker, by outcome (delivered, retrying, parked)",
+    ["outcome"],
+)
 EVENTS_APPLIED = Counter("donations_events_applied_total", "Stored events the worker applied, by outcome", ["outcome"])
 SCHEDULE_RUNS = Counter("donations_schedule_runs_total", "Scheduled jobs run by this worker", ["job", "succeeded"])
 REQUEST_SECONDS = Histogram(
@@ -47,6 +52,7 @@ class DatabaseCollector(Collector):
         from donations.operations.schedules import latest_runs
         from donations.payments.models import StripeEvent
         from donations.protection.card_testing import BlockedAttempt
+        from donations.webhooks.models import DeliveryStatus, WebhookDelivery
 
         now = utcnow()
         waiting, oldest = db.session.execute(
@@ -67,6 +73,23 @@ class DatabaseCollector(Collector):
         )
         yield _gauge("donations_mail_waiting", "Outbox messages waiting to be sent", mail.get(OutboxStatus.PENDING, 0))
         yield _gauge("donations_mail_parked", "Outbox messages parked for staff", mail.get(OutboxStatus.PARKED, 0))
+        hooks = dict(
+            db.session.execute(
+                select(WebhookDelivery.status, func.count())
+                .where(WebhookDelivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.PARKED)))
+                .group_by(WebhookDelivery.status)
+            ).all()
+        )
+        yield _gauge(
+            "donations_outgoing_webhooks_waiting",
+            "Outgoing webhook deliveries waiting to be sent",
+            hooks.get(DeliveryStatus.PENDING, 0),
+        )
+        yield _gauge(
+            "donations_outgoing_webhooks_parked",
+            "Outgoing webhook deliveries given up (parked) for an admin",
+            hooks.get(DeliveryStatus.PARKED, 0),
+        )
         checkouts = GaugeMetricFamily(
             "donations_checkouts", "Checkouts opened, by what became of them", labels=["status"]
         )

@@ -1,7 +1,8 @@
 """`flask --app wsgi worker`: the one worker process. It applies stored Stripe events, sends the
-outbox's mail and runs the schedules, in turn, until SIGTERM (or Ctrl-C), which lets the job in
-hand finish (one event, one message, one scheduled job) before it exits. Run as many as you
-like, on as many machines: events and mail are claimed with SKIP LOCKED, schedules by lease.
+outbox's mail, delivers outgoing webhooks and runs the schedules, in turn, until SIGTERM (or
+Ctrl-C), which lets the job in hand finish (one event, one message, one delivery, one scheduled
+job) before it exits. Run as many as you like, on as many machines: events, mail and webhook
+deliveries are claimed with SKIP LOCKED, schedules by lease.
 
 With WORKER_IN_APP (development) the web process runs the same loop in a thread.
 """
@@ -21,16 +22,21 @@ from donations.extensions import db
 from donations.mail.worker import DrainReport, OutboxWorker, worker_name
 from donations.operations import metrics, schedules
 from donations.payments import events
+from donations.webhooks.delivery import WebhookWorker
 
 log = logging.getLogger(__name__)
 
 EVENT_BATCH = 200  # events applied before the worker looks at mail and schedules again
+# Deliveries tried per turn: a receiver that never answers costs its timeout each time, and
+# Stripe's events must not wait behind a long queue of those.
+WEBHOOK_BATCH = 50
 
 
 @dataclass
 class Tally:
     events: int = 0
     mail: int = 0
+    webhooks: int = 0
     schedule_runs: list[str] = field(default_factory=list)
 
 
@@ -45,7 +51,8 @@ class Worker:
         self._next_schedule_check = float("-inf")
 
     def run_once(self, stop: threading.Event | None = None) -> Tally:
-        """One turn: due events (a batch), due mail, due schedules. Raises database errors."""
+        """One turn: due events (a batch), due mail, due webhook deliveries, due schedules. Raises
+        database errors."""
         tally = Tally()
         for _, outcome in events.apply_pending(stop, limit=EVENT_BATCH):
             metrics.EVENTS_APPLIED.labels(outcome=outcome.value).inc()
@@ -53,6 +60,12 @@ class Worker:
         if self.mail_on and (stop is None or not stop.is_set()):
             report: DrainReport = OutboxWorker(name=self.name).drain(stop)
             tally.mail = report.total
+        if stop is None or not stop.is_set():
+            sent = WebhookWorker(self.name).drain(stop, limit=WEBHOOK_BATCH)
+            for name in ("delivered", "retrying", "parked"):
+                if count := getattr(sent, name):
+                    metrics.OUTGOING_WEBHOOKS.labels(outcome=name).inc(count)
+            tally.webhooks = sent.total
         if self.schedules_on and monotonic() >= self._next_schedule_check and (stop is None or not stop.is_set()):
             self._next_schedule_check = monotonic() + self.schedule_seconds
             for run in schedules.run_due(self.name, stop):
@@ -76,7 +89,7 @@ class Worker:
                 tally = Tally()
                 stop.wait(self.poll_seconds)
             db.session.close()
-            if not (tally.events or tally.mail) and not stop.is_set():
+            if not (tally.events or tally.mail or tally.webhooks) and not stop.is_set():
                 # An event stored by this process wakes it at once; others are found at the poll.
                 events.stored_signal.wait(self.poll_seconds)
                 events.stored_signal.clear()

@@ -29,6 +29,7 @@ from donations.ledger.donors import merged_from, resolve_merged
 from donations.ledger.models import Donor, Gift, Membership, MembershipChange, NewsletterOptIn, Reversal
 from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import StripeEvent
+from donations.webhooks import outbox as webhooks
 
 ERASED_ORGANIZATION = "(erased organization)"
 # Personal fields in Stripe's objects (customer_details, billing_details, shipping, address).
@@ -261,12 +262,16 @@ def erase_donor(donor_id: int) -> dict[str, Any]:
             withdrawn += 1
     for event in events:
         event.payload = _scrub(event.payload, emails, replacement)
+    hooks_withdrawn = webhooks.withdraw_mentioning(emails)
     db.session.flush()
+    # Receivers (a CRM) hear of the erasure, to erase their copy too.
+    webhooks.donor_changed(donor, "Personal data erased on request", ["erased"], "erased")
     return {
         "donor_ids": [p.id for p in people],
         "gifts_kept": len(gifts),
         "emails_withdrawn": withdrawn,
         "stripe_events_scrubbed": len(events),
+        "webhook_events_withdrawn": hooks_withdrawn,
     }
 
 

@@ -13,6 +13,7 @@ from donations.extensions import db
 from donations.ledger import donor_edits, donors, edits, funds, offline
 from donations.ledger.models import Donor, Fund, Gift
 from donations.mail import service as mail
+from donations.webhooks import outbox as webhooks
 
 
 def change_gift_designation(
@@ -60,9 +61,11 @@ def _audit_offline_gift(gift: Gift, actor: StaffUser, remote_addr: str | None) -
 
 
 def _receipt(recorded: offline.RecordedOfflineGift) -> None:
+    """The receipt (when asked for) and the outgoing webhook event (always)."""
+    gift = recorded.gift
     if recorded.send_receipt:
-        gift = recorded.gift
         mail.queue_gift_receipt(gift.id, gift.donor_id, gift.donor.email)
+    webhooks.gift_recorded(gift.id)
 
 
 def record_offline_gift(entry: offline.OfflineGift, actor: StaffUser, remote_addr: str | None) -> Gift:
@@ -99,7 +102,7 @@ def merge_donors(duplicate_id: int, kept_id: int, actor: StaffUser, remote_addr:
     if duplicate is None or kept is None:
         raise StaffError("No such donor.")
     result = donors.merge(duplicate, kept)
-    audit(
+    entry = audit(
         "donor.merge",
         actor=actor,
         target_type="donor",
@@ -113,6 +116,11 @@ def merge_donors(duplicate_id: int, kept_id: int, actor: StaffUser, remote_addr:
         },
         remote_addr=remote_addr,
     )
+    db.session.flush()  # the audit entry's id names this merge in the webhook events
+    webhooks.donor_changed(kept, f"Donor #{duplicate.id} was merged into this donor", ["merged"], f"audit{entry.id}")
+    webhooks.donor_changed(
+        duplicate, f"This donor was merged into donor #{kept.id}", ["merged_into_donor_id"], f"audit{entry.id}"
+    )
     return result
 
 
@@ -125,7 +133,7 @@ def correct_donor(
     if donor is None:
         raise StaffError("No such donor.")
     before, after = donor_edits.correct_donor(donor, record)
-    audit(
+    entry = audit(
         "donor.edit",
         actor=actor,
         target_type="donor",
@@ -133,6 +141,8 @@ def correct_donor(
         details={"before": before, "after": after},
         remote_addr=remote_addr,
     )
+    db.session.flush()  # the audit entry's id names this correction in the webhook event
+    webhooks.donor_changed(donor, "Corrected by staff", sorted(after), f"audit{entry.id}")
     return after
 
 

@@ -118,6 +118,7 @@ def _phone_pages(seeded: dict) -> list[str]:
         "/staff/disputes",
         "/staff/events",
         "/staff/outbox",
+        "/staff/webhooks/",
     ]
 
 

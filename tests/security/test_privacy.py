@@ -144,7 +144,13 @@ def test_erasure_anonymizes_the_person_and_keeps_the_ledger(app, donor_with_hist
 
     [(action, target, details)] = audit_actions()
     assert (action, target) == ("donor.erase", str(donor_id))
-    assert details == {"donor_ids": [donor_id], "gifts_kept": 2, "emails_withdrawn": 1, "stripe_events_scrubbed": 1}
+    assert details == {
+        "donor_ids": [donor_id],
+        "gifts_kept": 2,
+        "emails_withdrawn": 1,
+        "stripe_events_scrubbed": 1,
+        "webhook_events_withdrawn": 0,
+    }
     assert "pat" not in caplog.text.lower()
 
     again = post_form(admin, page, page + "/erase", confirm="ERASE")

@@ -20,6 +20,7 @@ from donations.grants import service as grants
 from donations.grants.models import ProgramSettings
 from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.payments.models import GiftSourceRule
+from donations.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import csrf_token
 from tests.grants.support import make_pledge
@@ -98,6 +99,11 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "grant_packets.packet_download": MONEY,
     "grant_packets.link_new": MONEY,
     "grant_packets.link_revoke": MONEY,
+    "webhooks_staff.endpoints": ADMIN,
+    "webhooks_staff.create": ADMIN,
+    "webhooks_staff.endpoint": ADMIN,
+    "webhooks_staff.rotate": ADMIN,
+    "webhooks_staff.resend": ADMIN,
 }
 # Open without a session: signing in, and signing out.
 PUBLIC = {"staff.login", "staff.login_code", "staff.logout"}
@@ -140,7 +146,11 @@ def ids(app: Flask, tmp_path: Path) -> dict[str, int | str]:
     pledge = make_pledge(program)
     source = GiftSourceRule(kind="payment_link", value="plink_access", created_by="test")
     db.session.add(source)
+    endpoint = WebhookEndpoint(url="https://hooks.example.org/a", event_types=["gift.recorded"], secret="whsec_x")
+    event = WebhookEvent(public_id="evt_access", type="gift.recorded", body="{}", dedupe_key="access")
+    db.session.add(WebhookDelivery(event=event, endpoint=endpoint, status=DeliveryStatus.PARKED))
     db.session.commit()
+    delivery_id = db.session.scalars(select(WebhookDelivery.id)).one()
     return {
         "source_id": source.id,
         "gift_id": gift.id,
@@ -154,6 +164,8 @@ def ids(app: Flask, tmp_path: Path) -> dict[str, int | str]:
         "run_id": run.id,
         "pledge_id": pledge.id,
         "link_id": 1,  # none: access is decided before the link is looked up
+        "endpoint_id": endpoint.id,
+        "delivery_id": delivery_id,
     }
 
 

@@ -13,6 +13,7 @@ from donations.payments import gift_sources
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import field, object_id
 from donations.payments.handlers.subscriptions import start_membership_from_checkout
+from donations.webhooks import outbox as webhooks
 
 MAX_AMOUNT_CENTS = 10**12  # far above any gift, far below the BIGINT column's limit
 
@@ -134,8 +135,9 @@ def checkout_paid(event: StripeEventData) -> None:
     except ForeignCurrency as exc:
         # Kept, not applied, with the reason staff read on /staff/events: never a gift in totals.
         raise EventDeferred(str(exc)) from None
-    if paid is not None:  # None: a replay, its receipt was queued the first time
+    if paid is not None:  # None: a replay, its receipt (and webhook event) was queued the first time
         mail.queue_gift_receipt(paid.gift_id, paid.donor_id, paid.donor_email)
+        webhooks.gift_recorded(paid.gift_id)
 
 
 @handles("checkout.session.async_payment_failed")

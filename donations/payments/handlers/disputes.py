@@ -9,6 +9,7 @@ from donations.ledger import reversals
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import object_id
 from donations.payments.handlers.refunds import keep_not_ours
+from donations.webhooks import outbox as webhooks
 
 
 def dispute_facts(dispute: dict[str, Any], event: StripeEventData) -> reversals.DisputeFacts:
@@ -50,10 +51,12 @@ def dispute_opened(event: StripeEventData) -> None:
 def dispute_closed(event: StripeEventData) -> None:
     facts = dispute_facts(event.object, event)
     try:
-        reversals.close_dispute(facts)
+        _, written = reversals.close_dispute(facts)
     except reversals.GiftNotYetKnown as exc:
         if _not_ours(facts, event):
             return
         raise EventDeferred(str(exc)) from None
     except reversals.ReversalRefused as exc:
         raise EventDeferred(str(exc)) from None
+    for entry in written:
+        webhooks.gift_reversed(entry, entry.gift)

@@ -16,6 +16,7 @@ from donations.mail import service as mail
 from donations.payments import gift_sources
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import object_id
+from donations.webhooks import outbox as webhooks
 
 
 def refund_facts(
@@ -48,6 +49,8 @@ def apply(facts: reversals.RefundFacts, event: StripeEventData) -> None:
         raise EventDeferred(str(exc)) from None
     except reversals.ReversalRefused as exc:
         raise EventDeferred(str(exc)) from None
+    for entry in written:
+        webhooks.gift_reversed(entry, gift)
     if facts.status in reversals.REFUND_FAILED_STATUSES:
         return
     for entry in written:

@@ -18,6 +18,7 @@ from donations.mail import service as mail
 from donations.payments import gift_sources
 from donations.payments.handlers import EventDeferred, StripeEventData, handles
 from donations.payments.handlers.payload import cents, currency, field, metadata_of, object_id, text, timestamp
+from donations.webhooks import outbox as webhooks
 
 # A pause without an end (pause_collection with no resumes_at) lasts until it is lifted.
 INDEFINITE_PAUSE = datetime(9999, 12, 31, tzinfo=UTC)
@@ -35,7 +36,8 @@ STATUSES = {
 
 def tell_member(news: memberships.MembershipNews) -> None:
     """Queue the mail a membership event calls for: a welcome (not for one first heard of at
-    its end), the installment's receipt, the new amount, the goodbye, the failed renewal."""
+    its end), the installment's receipt, the new amount, the goodbye, the failed renewal; and the
+    outgoing webhook events, which tell every fact (a start heard of at the end included)."""
     membership = news.membership
     if news.created and not news.canceled:
         mail.queue_membership_welcome(membership)
@@ -49,6 +51,14 @@ def tell_member(news: memberships.MembershipNews) -> None:
         mail.queue_membership_canceled(membership)
     if news.failed_invoice_id is not None:
         mail.queue_payment_failed(membership, news.failed_invoice_id)
+    if news.created:
+        webhooks.membership_started(membership)
+    if news.gift_recorded and news.gift_id is not None:
+        webhooks.gift_recorded(news.gift_id)
+    if news.amount_change_id is not None:
+        webhooks.membership_changed(membership, news.amount_change_id)
+    if news.canceled:
+        webhooks.membership_canceled(membership)
     if membership.status != MembershipStatus.CANCELED:
         if news.paused_until is not None:
             mail.queue_membership_paused(membership, news.paused_until)

@@ -30,6 +30,7 @@ from donations.mail.service import no_donor_mail
 from donations.payments import events, gift_sources
 from donations.payments.history.stripe_lists import LISTINGS, Lister, Listing
 from donations.payments.models import ImportCursor, NotGift, StripeEvent
+from donations.webhooks.outbox import no_outgoing_webhooks
 
 PREFIX = "history_"
 Progress = Callable[[str, int], None]
@@ -172,7 +173,7 @@ class Importer:
         # A dry run writes inside one SAVEPOINT it rolls back: on SQLite a handler's own SAVEPOINT
         # would otherwise be what opens the transaction, and releasing it would commit.
         outer = db.session.begin_nested() if self.dry_run else None
-        with no_donor_mail():
+        with no_donor_mail(), no_outgoing_webhooks():
             for listing in LISTINGS:
                 cursor = cursors.get(listing.name)
                 if cursor is not None and cursor.finished_at is not None:
