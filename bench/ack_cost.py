@@ -9,14 +9,16 @@ before its measurement starts. Per delivery, for each handler:
 - CPU time of its PostgreSQL backend (`/proc/PID/stat`, 10 ms ticks: meaningful over thousands
   of deliveries): the INSERT and COMMIT the database does for it;
 - Python function calls (one more pass under cProfile): the same count however busy the
-  machine is, so a change shows up even when CPU times are noisy.
+  machine is, so a change shows up even when CPU times are noisy;
+- with --instructions, machine instructions of this process (valgrind's callgrind, counting
+  only while the deliveries are sent): load-independent too, and weighted as CPU time is.
 
 "Ratio" is minimal / app for the app process plus its backend: what deliveries/s through gunicorn
 would be if both were bound by that CPU alone (gunicorn's own HTTP work, the same for both, moves
 the real ratio towards 1). Part 3 prints it beside the deliveries/s it measures.
 
     .venv/bin/python bench/ack_cost.py postgresql+psycopg://postgres@127.0.0.1:5432/DB \
-        [-n 2000] [--runs 3] [--keep-schema] [--json] [--profile FILE]
+        [-n 2000] [--runs 3] [--keep-schema] [--json] [--profile FILE] [--instructions]
 
 The database is emptied (its schema re-made unless --keep-schema): never point it at one that
 matters.
@@ -29,7 +31,9 @@ import cProfile
 import json
 import os
 import pstats
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -130,18 +134,13 @@ def count_calls(app: WSGIApp, bodies: list[bytes], empty: Callable[[], None], pr
 def run(database_url: str, deliveries: int, runs: int, profile: Path | None = None) -> dict[str, Cost]:
     from webhooks import build
 
-    os.environ.update(app_env(database_url))
+    apps = _setup(database_url)
     import minimal_webhook
-    import psycopg
     from sqlalchemy import text
 
-    from donations import create_app
     from donations.extensions import db
 
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
-        minimal_webhook.create_table(connection)
-    app = create_app("production")
-    floor = minimal_webhook.app
+    app, floor = apps["app"], apps["minimal"]
     warm_up = build(WARM_UP, invoices_make_gifts=True).bodies
     bodies = build(deliveries, invoices_make_gifts=True).bodies
 
@@ -180,6 +179,55 @@ def run(database_url: str, deliveries: int, runs: int, profile: Path | None = No
     return costs
 
 
+def _setup(database_url: str) -> dict[str, WSGIApp]:
+    os.environ.update(app_env(database_url))
+    import minimal_webhook
+    import psycopg
+
+    from donations import create_app
+
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        minimal_webhook.create_table(connection)
+    return {"app": create_app("production"), "minimal": minimal_webhook.app}
+
+
+def _callgrind_child(database_url: str, name: str, deliveries: int) -> None:
+    """Run under callgrind with instrumentation off: warm up, then count only the deliveries."""
+    from webhooks import build
+
+    handler = _setup(database_url)[name]
+    sql(database_url, "TRUNCATE stripe_events, bench_minimal_events")
+    for environ in environs(build(WARM_UP, invoices_make_gifts=True).bodies):
+        call(handler, environ)
+    sql(database_url, "TRUNCATE stripe_events, bench_minimal_events")
+    prepared = environs(build(deliveries, invoices_make_gifts=True).bodies)
+    control = ["callgrind_control", "--instr"]
+    subprocess.run([*control, "on", str(os.getpid())], check=True, capture_output=True)
+    time.sleep(0.5)  # callgrind reads the request asynchronously; sleeping costs no instructions
+    for environ in prepared:
+        call(handler, environ)
+    time.sleep(0.5)
+    subprocess.run([*control, "off", str(os.getpid())], check=True, capture_output=True)
+
+
+def instructions(database_url: str, deliveries: int) -> dict[str, float]:
+    """Instructions per delivery of each handler's process, by callgrind (one run each: the
+    count barely moves from run to run). Slow: about a minute for a few hundred deliveries."""
+    counts = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in ("app", "minimal"):
+            out = Path(scratch) / f"{name}.callgrind"
+            command = [
+                *("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"),
+                *(sys.executable, __file__, database_url, "--keep-schema", "-n", str(deliveries)),
+                *("--callgrind-child", name),
+            ]
+            subprocess.run(command, check=True, capture_output=True)
+            totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")]
+            counts[name] = int(totals[0].split()[1]) / deliveries
+    return counts
+
+
 def ratio(costs: dict[str, Cost]) -> float:
     return costs["minimal"].total_us / costs["app"].total_us
 
@@ -192,7 +240,14 @@ def main() -> None:
     parser.add_argument("--keep-schema", action="store_true", help="the app's schema is already there")
     parser.add_argument("--json", action="store_true", help="print one JSON object (for bench/webhooks.py)")
     parser.add_argument("--profile", type=Path, help="write the app's cProfile stats here")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions per delivery with valgrind's callgrind"
+    )
+    parser.add_argument("--callgrind-child", choices=("app", "minimal"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.callgrind_child:
+        _callgrind_child(args.database_url, args.callgrind_child, args.deliveries)
+        return
 
     if not args.keep_schema:
         ensure_database(args.database_url)
@@ -204,11 +259,15 @@ def main() -> None:
     print(f"{args.deliveries} deliveries, median of {args.runs} runs, per delivery:")
     print("handler  process us  database us  total us  Python calls")
     for name, cost in costs.items():
-        print(
-            f"{name:<8} {cost.process_us:10.0f}  {cost.database_us:11.0f}  {cost.total_us:8.0f}  {cost.calls:12.0f}"
-        )
+        print(f"{name:<8} {cost.process_us:10.0f}  {cost.database_us:11.0f}  {cost.total_us:8.0f}  {cost.calls:12.0f}")
     calls = costs["minimal"].calls / costs["app"].calls
     print(f"ratio minimal / app: {ratio(costs):.2f} (CPU, process + database), {calls:.2f} (Python calls)")
+    if args.instructions:
+        counts = instructions(args.database_url, min(args.deliveries, 300))
+        print(
+            f"instructions per delivery (callgrind): app {counts['app']:,.0f}, minimal {counts['minimal']:,.0f}, "
+            f"ratio {counts['minimal'] / counts['app']:.2f}"
+        )
 
 
 if __name__ == "__main__":

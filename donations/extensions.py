@@ -101,10 +101,10 @@ def unit_of_work() -> Iterator[None]:
         raise
 
 
-def insert_ignoring(target: Any, *index_elements: str) -> postgresql.Insert | sqlite.Insert:
-    """INSERT ... ON CONFLICT (index_elements) DO NOTHING in the current session's dialect: two
-    transactions inserting the same row at once never fail each other. Add values, a SELECT or
-    RETURNING to it like to any insert."""
-    dialect = db.session.get_bind().dialect.name
+def insert_ignoring(target: Any, *index_elements: str, dialect: str | None = None) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT (index_elements) DO NOTHING in the current session's dialect (or
+    the one named, for a statement built once and kept): two transactions inserting the same row
+    at once never fail each other. Add values, a SELECT or RETURNING to it like to any insert."""
+    dialect = dialect or db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(target).on_conflict_do_nothing(index_elements=list(index_elements))
