@@ -34,6 +34,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
     app.url_map.converters["row_id"] = extensions.RowIdConverter  # before any blueprint's rules
     extensions.db.init_app(app)
+    with app.app_context():
+        extensions.ping_idle_connections(extensions.db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
     extensions.migrate.init_app(app, extensions.db, directory=str(ROOT / "migrations"))
     extensions.csrf.init_app(app)
     extensions.login_manager.init_app(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from time import monotonic
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import request
@@ -14,10 +15,12 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import DateTime, MetaData, Table, TypeDecorator
+from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, registry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from werkzeug.routing import IntegerConverter
 
 # The largest id an INTEGER primary key holds: a bigger number from a URL or a form is no row of
@@ -86,6 +89,31 @@ def _reads_are_never_limited() -> bool:
     # Every limit here counts form posts (checkouts, membership links). Exempting reads up front
     # spares each page view the limiter's per-request bookkeeping (bench/, part 1).
     return request.method in ("GET", "HEAD", "OPTIONS")
+
+
+def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection before use only when it has sat idle `idle_seconds` or more.
+
+    A database restart (or a dropped connection) leaves the pool holding dead connections; a
+    ping on checkout finds them and the pool replaces them, so the app recovers by itself.
+    SQLAlchemy's pool_pre_ping does it on every checkout: one more round trip per request, a
+    third of a webhook delivery's (bench/FINDINGS.md). A connection used moments ago is alive
+    unless the database died since; then the statement fails, the request answers 503 (Stripe
+    delivers again), and SQLAlchemy's disconnect handling recycles every older connection."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _last_used(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["last_used"] = monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+        if monotonic() - record.info.get("last_used", float("-inf")) < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("the pooled connection is dead") from exc  # the pool tries a new one
 
 
 @contextmanager
