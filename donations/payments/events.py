@@ -92,11 +92,11 @@ stored_signal = threading.Event()
 
 def receive_signed(body: bytes, signature: str | None) -> tuple[dict[str, Any], Stored]:
     """A webhook delivery: verify its signature (raises signing.InvalidEvent), then store the
-    event (`store`). Returns the event and whether it was new."""
+    event as `store` does. Returns the event and whether it was new."""
     config = current_app.config
     event = signing.verify(body, signature, config["STRIPE_WEBHOOK_SECRET"], config["WEBHOOK_TOLERANCE_SECONDS"])
     # One INSERT and a COMMIT on a connection of its own: the ORM session's unit-of-work
-    # bookkeeping would be most of the request's work (bench/FINDINGS.md). The verified body is
+    # bookkeeping would be a large part of the request's work (bench/FINDINGS.md). The verified body is
     # stored as it came (verify decoded it as UTF-8 and parsed it as a JSON object): Stripe's own
     # bytes, and no second serialization of a few KB in the request.
     with db.engine.connect() as connection:
