@@ -17,7 +17,10 @@ class ConfigurationError(RuntimeError):
 class Config:
     SECRET_KEY = DEFAULT_SECRET_KEY
     SQLALCHEMY_DATABASE_URI: str | None = None  # default: SQLite under instance/
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {}
+    # A pooled connection idle this long is pinged before use (dead ones replaced: the app
+    # recovers from a database restart by itself); busier ones are not (extensions.py).
+    DATABASE_PING_IDLE_SECONDS = 1.0
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     NEWSROOM_NAME = "The Local Ledger"

@@ -48,6 +48,7 @@ class Options:
     database_url: str
     out_dir: Path
     big_runs: int = 1  # runs of each export at a million gifts
+    deliveries: int | None = None  # the webhook burst (default 20,000; 400 with --quick)
 
 
 @dataclass

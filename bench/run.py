@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py                 # everything, full size (make bench)
     .venv/bin/python bench/run.py --quick         # a tiny version of every part, in seconds
     .venv/bin/python bench/run.py --parts webhooks --runs 5
+    .venv/bin/python bench/run.py --parts webhooks --runs 1 --deliveries 2000   # a quick burst
 
 Parts: gift_page, checkout, webhooks, reports (grant reports and their scaling). PostgreSQL
 parts use --database-url (default: the `bench` database on 127.0.0.1); its schema is dropped and
@@ -55,6 +56,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--big-runs", type=int, default=1, help="runs of each export at 1,000,000 gifts (default 1: minutes each)"
     )
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, from {', '.join(PARTS)}")
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=None,
+        help="webhook deliveries per burst in part 3 (default 20,000; 400 with --quick), e.g. 2000 for a quick check",
+    )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--output", type=Path, default=None, help="default bench/RESULTS.md (bench/out/ with --quick)")
     parser.add_argument("--out-dir", type=Path, default=BENCH / "out", help="logs and scratch files")
@@ -72,7 +79,12 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     output: Path = args.output or (out_dir / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md")
     options = Options(
-        quick=args.quick, runs=runs, database_url=args.database_url, out_dir=out_dir, big_runs=args.big_runs
+        quick=args.quick,
+        runs=runs,
+        database_url=args.database_url,
+        out_dir=out_dir,
+        big_runs=args.big_runs,
+        deliveries=args.deliveries,
     )
     require_tools("wrk", "/usr/bin/time", "psql", "sqlite3")
     ensure_database(options.database_url)

@@ -20,7 +20,6 @@ the expected total, and every event applied.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -28,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from common import (
@@ -226,11 +226,29 @@ def apply_figures(database_url: str, workers: int) -> Applied:
     return Applied(workers, count / max(float(span), 1e-6), float(p50), float(p99), float(worst))
 
 
+def in_process_cost(options: Options, deliveries: int) -> dict[str, Any]:
+    """bench/ack_cost.py in a process of its own (it builds the app in its production
+    configuration): per delivery, CPU microseconds and Python calls of each handler."""
+    completed = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "ack_cost.py"), options.database_url, "--keep-schema", "--json"),
+            *("-n", str(deliveries), "--runs", str(options.runs)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench/ack_cost.py failed:\n{completed.stdout}\n{completed.stderr}")
+    return {"deliveries": deliveries, **json.loads(completed.stdout.strip().splitlines()[-1])}
+
+
 def run(options: Options) -> Section:
     import minimal_webhook
 
-    # BENCH_WEBHOOK_DELIVERIES: a smaller burst on a machine too busy for 20,000 (say so with the figures).
-    total = 400 if options.quick else int(os.environ.get("BENCH_WEBHOOK_DELIVERIES", "20000"))
+    # --deliveries: a smaller burst for a quick check, or on a machine too busy for 20,000.
+    total = options.deliveries or (400 if options.quick else 20_000)
     invoices_make_gifts = handler_for("invoice.paid") is not None
     deliveries = build(total, invoices_make_gifts)
     events_file = options.out_dir / "webhook-deliveries.txt"
@@ -312,6 +330,11 @@ def run(options: Options) -> Section:
                 log(f"webhooks run {run_number + 1} {name}: {total / result.seconds:.0f} deliveries/s")
                 results[name].append(result)
 
+    # The same comparison in process, by CPU time and Python calls: load-independent where
+    # deliveries/s through gunicorn are not (bench/ack_cost.py).
+    log("webhooks: in-process cost of an acknowledgement")
+    cost = in_process_cost(options, 300 if options.quick else min(total, 2_000))
+
     def rate(result: Delivered) -> float:
         return total / result.seconds
 
@@ -326,21 +349,39 @@ def run(options: Options) -> Section:
                 fmt(median([r.p50_ms for r in runs]), 1),
                 fmt(median([r.p99_ms for r in runs]), 1),
                 ", ".join(fmt(rate(r)) for r in runs),
+                fmt(cost[name]["process_us"] + cost[name]["database_us"]),
+                fmt(cost[name]["calls"]),
             ]
         )
     ratio = median([rate(r) for r in results["app"]]) / median([rate(r) for r in results["minimal"]])
     per_run = [rate(a) / rate(m) for a, m in zip(results["app"], results["minimal"], strict=True)]
     ledger_ok = all(ok for ok, _ in checks) and all(floor_checks)
+
+    def cpu(name: str) -> float:
+        return cost[name]["process_us"] + cost[name]["database_us"]
+
+    in_process_ratio = cpu("minimal") / cpu("app")
+    calls_ratio = cost["minimal"]["calls"] / cost["app"]["calls"]
     wrk_cpu = median([r.wrk_cpu_seconds / r.seconds for r in results["app"] + results["minimal"]])
     section = Section(
         title="3. Webhooks: signed events on PostgreSQL vs a minimal handler",
-        headers=["handler", "deliveries/s", "distinct events applied/s", "p50 ms", "p99 ms", "each run, deliveries/s"],
+        headers=[
+            "handler",
+            "deliveries/s",
+            "distinct events applied/s",
+            "p50 ms",
+            "p99 ms",
+            "each run, deliveries/s",
+            "in process: CPU us / delivery (handler + database)",
+            "in process: Python calls / delivery",
+        ],
         rows=rows,
         commands=[
             f"gunicorn --workers {WORKERS} --threads {THREADS} --worker-class gthread wsgi:app   (production config)",
             f"gunicorn --workers {WORKERS} --threads {THREADS} --worker-class gthread minimal_webhook:app",
             f"wrk --latency -t {WRK_THREADS} -c {CONNECTIONS} -s bench/webhooks.lua URL/stripe/webhook -- "
             f"DELIVERIES_FILE {WRK_THREADS}",
+            f"bench/ack_cost.py DATABASE_URL --keep-schema --runs {options.runs} -n {cost['deliveries']}",
         ],
         ok=ledger_ok,
     )
@@ -348,7 +389,9 @@ def run(options: Options) -> Section:
     section.notes = [
         f"Ratio app / minimal = **{ratio:.2f}** "
         f"(target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'MISSED'}); "
-        f"per run: {', '.join(f'{x:.2f}' for x in per_run)}.",
+        f"per run: {', '.join(f'{x:.2f}' for x in per_run)}. In process (both WSGI apps called directly, "
+        f"{cost['deliveries']:,} deliveries, bench/ack_cost.py): minimal / app = **{in_process_ratio:.2f}** by CPU "
+        f"time (the handler's process and its PostgreSQL backend), {calls_ratio:.2f} by Python calls.",
         f"{total:,} deliveries per run: {deliveries.distinct:,} distinct events ({kinds}) and "
         f"{total - deliveries.distinct:,} repeats of earlier ones, shuffled; sent in chunks of {CHUNK:,}, "
         "each signed just before it went (the run's time is the sum of the chunks'; p99 is the worst "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from time import monotonic
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import request
@@ -14,10 +15,12 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import DateTime, MetaData, Table, TypeDecorator
+from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, registry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from werkzeug.routing import IntegerConverter
 
 # The largest id an INTEGER primary key holds: a bigger number from a URL or a form is no row of
@@ -78,7 +81,21 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+class FiltersFirstLimiter(Limiter):
+    """Flask-Limiter, consulting its request filters before anything else: it otherwise resolves
+    and evaluates the limits of every request, page views and Stripe's deliveries included, and
+    only then finds a filter exempts it all (about 7% of a webhook delivery's CPU, bench/FINDINGS.md).
+    Equivalent while no meta limits are configured (none are): a filtered request has no limits."""
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if any(exempt() for exempt in self._request_filters):
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+
+limiter = FiltersFirstLimiter(key_func=get_remote_address, default_limits=[])
 
 
 @limiter.request_filter
@@ -86,6 +103,31 @@ def _reads_are_never_limited() -> bool:
     # Every limit here counts form posts (checkouts, membership links). Exempting reads up front
     # spares each page view the limiter's per-request bookkeeping (bench/, part 1).
     return request.method in ("GET", "HEAD", "OPTIONS")
+
+
+def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection before use only when it has sat idle `idle_seconds` or more.
+
+    A database restart (or a dropped connection) leaves the pool holding dead connections; a
+    ping on checkout finds them and the pool replaces them, so the app recovers by itself.
+    SQLAlchemy's pool_pre_ping does it on every checkout: one more round trip per request, a
+    third of a webhook delivery's (bench/FINDINGS.md). A connection used moments ago is alive
+    unless the database died since; then the statement fails, the request answers 503 (Stripe
+    delivers again), and SQLAlchemy's disconnect handling recycles every older connection."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _last_used(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["last_used"] = monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+        if monotonic() - record.info.get("last_used", float("-inf")) < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("the pooled connection is dead") from exc  # the pool tries a new one
 
 
 @contextmanager
@@ -101,10 +143,10 @@ def unit_of_work() -> Iterator[None]:
         raise
 
 
-def insert_ignoring(target: Any, *index_elements: str) -> postgresql.Insert | sqlite.Insert:
-    """INSERT ... ON CONFLICT (index_elements) DO NOTHING in the current session's dialect: two
-    transactions inserting the same row at once never fail each other. Add values, a SELECT or
-    RETURNING to it like to any insert."""
-    dialect = db.session.get_bind().dialect.name
+def insert_ignoring(target: Any, *index_elements: str, dialect: str | None = None) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT (index_elements) DO NOTHING in the current session's dialect (or
+    the one named, for a statement built once and kept): two transactions inserting the same row
+    at once never fail each other. Add values, a SELECT or RETURNING to it like to any insert."""
+    dialect = dialect or db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(target).on_conflict_do_nothing(index_elements=list(index_elements))

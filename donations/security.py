@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, request
-from flask.sessions import SecureCookieSessionInterface
-from flask.wrappers import Response
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.wrappers import Request, Response
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from donations.newsroom import current_look
+from donations.payments.views import WEBHOOK_PATH
 
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 BILLING_PORTAL_ORIGIN = "https://billing.stripe.com"
@@ -54,7 +55,16 @@ def init_app(app: Flask) -> None:
 
 class SigningSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signer built once per set of keys: Flask builds
-    it twice a request, and itsdangerous test-serializes a value each time (bench/, part 1)."""
+    it twice a request, and itsdangerous test-serializes a value each time (bench/, part 1).
+
+    Stripe's webhook deliveries get no session: a machine posting signed JSON sends no cookie
+    and must be given none, and reading and saving one is a good part of what a delivery
+    costs (bench/FINDINGS.md). Flask gives such a request its read-only null session."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path == WEBHOOK_PATH:
+            return None
+        return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         if not app.secret_key:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -21,6 +22,7 @@ from time import perf_counter
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
+from prometheus_client import Counter, Histogram
 
 from donations.operations import metrics
 from donations.security import redact
@@ -91,10 +93,10 @@ def init_app(app: Flask) -> None:
             return response
         duration = perf_counter() - started
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.REQUEST_SECONDS.labels(request.method, route, str(response.status_code)).observe(duration)
+        _request_seconds(request.method, route, response.status_code).observe(duration)
         if request.endpoint == "payments.webhook":
             received = g.get("webhook_received") if response.status_code == 200 else None
-            metrics.WEBHOOK_DELIVERIES.labels(received or f"refused_{response.status_code}").inc()
+            _webhook_deliveries(received or f"refused_{response.status_code}").inc()
         response.headers["X-Request-ID"] = g.request_id
         if json_logs:
             access_log.info(
@@ -113,6 +115,18 @@ def init_app(app: Flask) -> None:
 
     if app.config.get("SENTRY_DSN"):
         init_sentry(app)
+
+
+# Each series' child looked up once, not on every request: prometheus-client's labels() checks
+# and converts the values and takes a lock each time. Bounded (routes, methods, statuses).
+@functools.lru_cache(maxsize=2048)
+def _request_seconds(method: str, route: str, status: int) -> Histogram:
+    return metrics.REQUEST_SECONDS.labels(method, route, str(status))
+
+
+@functools.lru_cache(maxsize=64)
+def _webhook_deliveries(outcome: str) -> Counter:
+    return metrics.WEBHOOK_DELIVERIES.labels(outcome)
 
 
 def init_sentry(app: Flask) -> None:

@@ -96,6 +96,9 @@ def test_webhooks_quick(bench_database_url, tmp_path):
     for row in rows:
         assert figure(row[1]) > 0 and figure(row[2]) > 0
     assert re.search(r"Ratio app / minimal = \*\*\d+\.\d\d\*\*", written)
+    assert re.search(r"In process .*: minimal / app = \*\*\d+\.\d\d\*\* by CPU time", written)
+    for row in rows:  # the in-process CPU and Python calls per delivery beside deliveries/s
+        assert figure(row[6]) > 0 and figure(row[7]) > 0
     assert "Ledger after each app run: **exact**" in written
     assert "360 distinct events" in written  # 400 deliveries, 10% of them repeats
     assert re.search(r"1 worker \*\*[\d,]+\*\* events/s, 2 workers \*\*[\d,]+\*\* events/s", written)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import stripe
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from donations.extensions import db
 from donations.ledger.models import Donor, Gift, GiftStatus, Membership
@@ -43,6 +43,24 @@ def test_our_signature_is_what_stripe_verifies(webhook_secret):
     assert verified.id == payload["id"]
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(body.decode(), header, "whsec_other")
+
+
+def test_delivery_is_stored_as_signed_and_answered_without_a_session(client, webhook_secret, fund):
+    # Stripe's bytes are kept as they came (not parsed and serialized again: the indentation
+    # here would not survive that), and a machine's post is given no session cookie, while the
+    # answer still carries the security headers and a request id.
+    client.get("/give")  # a reader's session cookie in the client, which the webhook ignores
+    payload = se.event("checkout.session.completed", se.checkout_session(amount_cents=1_234))
+    body = json.dumps(payload, indent=2).encode()
+    response = client.post("/stripe/webhook", data=body, headers=se.signed_headers(body, webhook_secret))
+    assert (response.status_code, response.json) == (200, {"id": payload["id"], "received": "stored"})
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Request-ID"]
+    stored = db.session.scalar(select(cast(StripeEvent.payload, Text)).where(StripeEvent.id == payload["id"]))
+    assert stored == body.decode()
+    assert db.session.get(StripeEvent, payload["id"]).payload == payload
 
 
 def test_payment_link_session_becomes_a_gift_to_the_default_fund(client, webhook_secret, fund):

@@ -46,18 +46,24 @@ def proxy() -> Iterator[TcpProxy]:
         yield forwarder
 
 
-@pytest.fixture
-def app_via_proxy(database_url: str, proxy: TcpProxy) -> Iterator[Flask]:
-    """A second app instance on the same database, reaching it only through the proxy."""
+def app_through(proxy: TcpProxy, database_url: str, **config: object) -> Flask:
+    """A second app instance on the same database, reaching it only through the proxy, with the
+    configuration's own pooling (connections idle DATABASE_PING_IDLE_SECONDS pinged before use)."""
     url = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
-    instance = create_app(
+    return create_app(
         "testing",
         {
             **TEST_CONFIG,
             "SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False),
-            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "connect_args": {"connect_timeout": 3}},
+            "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"connect_timeout": 3}},
+            **config,
         },
     )
+
+
+@pytest.fixture
+def app_via_proxy(database_url: str, proxy: TcpProxy) -> Iterator[Flask]:
+    instance = app_through(proxy, database_url)
     yield instance
     with instance.app_context():
         db.engine.dispose()
@@ -161,6 +167,29 @@ def test_connection_lost_after_the_answer_is_ready_still_answers(app_via_proxy, 
     proxy.restore()
     health = reader.get("/healthz")
     assert (health.status_code, health.json["database"]) == (200, "ok")  # the pool let the dead one go
+
+
+@pytest.mark.postgresql_only
+@pytest.mark.parametrize("idle_seconds", [0, 3600])
+def test_pooled_connections_dead_after_a_restart_are_replaced(database_url, proxy, idle_seconds):
+    # The pool pings only connections idle DATABASE_PING_IDLE_SECONDS or more (a ping on every
+    # checkout would be one more round trip per request). Idle ones are replaced before use;
+    # one used moments ago fails its request once, and the pool then lets every dead one go.
+    instance = app_through(proxy, database_url, DATABASE_PING_IDLE_SECONDS=idle_seconds)
+    try:
+        reader = instance.test_client()
+        assert reader.get("/healthz").status_code == 200  # a pooled connection, through the proxy
+        proxy.cut()
+        proxy.restore()  # a restart: the pooled connection is dead, the database is back
+        first, second = reader.get("/healthz"), reader.get("/healthz")
+        if idle_seconds == 0:
+            assert first.status_code == 200
+        else:
+            assert first.status_code in (200, 503)
+        assert (second.status_code, second.json["database"]) == (200, "ok")  # no restart of the app
+    finally:
+        with instance.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture
