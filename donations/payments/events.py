@@ -100,18 +100,10 @@ def store(event: dict[str, Any], via: str = "webhook") -> Stored:
     propagate: the webhook answers 5xx and Stripe delivers again."""
     now = utcnow()
     table = StripeEvent.__table__
-    row = {
-        "id": event["id"],
-        "type": event["type"],
-        "created_at": from_timestamp(event["created"]),
-        "payload": event,
-        "received_at": now,
-        "received_via": via,
-        "attempts": 0,
-        "next_attempt_at": now,
-    }
     # On the table, not the mapped class: a Core INSERT skips the ORM's bulk-insert machinery.
-    inserted = db.session.execute(insert_ignoring(table, "id").returning(table.c.id), row).scalar_one_or_none()
+    inserted = db.session.execute(
+        insert_ignoring(table, "id").returning(table.c.id), _row(event, via, now)
+    ).scalar_one_or_none()
     if inserted is None:
         waiting = (
             select(StripeEvent.id)
@@ -128,6 +120,32 @@ def store(event: dict[str, Any], via: str = "webhook") -> Stored:
     db.session.commit()
     stored_signal.set()
     return Stored.NEW if inserted is not None else Stored.DUPLICATE
+
+
+def store_many(many: list[dict[str, Any]], via: str) -> set[str]:
+    """Store events in the caller's transaction, by one statement (`history stripe`'s page,
+    which applies them itself before it commits). Returns the ids that were new."""
+    if not many:
+        return set()
+    now = utcnow()
+    table = StripeEvent.__table__
+    inserted = db.session.execute(
+        insert_ignoring(table, "id").returning(table.c.id), [_row(event, via, now) for event in many]
+    )
+    return set(inserted.scalars())
+
+
+def _row(event: dict[str, Any], via: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": event["id"],
+        "type": event["type"],
+        "created_at": from_timestamp(event["created"]),
+        "payload": event,
+        "received_at": now,
+        "received_via": via,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
 
 
 def apply_next() -> tuple[str, Outcome] | None:
