@@ -292,24 +292,40 @@ class Importer:
     def _record_page(
         self, listing: str, page: list[dict[str, Any]], now: int, cursor: ImportCursor | None, done: int
     ) -> None:
-        """A page in one transaction with its cursor: its events stored by one statement, then
-        applied in the listing's order by the worker's apply step and committed together (a
-        crash redoes the whole page). Should anything go wrong (a concurrent webhook took a
-        gift's key first, a deadlock), the page is rolled back and recorded an object at a time."""
-        tally = _PageTally()
-        try:
+        """A page in one transaction with its cursor (a crash redoes the whole page)."""
+
+        def batch(tally: _PageTally) -> None:
             if listing == "payment_intents":
                 self._plain_payments(page, tally)
             else:
                 self._apply_page(listing, page, now, tally)
-            _advance(cursor, page, done)
+
+        def one_at_a_time() -> None:
+            for obj in page:
+                self._one(listing, obj, now)
+
+        self._in_one_transaction(batch, one_at_a_time, lambda: _advance(cursor, page, done))
+
+    def _in_one_transaction(
+        self,
+        batch: Callable[[_PageTally], None],
+        one_at_a_time: Callable[[], None],
+        finish: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Record a batch in one transaction: its events stored by one statement, applied in
+        order by the worker's apply step and committed together. Should anything go wrong (a
+        concurrent webhook took a gift's key first, a deadlock), it is rolled back and recorded
+        an object at a time, the way each object was recorded before batches."""
+        tally = _PageTally()
+        try:
+            batch(tally)
+            finish()
             db.session.commit()
         except Exception:
             db.session.rollback()
-            log.warning("history: a page of %s is recorded an object at a time", listing, exc_info=True)
-            for obj in page:
-                self._one(listing, obj, now)
-            _advance(cursor, page, done)
+            log.warning("history: a batch is recorded an object at a time", exc_info=True)
+            one_at_a_time()
+            finish()
             db.session.commit()
             return
         tally.add_to(self.summary)
@@ -342,6 +358,10 @@ class Importer:
             if listing == "invoices" and (subscription := _invoice_subscription(obj)):
                 tally.subscriptions.add(subscription)
             built.append((event, what))
+        self._apply_built(built, tally)
+
+    @staticmethod
+    def _apply_built(built: list[tuple[dict[str, Any], str]], tally: _PageTally) -> None:
         if not built:
             return
         new = events.store_many([event for event, _ in built], via="history")
@@ -470,40 +490,58 @@ class Importer:
         """A membership's amount changes, read from its paid invoices (Stripe's events of them
         are long gone), recorded as subscription changes dated by the invoice that first paid
         the new amount; only for memberships with no amount history of their own yet."""
+        changes: list[tuple[dict[str, Any], str]] = []
         for subscription_id in sorted(self._subscriptions):
-            membership = db.session.scalar(
-                select(Membership).where(Membership.stripe_subscription_id == subscription_id)
-            )
-            if membership is None or db.session.scalar(
-                select(MembershipChange.id).where(MembershipChange.membership_id == membership.id).limit(1)
-            ):
-                continue
-            paid = db.session.execute(
-                select(Gift.stripe_invoice_id, Gift.amount_cents, Gift.received_at)
-                .where(Gift.membership_id == membership.id, Gift.received_at.is_not(None))
-                .order_by(Gift.received_at, Gift.id)
-            ).all()
-            for (_, before, _), (invoice_id, after, at) in itertools.pairwise(paid):
-                if before == after or at is None:
-                    continue
-                event = _event(
-                    f"{PREFIX}{invoice_id}_amount",
-                    "customer.subscription.updated",
-                    {"id": subscription_id, "object": "subscription", "items": _items(after)},
-                    int(at.timestamp()),
-                ) | {
-                    "data": {
-                        "object": {"id": subscription_id, "object": "subscription", "items": _items(after)},
-                        "previous_attributes": {"items": _items(before)},
-                    }
-                }
+            changes += _amount_changes(subscription_id)
+            if len(changes) >= PAGE_SIZE:
+                self._record_changes(changes)
+                changes = []
+        self._record_changes(changes)
+
+    def _record_changes(self, changes: list[tuple[dict[str, Any], str]]) -> None:
+        def one_at_a_time() -> None:
+            for event, what in changes:
                 outcome = self._apply(event)
                 if outcome is events.Outcome.APPLIED:
-                    self.summary.recorded["membership amount change"] += 1
+                    self.summary.recorded[what] += 1
                 elif outcome is events.Outcome.DUPLICATE:
                     self.summary.already += 1
-            if not self.dry_run:
-                db.session.commit()
+
+        if self.dry_run:
+            one_at_a_time()
+        elif changes:
+            self._in_one_transaction(lambda tally: self._apply_built(changes, tally), one_at_a_time)
+
+
+def _amount_changes(subscription_id: str) -> list[tuple[dict[str, Any], str]]:
+    """The events of a membership's amount changes, from its paid installments."""
+    membership = db.session.scalar(select(Membership).where(Membership.stripe_subscription_id == subscription_id))
+    if membership is None or db.session.scalar(
+        select(MembershipChange.id).where(MembershipChange.membership_id == membership.id).limit(1)
+    ):
+        return []
+    paid = db.session.execute(
+        select(Gift.stripe_invoice_id, Gift.amount_cents, Gift.received_at)
+        .where(Gift.membership_id == membership.id, Gift.received_at.is_not(None))
+        .order_by(Gift.received_at, Gift.id)
+    ).all()
+    changes = []
+    for (_, before, _), (invoice_id, after, at) in itertools.pairwise(paid):
+        if before == after or at is None:
+            continue
+        event = _event(
+            f"{PREFIX}{invoice_id}_amount",
+            "customer.subscription.updated",
+            {"id": subscription_id, "object": "subscription", "items": _items(after)},
+            int(at.timestamp()),
+        ) | {
+            "data": {
+                "object": {"id": subscription_id, "object": "subscription", "items": _items(after)},
+                "previous_attributes": {"items": _items(before)},
+            }
+        }
+        changes.append((event, "membership amount change"))
+    return changes
 
 
 def _items(amount: int) -> dict[str, Any]:
