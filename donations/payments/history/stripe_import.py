@@ -318,7 +318,8 @@ class Importer:
         an object at a time, the way each object was recorded before batches."""
         tally = _PageTally()
         try:
-            batch(tally)
+            with gift_sources.rules_held():
+                batch(tally)
             finish()
             db.session.commit()
         except Exception:
