@@ -308,3 +308,58 @@ def test_the_staff_page_checks_previews_and_imports(client, fund):
         .one()
         .actor.startswith("finance")
     )
+
+
+def check_entered_by_hand(fund, postmarked_on=None):
+    from donations.extensions import unit_of_work
+    from donations.ledger import offline
+
+    with unit_of_work():
+        recorded = offline.record_offline_gift(
+            offline.OfflineGift(
+                donor=offline.DonorDetails(email="edna@example.org", name="Edna Check"),
+                fund_id=fund.id,
+                amount_cents=120_000,
+                source=GiftSource.CHECK,
+                received_on=datetime(2024, 3, 12).date(),
+                check_number="2001",
+                postmarked_on=postmarked_on,
+            )
+        )
+    return recorded.gift
+
+
+def check_row(external_id: str, check_number: str = "2001", amount: str = "1,200.00") -> list[str]:
+    row = generic_row(1)
+    row[0], row[1], row[2], row[3] = external_id, "2024-03-12", amount, "EDNA@example.org"
+    row[8], row[9], row[10] = "one_time", "check", check_number
+    return row
+
+
+def test_a_check_entered_by_hand_is_not_imported_again(app, fund, tmp_path):
+    """Issue 13's rule for the same check (number, amount, donor) holds for `history csv` too;
+    the export has no postmark, so the postmark is left open."""
+    gift = check_entered_by_hand(fund, postmarked_on=datetime(2024, 3, 9).date())
+    rows = [check_row("x-1"), check_row("x-2", check_number="2002"), check_row("x-3", amount="1,200.01")]
+    path = write(tmp_path / "checks.csv", GENERIC, rows)
+    dry = run(app, path, "--dry-run")
+    assert dry.exit_code == 0 and f"line 2: skipped, this check is already recorded as gift #{gift.id}" in dry.output
+    assert "It would import 2 gifts" in dry.output and count(Gift) == 1
+    result = run(app, path)
+    assert result.exit_code == 0, result.output
+    assert f"line 2: skipped, this check is already recorded as gift #{gift.id}" in result.output
+    assert "Imported 2 gifts" in result.output and "1 checks already recorded" in result.output
+    assert count(Gift) == 3
+    same = select(func.count()).where(Gift.check_number == "2001", Gift.amount_cents == 120_000)
+    assert db.session.scalar(same) == 1  # another number, or another amount, is another check
+
+
+def test_an_imported_check_is_not_entered_again_by_hand(app, fund, tmp_path):
+    from donations.ledger.offline import OfflineGiftError
+
+    assert run(app, write(tmp_path / "checks.csv", GENERIC, [check_row("x-1")])).exit_code == 0
+    imported = db.session.scalars(select(Gift)).one()
+    with pytest.raises(OfflineGiftError, match=f"already recorded: gift #{imported.id}"):
+        check_entered_by_hand(fund, postmarked_on=datetime(2024, 3, 9).date())
+    db.session.rollback()
+    assert count(Gift) == 1
