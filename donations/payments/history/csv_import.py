@@ -39,7 +39,9 @@ FORMATS: dict[str, dict[str, tuple[str, ...]]] = {
         "anonymous": ("anonymous",),
         "tribute": ("tribute",),
     },
-    # Salesforce NPSP: an Opportunity export (API names, or a report's labels).
+    # Salesforce NPSP: an Opportunity export (API names, or a report's labels). Payment method and
+    # check number are fields of NPSP's Payment object (npe01__OppPayment__c), not of the
+    # Opportunity: only an export or report that joins the payments has them.
     "npsp": {
         "external_id": ("Id", "Opportunity ID"),
         "date": ("CloseDate", "Close Date"),
