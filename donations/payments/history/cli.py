@@ -46,7 +46,8 @@ def _print_summary(summary: dict, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Write nothing; print what would be recorded.")
 def history_stripe(since: datetime | None, dry_run: bool) -> None:
     """Read the Stripe account's past through its list APIs and record every gift, membership,
-    refund, dispute and payout (safe to run again; resumes where a stopped run stopped)."""
+    refund, dispute and payout, a page of 100 per transaction (safe to run again; resumes where a
+    stopped run stopped)."""
     from flask import current_app
 
     from donations.accounts.audit import audit, cli_actor
@@ -101,7 +102,8 @@ def history_stripe(since: datetime | None, dry_run: bool) -> None:
 def history_csv(file: str, fmt: str, dry_run: bool) -> None:
     """Import past donors and gifts from another system's CSV export. Every row is checked
     first: with any error nothing is written and each error is listed (line, column, value,
-    reason). Running it again imports nothing twice."""
+    reason). Running it again imports nothing twice, and a check already recorded (by hand or
+    by another import: same number, amount and donor) is skipped, naming its gift."""
     from donations.accounts.audit import audit, cli_actor
     from donations.extensions import unit_of_work
     from donations.money import format_money
