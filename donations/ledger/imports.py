@@ -12,9 +12,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from donations.clock import utcnow
 from donations.extensions import Base, db
+from donations.ledger import offline
 from donations.ledger import service as ledger
 from donations.ledger.currency import newsroom_currency
-from donations.ledger.models import Fund, Gift, GiftStatus
+from donations.ledger.donors import resolve_merged
+from donations.ledger.models import Fund, Gift, GiftSource, GiftStatus
 
 
 class ImportedGift(Base):
@@ -61,11 +63,34 @@ def already_imported(source_system: str, external_ids: list[str]) -> set[str]:
     return found
 
 
-def record_imported_gift(row: ImportedRow) -> Gift | None:
-    """The row's gift, its donor matched by case-folded email (merged donors resolved, as online
-    donors are); None when this system's external id was imported before."""
-    if already_imported(row.source_system, [row.external_id]):
+@dataclass(frozen=True)
+class Recorded:
+    gift: Gift | None  # the new gift; None when nothing was recorded
+    same_check_as: Gift | None = None  # the same check, recorded before (by hand or by an import)
+
+
+def recorded_check(row: ImportedRow) -> Gift | None:
+    """The gift already recorded for this row's check (number, amount, donor), by the offline
+    form or by an import; the export has no postmark, so the postmark is left open."""
+    if row.source != GiftSource.CHECK:
         return None
+    donor = ledger.find_donor(row.email)
+    if donor is None:
+        return None
+    return offline.same_check(
+        resolve_merged(donor), check_number=row.check_number, amount_cents=row.amount_cents, postmarked_on=None
+    )
+
+
+def record_imported_gift(row: ImportedRow) -> Recorded:
+    """The row's gift, its donor matched by case-folded email (merged donors resolved, as online
+    donors are). Nothing is recorded when this system's external id was imported before, or
+    when the row is a check already recorded (`same_check_as`)."""
+    if already_imported(row.source_system, [row.external_id]):
+        return Recorded(None)
+    same = recorded_check(row)
+    if same is not None:
+        return Recorded(None, same_check_as=same)
     fund = db.session.get(Fund, row.fund_id)
     if fund is None:
         raise ledger.LedgerError("no such fund")
@@ -91,4 +116,4 @@ def record_imported_gift(row: ImportedRow) -> Gift | None:
     db.session.add(gift)
     db.session.flush()
     db.session.add(ImportedGift(source_system=row.source_system, external_id=row.external_id, gift_id=gift.id))
-    return gift
+    return Recorded(gift)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from donations.clock import local_date, newsroom_zone, utcnow
 from donations.extensions import db
@@ -146,24 +146,22 @@ def _donor_key(donor: Donor) -> tuple[str, ...]:
     return ("name", name, postal_code)
 
 
-def _duplicate_of(donor: Donor, entry: OfflineGift) -> Gift | None:
-    """The gift already recorded for the same check: its number, amount, postmark date and
-    donor. Whichever form or import brings it, a check is money received once."""
-    if entry.source != GiftSource.CHECK or donor.id is None:
+def same_check(donor: Donor, *, check_number: str | None, amount_cents: int, postmarked_on: date | None) -> Gift | None:
+    """The gift already recorded for the same check: its number, amount, donor and postmark date.
+    Whichever form or import brings it, a check is money received once. A postmark is compared
+    only when both are known: another system's export has none (`history csv`), and the same
+    check entered by hand afterwards, postmark and all, is still that check."""
+    number = (check_number or "").strip()
+    if not number or donor.id is None:
         return None
-    same_check = db.session.scalars(
-        select(Gift)
-        .join(Gift.donor)
-        .where(
-            Gift.source == GiftSource.CHECK,
-            Gift.check_number == (entry.check_number or "").strip(),
-            Gift.amount_cents == entry.amount_cents,
-            Gift.postmarked_on.is_not_distinct_from(entry.postmarked_on),
-        )
-        .order_by(Gift.id)
+    query = select(Gift).where(
+        Gift.source == GiftSource.CHECK, Gift.check_number == number, Gift.amount_cents == amount_cents
     )
+    if postmarked_on is not None:
+        query = query.where(or_(Gift.postmarked_on.is_(None), Gift.postmarked_on == postmarked_on))
     key = _donor_key(donor)
-    return next((g for g in same_check if g.donor_id == donor.id or _donor_key(g.donor) == key), None)
+    same = db.session.scalars(query.join(Gift.donor).order_by(Gift.id))
+    return next((g for g in same if g.donor_id == donor.id or _donor_key(g.donor) == key), None)
 
 
 def record_offline_gift(entry: OfflineGift) -> RecordedOfflineGift:
@@ -175,7 +173,13 @@ def record_offline_gift(entry: OfflineGift) -> RecordedOfflineGift:
         raise OfflineGiftError("Choose a fund.")
     donor = _donor_for(entry.donor)
     db.session.flush()
-    duplicate = _duplicate_of(donor, entry)
+    duplicate = (
+        same_check(
+            donor, check_number=entry.check_number, amount_cents=entry.amount_cents, postmarked_on=entry.postmarked_on
+        )
+        if entry.source == GiftSource.CHECK
+        else None
+    )
     if duplicate is not None:
         raise OfflineGiftError(
             f"Check {duplicate.check_number} for this amount and postmark from {donor.display_name} is already "

@@ -131,17 +131,9 @@ def store(event: dict[str, Any], via: str = "webhook") -> Stored:
 def _store(connection: Connection, event: dict[str, Any], via: str, payload_json: str) -> Stored:
     """`store`'s statements, on the given connection; the caller commits."""
     now = utcnow()
-    row = {
-        "id": event["id"],
-        "type": event["type"],
-        "created_at": from_timestamp(event["created"]),
-        "payload": payload_json,
-        "received_at": now,
-        "received_via": via,
-        "attempts": 0,
-        "next_attempt_at": now,
-    }
-    inserted = connection.execute(_insert_event(connection.dialect.name), row).scalar_one_or_none()
+    inserted = connection.execute(
+        _insert_event(connection.dialect.name), _row(event, via, now, payload_json)
+    ).scalar_one_or_none()
     if inserted is None:
         waiting = (
             select(StripeEvent.id)
@@ -151,6 +143,33 @@ def _store(connection: Connection, event: dict[str, Any], via: str, payload_json
         )
         connection.execute(update(StripeEvent).where(StripeEvent.id == waiting).values(next_attempt_at=now))
     return Stored.NEW if inserted is not None else Stored.DUPLICATE
+
+
+def store_many(many: list[dict[str, Any]], via: str) -> set[str]:
+    """Store events in the caller's transaction, by one statement (`history stripe`'s page,
+    which applies them itself before it commits). Returns the ids that were new."""
+    if not many:
+        return set()
+    now = utcnow()
+    table = StripeEvent.__table__
+    inserted = db.session.execute(
+        insert_ignoring(table, "id").returning(table.c.id), [_row(event, via, now, event) for event in many]
+    )
+    return set(inserted.scalars())
+
+
+def _row(event: dict[str, Any], via: str, now: datetime, payload: str | dict[str, Any]) -> dict[str, Any]:
+    """One stored event's row; its payload as JSON text (`store`) or as the parsed event."""
+    return {
+        "id": event["id"],
+        "type": event["type"],
+        "created_at": from_timestamp(event["created"]),
+        "payload": payload,
+        "received_at": now,
+        "received_via": via,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
 
 
 def apply_next() -> tuple[str, Outcome] | None:

@@ -11,9 +11,11 @@ and the refunds and disputes of those payments are "not ours", never failing eve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 
@@ -107,12 +109,44 @@ def rules() -> list[GiftSourceRule]:
     return list(db.session.scalars(select(GiftSourceRule).order_by(GiftSourceRule.id)))
 
 
+@dataclass(frozen=True)
+class _HeldRule:
+    kind: str
+    value: str
+    fund_slug: str | None
+
+
+_held: ContextVar[list[_HeldRule] | None] = ContextVar("held_gift_source_rules", default=None)
+
+
+@contextmanager
+def rules_held() -> Iterator[None]:
+    """Within it, the gift sources are read once instead of for every payment classified
+    (`history stripe` holds them for a page of objects, inside the page's transaction)."""
+    slugs = {row.id: row.slug for row in db.session.execute(select(Fund.id, Fund.slug))}
+    token = _held.set([_HeldRule(r.kind, r.value, slugs.get(r.fund_id) if r.fund_id else None) for r in rules()])
+    try:
+        yield
+    finally:
+        _held.reset(token)
+
+
 def _fund_slug(rule: GiftSourceRule) -> str | None:
     return db.session.scalar(select(Fund.slug).where(Fund.id == rule.fund_id)) if rule.fund_id else None
 
 
-def matching_rule(keys: Keys, candidates: list[GiftSourceRule] | None = None) -> GiftSourceRule | None:
-    for rule in rules() if candidates is None else candidates:
+class _Rule(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+
+
+AnyRule = TypeVar("AnyRule", bound=_Rule)
+
+
+def matching_rule(keys: Keys, candidates: Sequence[AnyRule]) -> AnyRule | None:
+    for rule in candidates:
         if rule.kind == "payment_link" and keys.payment_link == rule.value:
             return rule
         if rule.kind == "product" and rule.value in keys.products:
@@ -131,8 +165,11 @@ def classify(keys: Keys) -> Verdict:
         return Verdict(gift=True, ours=True)
     if keys.session_id and db.session.scalar(select(Gift.id).where(Gift.stripe_checkout_session_id == keys.session_id)):
         return Verdict(gift=True, ours=True)  # a session the app opened, whatever its metadata says
-    rule = matching_rule(keys)
-    if rule is not None:
+    held = _held.get()
+    if held is not None:
+        if (found := matching_rule(keys, held)) is not None:
+            return Verdict(gift=True, fund_slug=found.fund_slug)
+    elif (rule := matching_rule(keys, rules())) is not None:
         return Verdict(gift=True, fund_slug=_fund_slug(rule))
     if keys.subscription_id:
         claimed = db.session.get(ClaimedSubscription, keys.subscription_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -153,68 +154,96 @@ def test_a_date_without_a_time_is_a_local_date_and_donors_merge_with_online_ones
     assert gift.attribution["imported_from"] == "generic"
 
 
+# A Donorbox donations export's own header (a part of it, in its order).
 DONORBOX = [
     "Name",
-    "Donor First Name",
-    "Donor Last Name",
+    "Donating Company",
+    "Donor's First Name",
+    "Donor's Last Name",
     "Donor Email",
     "Make Donation Anonymous",
+    "Campaign",
+    "Amount",
+    "Currency",
+    "Amount in USD",
+    "Donated At",
     "Postal Code",
     "Designation",
-    "Donation Date",
-    "Donating Company",
-    "Currency",
-    "Amount",
+    "Receipt Id",
+    "Donation Type",
     "Stripe Charge Id",
+    "Pay Pal Transaction Id",
     "Recurring Donation",
     "Dedication Type",
     "Honoree Name",
+    "Status",
 ]
+
+
+def donorbox_row(**values: str) -> list[str]:
+    row = dict.fromkeys(DONORBOX, "") | {"Currency": "USD", "Status": "paid", "Make Donation Anonymous": "no"}
+    return [(row | values)[column] for column in DONORBOX]
 
 
 def test_a_donorbox_export(app, fund, tmp_path):
     rows = [
-        [
-            "Ann Lee",
-            "Ann",
-            "Lee",
-            "ann@example.org",
-            "No",
-            "94110",
-            "",
-            "2024-05-01 10:22:33 -0700",
-            "",
-            "USD",
-            "50.00",
-            "ch_old1",
-            "true",
-            "",
-            "",
-        ],
-        [
-            "Bo Chan",
-            "Bo",
-            "Chan",
-            "bo@example.org",
-            "Yes",
-            "",
-            "",
-            "2024-05-02 09:00:00 -0700",
-            "Chan Co",
-            "USD",
-            "1,000.00",
-            "ch_old2",
-            "false",
-            "In Memory of",
-            "Grandpa",
-        ],
+        donorbox_row(
+            **{
+                "Name": "Ann Lee",
+                "Donor's First Name": "Ann",
+                "Donor's Last Name": "Lee",
+                "Donor Email": "ann@example.org",
+                "Postal Code": "94110",
+                "Donated At": "05/01/24 10:22:33",
+                "Amount": "50.00",
+                "Receipt Id": "1001",
+                "Donation Type": "stripe",
+                "Stripe Charge Id": "ch_old1",
+                "Recurring Donation": "yes",
+            }
+        ),
+        donorbox_row(
+            **{
+                "Name": "Bo Chan",
+                "Donating Company": "Chan Co",
+                "Donor Email": "bo@example.org",
+                "Make Donation Anonymous": "yes",
+                "Donated At": "2024-05-02 09:00:00 -0700",
+                "Amount": "1,000.00",
+                "Receipt Id": "1002",
+                "Donation Type": "paypal",
+                "Pay Pal Transaction Id": "5XY",
+                "Dedication Type": "In Memory of",
+                "Honoree Name": "Grandpa",
+            }
+        ),
+        # A failed payment: skipped, not an error.
+        donorbox_row(
+            **{"Donor Email": "cy@example.org", "Donated At": "05/03/24 08:00:00", "Amount": "9", "Status": "failed"}
+        ),
     ]
-    assert run(app, write(tmp_path / "db.csv", DONORBOX, rows), "--format", "donorbox").exit_code == 0
+    result = run(app, write(tmp_path / "db.csv", DONORBOX, rows), "--format", "donorbox")
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 gifts" in result.output and "1 skipped" in result.output
     gifts = {g.attribution["external_id"]: g for g in db.session.scalars(select(Gift))}
-    assert gifts["ch_old1"].frequency == "monthly" and gifts["ch_old1"].amount_cents == 5_000
-    assert gifts["ch_old2"].anonymous and gifts["ch_old2"].amount_cents == 100_000
-    assert gifts["ch_old2"].tribute_kind == "memory" and gifts["ch_old2"].organization == "Chan Co"
-    euro = [["C", "C", "D", "c@example.org", "No", "", "", "2024-05-03", "", "EUR", "5", "ch_3", "false", "", ""]]
+    assert gifts["1001"].frequency == "monthly" and gifts["1001"].amount_cents == 5_000
+    assert gifts["1001"].donor.name == "Ann Lee"
+    # Donorbox's time without a zone is the newsroom's local time.
+    local = datetime(2024, 5, 1, 10, 22, 33, tzinfo=ZoneInfo(app.config["NEWSROOM_TIMEZONE"]))
+    assert gifts["1001"].received_at.replace(tzinfo=UTC) == local
+    assert gifts["1002"].anonymous and gifts["1002"].amount_cents == 100_000 and gifts["1002"].frequency == "one_time"
+    assert gifts["1002"].tribute_kind == "memory" and gifts["1002"].organization == "Chan Co"
+    euro = [
+        donorbox_row(
+            **{
+                "Donor Email": "c@example.org",
+                "Donated At": "2024-05-03",
+                "Amount": "5",
+                "Currency": "EUR",
+                "Receipt Id": "3",
+            }
+        )
+    ]
     result = run(app, write(tmp_path / "eur.csv", DONORBOX, euro), "--format", "donorbox")
     assert result.exit_code != 0 and "only gifts in USD" in result.output
 
@@ -279,3 +308,58 @@ def test_the_staff_page_checks_previews_and_imports(client, fund):
         .one()
         .actor.startswith("finance")
     )
+
+
+def check_entered_by_hand(fund, postmarked_on=None):
+    from donations.extensions import unit_of_work
+    from donations.ledger import offline
+
+    with unit_of_work():
+        recorded = offline.record_offline_gift(
+            offline.OfflineGift(
+                donor=offline.DonorDetails(email="edna@example.org", name="Edna Check"),
+                fund_id=fund.id,
+                amount_cents=120_000,
+                source=GiftSource.CHECK,
+                received_on=datetime(2024, 3, 12).date(),
+                check_number="2001",
+                postmarked_on=postmarked_on,
+            )
+        )
+    return recorded.gift
+
+
+def check_row(external_id: str, check_number: str = "2001", amount: str = "1,200.00") -> list[str]:
+    row = generic_row(1)
+    row[0], row[1], row[2], row[3] = external_id, "2024-03-12", amount, "EDNA@example.org"
+    row[8], row[9], row[10] = "one_time", "check", check_number
+    return row
+
+
+def test_a_check_entered_by_hand_is_not_imported_again(app, fund, tmp_path):
+    """Issue 13's rule for the same check (number, amount, donor) holds for `history csv` too;
+    the export has no postmark, so the postmark is left open."""
+    gift = check_entered_by_hand(fund, postmarked_on=datetime(2024, 3, 9).date())
+    rows = [check_row("x-1"), check_row("x-2", check_number="2002"), check_row("x-3", amount="1,200.01")]
+    path = write(tmp_path / "checks.csv", GENERIC, rows)
+    dry = run(app, path, "--dry-run")
+    assert dry.exit_code == 0 and f"line 2: skipped, this check is already recorded as gift #{gift.id}" in dry.output
+    assert "It would import 2 gifts" in dry.output and count(Gift) == 1
+    result = run(app, path)
+    assert result.exit_code == 0, result.output
+    assert f"line 2: skipped, this check is already recorded as gift #{gift.id}" in result.output
+    assert "Imported 2 gifts" in result.output and "1 checks already recorded" in result.output
+    assert count(Gift) == 3
+    same = select(func.count()).where(Gift.check_number == "2001", Gift.amount_cents == 120_000)
+    assert db.session.scalar(same) == 1  # another number, or another amount, is another check
+
+
+def test_an_imported_check_is_not_entered_again_by_hand(app, fund, tmp_path):
+    from donations.ledger.offline import OfflineGiftError
+
+    assert run(app, write(tmp_path / "checks.csv", GENERIC, [check_row("x-1")])).exit_code == 0
+    imported = db.session.scalars(select(Gift)).one()
+    with pytest.raises(OfflineGiftError, match=f"already recorded: gift #{imported.id}"):
+        check_entered_by_hand(fund, postmarked_on=datetime(2024, 3, 9).date())
+    db.session.rollback()
+    assert count(Gift) == 1

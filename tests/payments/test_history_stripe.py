@@ -253,3 +253,33 @@ def test_since_filters_by_creation_and_no_key_is_a_clear_error(app, fund, stripe
     monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", None)
     result = history(app)
     assert result.exit_code != 0 and "STRIPE_SECRET_KEY" in result.output
+
+
+def test_a_batch_that_fails_is_rolled_back_and_recorded_an_object_at_a_time(app, fund, stripe_api, monkeypatch):
+    """A page is recorded in one transaction; should it fail (a concurrent webhook took a gift's
+    key first, a deadlock), all of it is rolled back and its objects are recorded one at a time,
+    with the same result."""
+    from sqlalchemy.exc import IntegrityError
+
+    from donations.payments.history.stripe_import import Importer
+
+    account, _ = newsroom_account(shop_sales=130)
+    account.serve(stripe_api)
+    gift_sources(app)
+    dry = history(app, "--dry-run")
+    batched = Importer._apply_built
+    batches: list[int] = []
+
+    def collide(built, tally) -> None:
+        batches.append(len(built))
+        batched(built, tally)  # all of it written, then the failure: all of it rolled back
+        if len(batches) % 2:
+            raise IntegrityError("INSERT INTO gifts", {}, Exception("a concurrent writer took the key"))
+
+    monkeypatch.setattr(Importer, "_apply_built", staticmethod(collide))
+    real = history(app)
+    assert real.exit_code == 0, real.output
+    assert len(batches) >= 4
+    tail = lambda text: text.split("\n", 1)[1].split("Listed:")[0]  # noqa: E731
+    assert tail(dry.output) == tail(real.output)
+    assert_exact_ledger()

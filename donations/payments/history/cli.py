@@ -46,7 +46,8 @@ def _print_summary(summary: dict, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Write nothing; print what would be recorded.")
 def history_stripe(since: datetime | None, dry_run: bool) -> None:
     """Read the Stripe account's past through its list APIs and record every gift, membership,
-    refund, dispute and payout (safe to run again; resumes where a stopped run stopped)."""
+    refund, dispute and payout, a page of 100 per transaction (safe to run again; resumes where a
+    stopped run stopped)."""
     from flask import current_app
 
     from donations.accounts.audit import audit, cli_actor
@@ -101,7 +102,8 @@ def history_stripe(since: datetime | None, dry_run: bool) -> None:
 def history_csv(file: str, fmt: str, dry_run: bool) -> None:
     """Import past donors and gifts from another system's CSV export. Every row is checked
     first: with any error nothing is written and each error is listed (line, column, value,
-    reason). Running it again imports nothing twice."""
+    reason). Running it again imports nothing twice, and a check already recorded (by hand or
+    by another import: same number, amount and donor) is skipped, naming its gift."""
     from donations.accounts.audit import audit, cli_actor
     from donations.extensions import unit_of_work
     from donations.money import format_money
@@ -129,7 +131,10 @@ def history_csv(file: str, fmt: str, dry_run: bool) -> None:
                 details={"file": file[-200:], "format": fmt, "imported": summary.imported, "already": summary.already},
             )
         head = "Imported"
+    for line, gift_id in summary.same_checks:
+        click.echo(f"line {line}: skipped, this check is already recorded as gift #{gift_id}")
     click.echo(
         f"{head} {summary.imported} gifts ({format_money(summary.amount_cents)}); "
-        f"{summary.already} imported before; {summary.skipped} skipped (not won); {summary.rows} valid rows."
+        f"{summary.already} imported before; {len(summary.same_checks)} checks already recorded; "
+        f"{summary.skipped} skipped (not won or not paid); {summary.rows} valid rows."
     )

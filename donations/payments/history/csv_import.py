@@ -39,7 +39,9 @@ FORMATS: dict[str, dict[str, tuple[str, ...]]] = {
         "anonymous": ("anonymous",),
         "tribute": ("tribute",),
     },
-    # Salesforce NPSP: an Opportunity export (API names, or a report's labels).
+    # Salesforce NPSP: an Opportunity export (API names, or a report's labels). Payment method and
+    # check number are fields of NPSP's Payment object (npe01__OppPayment__c), not of the
+    # Opportunity: only an export or report that joins the payments has them.
     "npsp": {
         "external_id": ("Id", "Opportunity ID"),
         "date": ("CloseDate", "Close Date"),
@@ -56,18 +58,23 @@ FORMATS: dict[str, dict[str, tuple[str, ...]]] = {
         "tribute_name": ("npsp__Honoree_Name__c", "Honoree Name"),
         "recurring": ("npe03__Recurring_Donation__c", "Recurring Donation"),
     },
-    # Donorbox's donations export.
+    # Donorbox's donations export, by the headers of real exports as open-source importers of them
+    # on GitHub read them (a Python reconciler listing an export's whole header, a TypeScript
+    # type of its rows, a C# reader: "Receipt Id", "Donated At", "Donor's First Name", "Make
+    # Donation Anonymous", "Status"...); Donorbox publishes no column reference. Older names after.
     "donorbox": {
-        "external_id": ("Stripe Charge Id", "Paypal Transaction Id", "Donation ID", "ID"),
-        "date": ("Donation Date",),
+        "external_id": ("Receipt Id", "Stripe Charge Id", "Pay Pal Transaction Id", "Paypal Transaction Id"),
+        "date": ("Donated At", "Donation Date"),
         "amount": ("Amount",),
         "currency": ("Currency",),
         "email": ("Donor Email",),
-        "first_name": ("Donor First Name",),
-        "last_name": ("Donor Last Name",),
+        "first_name": ("Donor's First Name", "Donor First Name"),
+        "last_name": ("Donor's Last Name", "Donor Last Name"),
         "name": ("Name",),
         "organization": ("Donating Company",),
         "postal_code": ("Postal Code",),
+        "status": ("Status",),
+        "interval": ("Donation Interval",),
         "recurring": ("Recurring Donation",),
         "anonymous": ("Make Donation Anonymous",),
         "tribute_kind": ("Dedication Type",),
@@ -90,6 +97,9 @@ FREQUENCIES = {
 YES = {"yes", "true", "1", "y", "x"}
 NO = {"no", "false", "0", "n", ""}
 WON_STAGES = {"closed won", "posted", "received"}
+PAID_STATUSES = {"paid", ""}  # Donorbox's; its pending, failed and refunded rows are skipped
+# Donorbox's "Donated At" (e.g. 05/01/24 10:22:33), and other date-and-time layouts without a zone.
+LOCAL_TIMES = ("%m/%d/%y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%Y %H:%M")
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,7 @@ class RowError:
 class Parsed:
     rows: list[tuple[int, imports.ImportedRow]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
-    skipped: int = 0  # NPSP opportunities not won
+    skipped: int = 0  # NPSP opportunities not won, Donorbox donations not paid
 
 
 def _date(text: str) -> datetime:
@@ -118,6 +128,11 @@ def _date(text: str) -> datetime:
         except ValueError:
             continue
         return received_at_for(day)
+    for layout in LOCAL_TIMES:
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=newsroom_zone())
+        except ValueError:
+            continue
     try:
         moment = datetime.fromisoformat(text.replace(" UTC", "+00:00"))
     except ValueError:
@@ -166,6 +181,9 @@ def parse(text: str, fmt: str) -> Parsed:
         if fmt == "npsp" and present.get("stage") and get("stage").casefold() not in WON_STAGES:
             result.skipped += 1
             continue
+        if present.get("status") and get("status").casefold() not in PAID_STATUSES:
+            result.skipped += 1
+            continue
         external_id = get("external_id")
         if not external_id or len(external_id) > 255:
             fail("external_id", "every row needs its id in the other system (at most 255 characters)")
@@ -198,6 +216,11 @@ def parse(text: str, fmt: str) -> Parsed:
                 fail("frequency", "one_time, monthly or annual")
             else:
                 frequency = FREQUENCIES[get("frequency").casefold()]
+        elif present.get("interval"):
+            if get("interval").casefold() not in FREQUENCIES:
+                fail("interval", "this app records one-time, monthly and annual gifts only")
+            else:
+                frequency = FREQUENCIES[get("interval").casefold()]
         elif get("recurring").casefold() in YES or (fmt == "npsp" and get("recurring")):
             frequency = Frequency.MONTHLY
         source = GiftSource.OTHER
@@ -267,27 +290,45 @@ def _funds() -> Iterable[tuple[str, int]]:
 class CsvSummary:
     rows: int
     imported: int
-    already: int
+    already: int  # imported before (this system's id)
     skipped: int
     amount_cents: int
+    # Checks already recorded (by hand, or by another import): (line, the gift recorded).
+    same_checks: tuple[tuple[int, int], ...] = ()
 
 
 def import_rows(parsed: Parsed) -> CsvSummary:
     """Record every valid row (the caller checked there are no errors, and owns the transaction)."""
     imported = amount = 0
+    same_checks: list[tuple[int, int]] = []
     fmt = parsed.rows[0][1].source_system if parsed.rows else "generic"
     before = imports.already_imported(fmt, [row.external_id for _, row in parsed.rows])
-    for _, row in parsed.rows:
+    for line, row in parsed.rows:
         if row.external_id in before:
             continue
-        if imports.record_imported_gift(row) is not None:
+        recorded = imports.record_imported_gift(row)
+        if recorded.gift is not None:
             imported += 1
             amount += row.amount_cents
-    return CsvSummary(len(parsed.rows), imported, len(parsed.rows) - imported, parsed.skipped, amount)
+        elif recorded.same_check_as is not None:
+            same_checks.append((line, recorded.same_check_as.id))
+    already = len(parsed.rows) - imported - len(same_checks)
+    return CsvSummary(len(parsed.rows), imported, already, parsed.skipped, amount, tuple(same_checks))
 
 
 def dry_run_summary(parsed: Parsed) -> CsvSummary:
     fmt = parsed.rows[0][1].source_system if parsed.rows else "generic"
     before = imports.already_imported(fmt, [row.external_id for _, row in parsed.rows])
-    new = [row for _, row in parsed.rows if row.external_id not in before]
-    return CsvSummary(len(parsed.rows), len(new), len(before), parsed.skipped, sum(r.amount_cents for r in new))
+    same_checks: list[tuple[int, int]] = []
+    new = []
+    for line, row in parsed.rows:
+        if row.external_id in before:
+            continue
+        same = imports.recorded_check(row)
+        if same is not None:
+            same_checks.append((line, same.id))
+        else:
+            new.append(row)
+    return CsvSummary(
+        len(parsed.rows), len(new), len(before), parsed.skipped, sum(r.amount_cents for r in new), tuple(same_checks)
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,11 +29,12 @@ from donations.extensions import db
 from donations.ledger.models import Gift, InvoicePaymentLink, Membership, MembershipChange
 from donations.mail.service import no_donor_mail
 from donations.payments import events, gift_sources
-from donations.payments.history.stripe_lists import LISTINGS, Lister, Listing
+from donations.payments.history.stripe_lists import LISTINGS, PAGE_SIZE, Lister, Listing
 from donations.payments.models import ImportCursor, NotGift, StripeEvent
 from donations.webhooks.outbox import no_outgoing_webhooks
 
 PREFIX = "history_"
+log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]
 
 
@@ -127,20 +129,14 @@ def as_event(listing: str, obj: dict[str, Any], now: int) -> Built:
     raise ValueError(f"no history for {listing}")
 
 
-def _plain_payment(obj: dict[str, Any], event_id: str) -> str:
-    """A PaymentIntent that no gift, membership invoice or kept payment names: the account's
-    other business (a shop's sale), noted so that its refunds and disputes are not ours."""
+def _plain_payment(obj: dict[str, Any], event_id: str, known: set[str]) -> str:
+    """A PaymentIntent that no gift, membership invoice or kept payment names (`known`, from
+    `_known_payment_intents`): the account's other business (a shop's sale), noted so that its
+    refunds and disputes are not ours."""
     if obj.get("status") != "succeeded":
         return "payment intent not succeeded"
     pi = obj["id"]
-    known = (
-        db.session.scalar(select(Gift.id).where(Gift.stripe_payment_intent_id == pi).limit(1))
-        or db.session.scalar(select(NotGift.id).where(NotGift.payment_intent_id == pi).limit(1))
-        or db.session.scalar(
-            select(InvoicePaymentLink.stripe_invoice_id).where(InvoicePaymentLink.stripe_payment_intent_id == pi)
-        )
-    )
-    if known:
+    if pi in known:
         return "payment intent of a checkout or invoice"
     if gift_sources.made_by_app(obj.get("metadata") or {}):
         return "payment intent of the app's own checkout"
@@ -155,6 +151,48 @@ def _plain_payment(obj: dict[str, Any], event_id: str) -> str:
         charge_id=obj.get("latest_charge") if isinstance(obj.get("latest_charge"), str) else None,
     )
     return ""
+
+
+def _known_payment_intents(ids: list[str]) -> set[str]:
+    """Which of these PaymentIntents a gift, a kept payment or a membership invoice names."""
+    found: set[str] = set()
+    for column in (
+        Gift.stripe_payment_intent_id,
+        NotGift.payment_intent_id,
+        InvoicePaymentLink.stripe_payment_intent_id,
+    ):
+        found.update(i for i in db.session.scalars(select(column).where(column.in_(ids))) if i)
+    return found
+
+
+def _not_gift_kinds(event_ids: list[str]) -> dict[str, str]:
+    if not event_ids:
+        return {}
+    rows = db.session.execute(select(NotGift.event_id, NotGift.kind).where(NotGift.event_id.in_(event_ids)))
+    return {row.event_id: row.kind for row in rows}
+
+
+def _advance(cursor: ImportCursor | None, page: list[dict[str, Any]], done: int) -> None:
+    if cursor is not None:
+        cursor.last_id, cursor.listed, cursor.updated_at = page[-1]["id"], done, utcnow()
+
+
+@dataclass
+class _PageTally:
+    """What a page recorded, added to the run's summary once its transaction commits."""
+
+    recorded: Counter[str] = field(default_factory=Counter)
+    not_gifts: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    already: int = 0
+    waiting: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    subscriptions: set[str] = field(default_factory=set)
+
+    def add_to(self, summary: Summary) -> None:
+        summary.recorded.update(self.recorded)
+        summary.not_gifts.update(self.not_gifts)
+        summary.skipped.update(self.skipped)
+        summary.already += self.already
 
 
 @dataclass
@@ -209,13 +247,13 @@ class Importer:
         done = cursor.listed if cursor is not None else 0
         for page in self.lister.pages(listing, created_gte=created_gte, starting_after=start):
             now = int(utcnow().timestamp())
-            for obj in page:
-                self._one(listing.name, obj, now)
             done += len(page)
+            if self.dry_run:
+                for obj in page:
+                    self._one(listing.name, obj, now)
+            else:
+                self._record_page(listing.name, page, now, cursor, done)
             self.summary.listed[listing.name] += len(page)
-            if cursor is not None:
-                cursor.last_id, cursor.listed, cursor.updated_at = page[-1]["id"], done, utcnow()
-                db.session.commit()
             if self.progress:
                 self.progress(listing.name, done)
         if cursor is not None:
@@ -228,7 +266,7 @@ class Importer:
             if db.session.scalar(select(NotGift.id).where(NotGift.event_id == event_id)):
                 self.summary.already += 1
                 return
-            reason = _plain_payment(obj, event_id)
+            reason = _plain_payment(obj, event_id, _known_payment_intents([obj["id"]]))
             if reason:
                 self.summary.skipped[reason] += 1
             else:
@@ -251,6 +289,119 @@ class Importer:
             self._waiting.append((event, what))
         else:
             self._count_applied(event, what)
+
+    def _record_page(
+        self, listing: str, page: list[dict[str, Any]], now: int, cursor: ImportCursor | None, done: int
+    ) -> None:
+        """A page in one transaction with its cursor (a crash redoes the whole page)."""
+
+        def batch(tally: _PageTally) -> None:
+            if listing == "payment_intents":
+                self._plain_payments(page, tally)
+            else:
+                self._apply_page(listing, page, now, tally)
+
+        def one_at_a_time() -> None:
+            for obj in page:
+                self._one(listing, obj, now)
+
+        self._in_one_transaction(batch, one_at_a_time, lambda: _advance(cursor, page, done))
+
+    def _in_one_transaction(
+        self,
+        batch: Callable[[_PageTally], None],
+        one_at_a_time: Callable[[], None],
+        finish: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Record a batch in one transaction: its events stored by one statement, applied in
+        order by the worker's apply step and committed together. Should anything go wrong (a
+        concurrent webhook took a gift's key first, a deadlock), it is rolled back and recorded
+        an object at a time, the way each object was recorded before batches."""
+        tally = _PageTally()
+        try:
+            with gift_sources.rules_held():
+                batch(tally)
+            finish()
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.warning("history: a batch is recorded an object at a time", exc_info=True)
+            one_at_a_time()
+            finish()
+            db.session.commit()
+            return
+        tally.add_to(self.summary)
+        self._waiting.extend(tally.waiting)
+        self._subscriptions |= tally.subscriptions
+
+    def _plain_payments(self, page: list[dict[str, Any]], tally: _PageTally) -> None:
+        """`_plain_payment` for a page of PaymentIntents, with one query per kind of record."""
+        ids = [obj["id"] for obj in page]
+        kept = set(db.session.scalars(select(NotGift.event_id).where(NotGift.event_id.in_([PREFIX + i for i in ids]))))
+        known = _known_payment_intents(ids)
+        for obj in page:
+            event_id = PREFIX + obj["id"]
+            if event_id in kept:
+                tally.already += 1
+                continue
+            reason = _plain_payment(obj, event_id, known)
+            if reason:
+                tally.skipped[reason] += 1
+            else:
+                tally.not_gifts["charge"] += 1
+
+    def _apply_page(self, listing: str, page: list[dict[str, Any]], now: int, tally: _PageTally) -> None:
+        built: list[tuple[dict[str, Any], str]] = []
+        for obj in page:
+            event, what = as_event(listing, obj, now)
+            if event is None:
+                tally.skipped[what] += 1
+                continue
+            if listing == "invoices" and (subscription := _invoice_subscription(obj)):
+                tally.subscriptions.add(subscription)
+            built.append((event, what))
+        self._apply_built(built, tally)
+
+    @staticmethod
+    def _apply_built(built: list[tuple[dict[str, Any], str]], tally: _PageTally) -> None:
+        if not built:
+            return
+        new = events.store_many([event for event, _ in built], via="history")
+        ids = [event["id"] for event, _ in built]
+        # Locked, as the worker claims an event: one another worker is applying right now is
+        # not among them, and is tried again with the waiting ones at the end.
+        claimable = {
+            stored.id: stored
+            for stored in db.session.scalars(
+                select(StripeEvent)
+                .where(StripeEvent.id.in_(ids), StripeEvent.applied_at.is_(None))
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
+        }
+        applied = set(
+            db.session.scalars(
+                select(StripeEvent.id).where(StripeEvent.id.in_(ids), StripeEvent.applied_at.is_not(None))
+            )
+        )
+        done: list[tuple[str, str]] = []
+        for event, what in built:
+            stored = claimable.get(event["id"])
+            if stored is None:
+                if event["id"] in applied and event["id"] not in new:
+                    tally.already += 1
+                else:
+                    tally.waiting.append((event, what))
+            elif events.apply_stored(stored) is events.Outcome.DEFERRED:
+                tally.waiting.append((event, what))
+            else:
+                done.append((event["id"], what))
+        kinds = _not_gift_kinds([event_id for event_id, _ in done])
+        for event_id, what in done:
+            if event_id in kinds:
+                tally.not_gifts[kinds[event_id]] += 1
+            else:
+                tally.recorded[what] += 1
 
     def _apply(self, event: dict[str, Any]) -> events.Outcome:
         if not self.dry_run:
@@ -292,6 +443,18 @@ class Importer:
                     return
                 self._waiting = still
             return
+        pending = self._waiting
+        while pending:
+            still = [
+                left
+                for at in range(0, len(pending), PAGE_SIZE)
+                for left in self._retry_chunk(pending[at : at + PAGE_SIZE])
+            ]
+            if len(still) == len(pending):
+                break
+            pending = still
+        # What is left (and any webhook's event waiting on what history recorded) goes through
+        # the worker's own retry, as `payments sync` does it.
         events.make_all_due()
         events.apply_pending()
         for event, what in self._waiting:
@@ -302,44 +465,85 @@ class Importer:
                 self.summary.waiting[_reason(stored.error if stored and stored.error else "waiting")] += 1
         db.session.commit()
 
+    @staticmethod
+    def _retry_chunk(chunk: list[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, Any], str]]:
+        """Apply waiting events again in one transaction; returns those still waiting. Should
+        anything go wrong it is rolled back and they are left to the worker's retry."""
+        by_id = {event["id"]: (event, what) for event, what in chunk}
+        try:
+            claimed = db.session.scalars(
+                select(StripeEvent)
+                .where(StripeEvent.id.in_(by_id), StripeEvent.applied_at.is_(None))
+                .order_by(StripeEvent.created_at, StripeEvent.id)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            ).all()
+            for stored in claimed:
+                if events.apply_stored(stored) is not events.Outcome.DEFERRED:
+                    del by_id[stored.id]
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.warning("history: waiting events are left to the worker's retry", exc_info=True)
+            return list(chunk)
+        return list(by_id.values())
+
     def _amount_history(self) -> None:
         """A membership's amount changes, read from its paid invoices (Stripe's events of them
         are long gone), recorded as subscription changes dated by the invoice that first paid
         the new amount; only for memberships with no amount history of their own yet."""
+        changes: list[tuple[dict[str, Any], str]] = []
         for subscription_id in sorted(self._subscriptions):
-            membership = db.session.scalar(
-                select(Membership).where(Membership.stripe_subscription_id == subscription_id)
-            )
-            if membership is None or db.session.scalar(
-                select(MembershipChange.id).where(MembershipChange.membership_id == membership.id).limit(1)
-            ):
-                continue
-            paid = db.session.execute(
-                select(Gift.stripe_invoice_id, Gift.amount_cents, Gift.received_at)
-                .where(Gift.membership_id == membership.id, Gift.received_at.is_not(None))
-                .order_by(Gift.received_at, Gift.id)
-            ).all()
-            for (_, before, _), (invoice_id, after, at) in itertools.pairwise(paid):
-                if before == after or at is None:
-                    continue
-                event = _event(
-                    f"{PREFIX}{invoice_id}_amount",
-                    "customer.subscription.updated",
-                    {"id": subscription_id, "object": "subscription", "items": _items(after)},
-                    int(at.timestamp()),
-                ) | {
-                    "data": {
-                        "object": {"id": subscription_id, "object": "subscription", "items": _items(after)},
-                        "previous_attributes": {"items": _items(before)},
-                    }
-                }
+            changes += _amount_changes(subscription_id)
+            if len(changes) >= PAGE_SIZE:
+                self._record_changes(changes)
+                changes = []
+        self._record_changes(changes)
+
+    def _record_changes(self, changes: list[tuple[dict[str, Any], str]]) -> None:
+        def one_at_a_time() -> None:
+            for event, what in changes:
                 outcome = self._apply(event)
                 if outcome is events.Outcome.APPLIED:
-                    self.summary.recorded["membership amount change"] += 1
+                    self.summary.recorded[what] += 1
                 elif outcome is events.Outcome.DUPLICATE:
                     self.summary.already += 1
-            if not self.dry_run:
-                db.session.commit()
+
+        if self.dry_run:
+            one_at_a_time()
+        elif changes:
+            self._in_one_transaction(lambda tally: self._apply_built(changes, tally), one_at_a_time)
+
+
+def _amount_changes(subscription_id: str) -> list[tuple[dict[str, Any], str]]:
+    """The events of a membership's amount changes, from its paid installments."""
+    membership = db.session.scalar(select(Membership).where(Membership.stripe_subscription_id == subscription_id))
+    if membership is None or db.session.scalar(
+        select(MembershipChange.id).where(MembershipChange.membership_id == membership.id).limit(1)
+    ):
+        return []
+    paid = db.session.execute(
+        select(Gift.stripe_invoice_id, Gift.amount_cents, Gift.received_at)
+        .where(Gift.membership_id == membership.id, Gift.received_at.is_not(None))
+        .order_by(Gift.received_at, Gift.id)
+    ).all()
+    changes = []
+    for (_, before, _), (invoice_id, after, at) in itertools.pairwise(paid):
+        if before == after or at is None:
+            continue
+        event = _event(
+            f"{PREFIX}{invoice_id}_amount",
+            "customer.subscription.updated",
+            {"id": subscription_id, "object": "subscription", "items": _items(after)},
+            int(at.timestamp()),
+        ) | {
+            "data": {
+                "object": {"id": subscription_id, "object": "subscription", "items": _items(after)},
+                "previous_attributes": {"items": _items(before)},
+            }
+        }
+        changes.append((event, "membership amount change"))
+    return changes
 
 
 def _items(amount: int) -> dict[str, Any]:

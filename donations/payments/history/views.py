@@ -62,9 +62,13 @@ def history_csv() -> ResponseReturnValue:
             },
             remote_addr=request.remote_addr,
         )
+    same = "".join(
+        f" Line {line} skipped: this check is already recorded as gift #{gift_id}."
+        for line, gift_id in summary.same_checks
+    )
     flash(
         f"Imported {summary.imported} gifts ({format_money(summary.amount_cents)}); "
-        f"{summary.already} were imported before.",
+        f"{summary.already} were imported before.{same}",
         "success",
     )
     return redirect(url_for(".history_csv"), 303)
