@@ -15,6 +15,7 @@ from donations.extensions import Base, db
 from donations.ledger import service as ledger
 from donations.ledger.currency import newsroom_currency
 from donations.ledger.models import Fund, Gift, GiftStatus
+from donations.ledger.offline import check_tax_status
 
 
 class ImportedGift(Base):
@@ -39,7 +40,7 @@ class ImportedRow:
     organization: str | None
     postal_code: str | None
     frequency: str  # one_time | monthly | annual
-    source: str  # GiftSource: check | cash | other
+    source: str  # GiftSource: check | cash | other | sponsor (a sponsor-held fund's, and only those)
     check_number: str | None
     fund_id: int
     anonymous: bool
@@ -69,6 +70,7 @@ def record_imported_gift(row: ImportedRow) -> Gift | None:
     fund = db.session.get(Fund, row.fund_id)
     if fund is None:
         raise ledger.LedgerError("no such fund")
+    check_tax_status(fund, row.source)
     donor = ledger.find_or_create_donor(row.email, name=row.name, postal_code=row.postal_code)
     gift = Gift(
         donor=donor,
@@ -79,7 +81,7 @@ def record_imported_gift(row: ImportedRow) -> Gift | None:
         frequency=row.frequency,
         source=row.source,
         status=GiftStatus.PAID,
-        tax_deductible=False,
+        tax_deductible=fund.sponsor_held,
         received_at=row.received_at,
         organization=row.organization,
         anonymous=row.anonymous,

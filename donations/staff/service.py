@@ -149,6 +149,7 @@ class FundSettings:
     default_frequency: str | None = None
     amount_notes: dict[str, str] = field(default_factory=dict)
     monthly_prompt: str = ""
+    sponsor: funds.Sponsor | None = None  # None: the newsroom's own fund, not deductible
 
 
 def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | None) -> Fund:
@@ -164,6 +165,7 @@ def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | Non
         default_frequency=settings.default_frequency,
         amount_notes=settings.amount_notes,
         monthly_prompt=settings.monthly_prompt,
+        sponsor=settings.sponsor,
     )
     audit(
         "fund.create",
@@ -193,6 +195,7 @@ def update_fund(fund_id: int, settings: FundSettings, actor: StaffUser, remote_a
         default_frequency=settings.default_frequency,
         amount_notes=settings.amount_notes,
         monthly_prompt=settings.monthly_prompt,
+        sponsor=settings.sponsor,
     )
     if before == after:
         raise StaffError("Nothing changed.")

@@ -33,6 +33,7 @@ def _fund_settings(form: forms.FundForm) -> service.FundSettings:
         default_frequency=form.default_frequency.data or None,
         amount_notes=forms.parse_amount_notes(form.amount_notes.data or ""),
         monthly_prompt=(form.monthly_prompt.data or "").strip(),
+        sponsor=form.sponsor(),
     )
 
 
@@ -77,6 +78,10 @@ def fund_edit(fund_id: int) -> ResponseReturnValue:
                 "default_frequency": fund.default_frequency or "",
                 "amount_notes": forms.amount_notes_text(fund.amount_notes or {}),
                 "monthly_prompt": fund.monthly_prompt or "",
+                "tax_status": "sponsor" if fund.sponsor_held else "own",
+                "sponsor_name": fund.sponsor_name or "",
+                "sponsor_ein": fund.sponsor_ein or "",
+                "sponsor_receipt_wording": fund.sponsor_receipt_wording or "",
             }
         )
     else:
