@@ -24,7 +24,7 @@ branch_labels = None
 depends_on = None
 
 MESSAGE = "a gift is tax deductible exactly when its fund is held by a fiscal sponsor"
-FUND_MESSAGE = "a fund's tax status cannot change once it has gifts"
+FUND_MESSAGE = "the tax status of a fund with gifts cannot change"
 SOURCES = "'stripe', 'check', 'cash', 'other', 'sponsor'"
 
 SQLITE_TRIGGERS = (
