@@ -127,9 +127,7 @@ def update_fund(
         select(Gift.id).where(Gift.fund_id == fund.id).limit(1)
     ):
         # The gifts were received under the old status (by the newsroom, or by the sponsor).
-        raise FundError(
-            "this fund has gifts: its tax status cannot change (make a new fund for the other status)"
-        )
+        raise FundError("this fund has gifts: its tax status cannot change (make a new fund for the other status)")
     before = fund_settings(fund)
     if is_default and not fund.is_default:
         db.session.execute(update(Fund).where(Fund.id != fund.id).values(is_default=False))

@@ -302,7 +302,9 @@ class FundForm(FlaskForm):
         "Tax status",
         choices=[
             SelectChoice("own", "Not deductible: the newsroom's own fund (gifts online and offline)"),
-            SelectChoice("sponsor", "Held by a fiscal sponsor: gifts are tax deductible, received and reported by the sponsor"),
+            SelectChoice(
+                "sponsor", "Held by a fiscal sponsor: gifts are tax deductible, received and reported by the sponsor"
+            ),
         ],
         default="own",
         validators=[InputRequired("Choose the fund's tax status.")],

@@ -8,7 +8,16 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from donations.extensions import db
-from donations.grants.reports.base import SOURCE_LABELS, Cell, Context, Money, Percent, Report, not_deductible_statement
+from donations.grants.reports.base import (
+    SOURCE_LABELS,
+    Cell,
+    Context,
+    Money,
+    Percent,
+    Report,
+    not_deductible_statement,
+    tax_notes,
+)
 from donations.grants.reports.evaluation import program_totals
 from donations.grants.rules import Reason, RecurringRule
 from donations.ledger.models import Fund
@@ -43,7 +52,7 @@ def summary(ctx: Context) -> Report:
         columns=("Measure", "Value"),
         rows=iter(()),
         context=ctx,
-        notes=(not_deductible_statement(ctx.newsroom),),
+        notes=tax_notes(ctx),
     )
 
     def rows() -> Iterator[tuple[Cell, ...]]:
@@ -92,6 +101,7 @@ def summary(ctx: Context) -> Report:
         yield ("New donors (no gift before the window)", totals.new_donors)
         yield ("Returning donors", totals.donors_counted - totals.new_donors)
         yield ("New recurring donors", totals.new_recurring_donors)
+        yield ("New recurring donors who canceled within the window", totals.new_recurring_canceled)
         yield ("Gifts paid in the window", totals.gifts_in_window)
         yield ("Paid in the window, before reversals", Money(totals.gross_cents))
         yield ("Reversed (refunds and lost disputes) from those gifts", Money(totals.reversed_cents))
@@ -102,7 +112,13 @@ def summary(ctx: Context) -> Report:
                 words = reason.explanation.split(": ", 1)[-1].rstrip(".")
                 yield (f"{label}: {words} (number)", totals.by_reason[reason])
                 yield (f"{label}: {words} (paid)", Money(totals.gross_by_reason[reason]))
-        yield ("Tax deductible", f"No. {not_deductible_statement(ctx.newsroom)}")
+        sponsored = ctx.counted_sponsors
+        if sponsored:
+            for sponsor in sponsored:
+                yield (f"Tax deductible: {sponsor.fund_name}", sponsor.words)
+            yield ("Tax deductible: every other gift", f"No. {not_deductible_statement(ctx.newsroom)}")
+        else:
+            yield ("Tax deductible", f"No. {not_deductible_statement(ctx.newsroom)}")
         if s.notes:
             yield ("Notes", s.notes)
 
