@@ -103,7 +103,8 @@ def test_xlsx_columns_are_as_wide_as_their_content_and_codes_stay_in_csv():
         path = Path(tmp) / "widths.xlsx"
         export.write_xlsx(report, path)
         sheet = openpyxl.load_workbook(path).active
-    assert [cell.value for cell in sheet[1]] == ["Gift ID", "Donor", "Gross ($)", "Day", "Counted or not, and why it was"]
+    headers = ["Gift ID", "Donor", "Gross ($)", "Day", "Counted or not, and why it was"]
+    assert [cell.value for cell in sheet[1]] == headers
     widths = {letter: sheet.column_dimensions[letter].width for letter in "ABCDE"}
     # Each column at least as wide as its widest text (ids, names, -1,234,567.89, dates);
     # a long header wraps at its words rather than widening its column.

@@ -69,7 +69,9 @@ def test_a_gift_cannot_move_between_tax_statuses_nor_a_fund_with_gifts_change_it
     insert_gift(held_id, donor.id, source="sponsor", deductible=True)
     gift_id = db.session.scalar(text("SELECT id FROM gifts"))
     refused(lambda: _execute("UPDATE gifts SET fund_id = :fund WHERE id = :id", fund=own_id, id=gift_id))
-    refused(lambda: _execute("UPDATE gifts SET tax_deductible = :no, source = 'other' WHERE id = :id", no=False, id=gift_id))
+    refused(
+        lambda: _execute("UPDATE gifts SET tax_deductible = :no, source = 'other' WHERE id = :id", no=False, id=gift_id)
+    )
     refused(
         lambda: _execute(
             "UPDATE funds SET sponsor_held = :no, sponsor_name = NULL, sponsor_ein = NULL WHERE id = :id",
