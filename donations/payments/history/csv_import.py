@@ -204,8 +204,6 @@ def parse(text: str, fmt: str) -> Parsed:
         method = get("source").casefold()
         if method in ("check", "cheque"):
             source = GiftSource.CHECK
-            if not get("check_number"):
-                fail("check_number", "a check needs its check number")
         elif method == "cash":
             source = GiftSource.CASH
         fund_id, sponsor_held = default_id, False
@@ -219,6 +217,8 @@ def parse(text: str, fmt: str) -> Parsed:
             source = GiftSource.SPONSOR
         elif method == "sponsor":
             fail("source", "only a fund held by a fiscal sponsor takes gifts from a sponsor")
+        elif source == GiftSource.CHECK and not get("check_number"):
+            fail("check_number", "a check needs its check number")
         anonymous = False
         if present.get("anonymous"):
             value = get("anonymous").casefold()
