@@ -101,7 +101,8 @@ def history_stripe(since: datetime | None, dry_run: bool) -> None:
 def history_csv(file: str, fmt: str, dry_run: bool) -> None:
     """Import past donors and gifts from another system's CSV export. Every row is checked
     first: with any error nothing is written and each error is listed (line, column, value,
-    reason). Running it again imports nothing twice."""
+    reason). Running it again imports nothing twice. Rows for a fund held by a fiscal sponsor
+    are the sponsor's report of its gifts: recorded with source `sponsor`, tax deductible."""
     from donations.accounts.audit import audit, cli_actor
     from donations.extensions import unit_of_work
     from donations.money import format_money
