@@ -306,8 +306,7 @@ class FundForm(FlaskForm):
                 "sponsor", "Held by a fiscal sponsor: gifts are tax deductible, received and reported by the sponsor"
             ),
         ],
-        default="own",
-        validators=[InputRequired("Choose the fund's tax status.")],
+        default="own",  # a form that leaves it out (an older page, a script) keeps the default
     )
     # No Optional(): it would stop the checks below, which only apply to a sponsor-held fund.
     sponsor_name = StringField("Fiscal sponsor's name", validators=[Length(max=200), no_control_characters])
