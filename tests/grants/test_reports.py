@@ -388,7 +388,9 @@ def test_editing_a_program_after_an_export_is_recorded(fund):
     assert entry.details["after"] == {"last_day": "2027-01-15"}
     run = db.session.scalars(select(ReportRun)).one()
     assert run.program_settings["last_day"] == "2026-12-31"
-    assert edits_after(run) == [{"setting": "last_day", "then": "2026-12-31", "now": "2027-01-15"}]
+    assert edits_after(run) == [
+        ("Window (local dates, inclusive)", "2026-11-01 to 2026-12-31", "2026-11-01 to 2027-01-15")
+    ]
 
 
 @pytest.mark.parametrize("kind", ["donors", "ledger", "reversals", "disclosure"])

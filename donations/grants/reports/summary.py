@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from decimal import Decimal
 
-from sqlalchemy import select
-
-from donations.extensions import db
 from donations.grants.reports.base import (
-    SOURCE_LABELS,
     Cell,
     Context,
     Money,
@@ -19,29 +15,8 @@ from donations.grants.reports.base import (
     tax_notes,
 )
 from donations.grants.reports.evaluation import program_totals
-from donations.grants.rules import Reason, RecurringRule
-from donations.ledger.models import Fund
-
-RULE_LABELS = {
-    RecurringRule.INSTALLMENTS: "Each installment paid in the window",
-    RecurringRule.NEW_RECURRING_X12: "New recurring donors count 12 x the monthly amount",
-}
-
-
-def _fund_names(fund_ids: Sequence[int] | None) -> str:
-    if fund_ids is None:
-        return "All funds"
-    names = db.session.scalars(select(Fund.name).where(Fund.id.in_(fund_ids)).order_by(Fund.name)).all()
-    return ", ".join(names) or "none"
-
-
-def _area_words(prefixes: Sequence[str], states: Sequence[str]) -> str:
-    parts = []
-    if prefixes:
-        parts.append("postal codes starting " + ", ".join(prefixes))
-    if states:
-        parts.append("states " + ", ".join(states))
-    return "; or ".join(parts)
+from donations.grants.reports.words import area_words, rule_rows
+from donations.grants.rules import Reason
 
 
 def summary(ctx: Context) -> Report:
@@ -59,30 +34,15 @@ def summary(ctx: Context) -> Report:
         totals = program_totals(ctx)
         report.totals.update(totals.as_dict())
         yield ("Program", s.name)
-        yield ("Window (local dates, inclusive)", f"{s.first_day.isoformat()} to {s.last_day.isoformat()}")
+        window, *rules = rule_rows(s)
+        yield window
         yield ("Time zone", str(ctx.zone))
-        yield ("Per-donor cap", Money(s.cap_cents) if s.cap_cents is not None else "none")
-        yield ("Funds counted", _fund_names(s.fund_ids))
-        yield ("Sources counted", ", ".join(SOURCE_LABELS.get(x, x) for x in s.sources))
-        yield (
-            "Individuals only",
-            "Yes: personal gifts and gifts through a donor-advised fund or a family foundation"
-            if s.individuals_only
-            else "No: every gift counts, whoever gave it",
-        )
-        yield ("Recurring gifts", RULE_LABELS[RecurringRule(s.recurring_rule)])
-        yield (
-            "Largest anonymous gift counted",
-            "no limit" if s.anonymous_limit_cents is None else Money(s.anonymous_limit_cents),
-        )
-        fair_value = "deducted" if s.deduct_fair_market_value else "not deducted"
-        yield ("Fair market value of what donors received", fair_value)
-        yield ("Program-level match cap", "none" if s.program_cap_cents is None else Money(s.program_cap_cents))
+        yield from rules
         if ctx.claimants:
             names = ", ".join(c.name for c in ctx.claimants)
             yield ("Exclusive with (a gift they count is not counted here)", names)
         if ctx.local_area.defined:
-            yield ("Local area", _area_words(s.local_postal_prefixes, s.local_states))
+            yield ("Local area", area_words(s.local_postal_prefixes, s.local_states))
         yield ("Raised: counted toward the program", Money(totals.counted_cents))
         yield ("Matchable: counted, each donor capped", Money(totals.matchable_cents))
         yield ("Over the per-donor cap (not matchable)", Money(totals.counted_cents - totals.matchable_cents))
