@@ -343,7 +343,7 @@ def test_reversal_recorded_after_an_export_is_flagged_after_export(client, fund)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "after export" in html
-    assert ["counted_cents", "11000", "4000"] in html_table(html, "changed")
+    assert ["Raised: counted toward the program", "$110.00", "$40.00"] in html_table(html, "changed")
     assert [row[-1] for row in html_table(html, "late-reversals")] == ["after export"]
 
 
