@@ -181,6 +181,7 @@ def _import_models() -> None:
 
 def _register_template_helpers(app: Flask) -> None:
     from donations.clock import local_date, local_time_text
+    from donations.forms import frequency_words, source_words, vehicle_words
     from donations.ledger.funds import fund_progress
     from donations.money import format_dollars, format_money
 
@@ -188,6 +189,10 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["dollars"] = format_dollars  # whole dollars without cents (gift pages)
     app.jinja_env.filters["local_date"] = local_date
     app.jinja_env.filters["staff_time"] = local_time_text
+    # Codes in words on every page (reports keep the code only in a CSV column of its own).
+    app.jinja_env.filters["source_words"] = source_words
+    app.jinja_env.filters["frequency_words"] = frequency_words
+    app.jinja_env.filters["vehicle_words"] = vehicle_words
     app.jinja_env.globals["fund_progress"] = fund_progress  # giving/_progress.html
 
     @app.context_processor

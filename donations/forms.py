@@ -24,7 +24,13 @@ def choices(pairs: list[tuple[Any, str]]) -> list[SelectChoice]:
 FREQUENCY_CHOICES = [("one_time", "One time"), ("monthly", "Monthly"), ("annual", "Annual")]
 
 
-SOURCE_CHOICES = [("stripe", "Online (Stripe)"), ("check", "Check"), ("cash", "Cash"), ("other", "Other")]
+SOURCE_CHOICES = [
+    ("stripe", "Online (Stripe)"),
+    ("check", "Check"),
+    ("cash", "Cash"),
+    ("other", "Other"),
+    ("sponsor", "Fiscal sponsor"),
+]
 # How a gift came (ledger.models.GiftVehicle), in words.
 VEHICLE_CHOICES = [
     ("personal", "Personal"),
@@ -34,6 +40,23 @@ VEHICLE_CHOICES = [
     ("foundation", "Foundation"),
     ("government", "Government"),
 ]
+
+
+SOURCE_WORDS = dict(SOURCE_CHOICES)
+FREQUENCY_WORDS = dict(FREQUENCY_CHOICES)
+VEHICLE_WORDS = dict(VEHICLE_CHOICES)
+
+
+def source_words(code: str) -> str:
+    return SOURCE_WORDS.get(code, code)
+
+
+def frequency_words(code: str) -> str:
+    return FREQUENCY_WORDS.get(code, code)
+
+
+def vehicle_words(code: str) -> str:
+    return VEHICLE_WORDS.get(code, code)
 
 
 # Dates staff may search by: a newsroom's records start after 2000, and far-off years would

@@ -53,7 +53,8 @@ def make_gift(
         received_at=received_at or utcnow(),
         status=status,
         source=source,
-        tax_deductible=False,
+        # As the ledger records it: only a fiscal sponsor's gifts (to a sponsor-held fund) are.
+        tax_deductible=kwargs.pop("tax_deductible", source == GiftSource.SPONSOR),
         **kwargs,
     )
     db.session.add(gift)

@@ -48,7 +48,8 @@ def parse_origins(value: Any) -> list[str]:
 
 def _fund(slug: str) -> Fund:
     fund = ledger.fund_by_slug(slug)
-    if fund is None or not fund.active:
+    # A sponsor-held fund's gifts go to its fiscal sponsor, never through this site's checkout.
+    if fund is None or not fund.active or fund.sponsor_held:
         abort(404)
     return fund
 

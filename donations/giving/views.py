@@ -44,7 +44,8 @@ def _fund_or_404(slug: str | None) -> Fund:
         except ledger.LedgerError:
             abort(404)
     fund = ledger.fund_by_slug(slug)
-    if fund is None or not fund.active:
+    # A sponsor-held fund's gifts go to its fiscal sponsor, never through this site's checkout.
+    if fund is None or not fund.active or fund.sponsor_held:
         abort(404)
     return fund
 

@@ -12,17 +12,17 @@ from donations.clock import local_date, newsroom_zone
 from donations.extensions import db
 from donations.grants import queries, reports
 from donations.grants.models import PACKET, ProgramSettings, ReportRun
-from donations.grants.reports import ReportParams
+from donations.grants.reports import Cell, ReportParams
+from donations.grants.reports.words import changed_settings_rows
 from donations.grants.rules import Period, exclusion
 from donations.ledger.currency import counted_gift
 from donations.ledger.models import Gift, Reversal
 
 
-def edits_after(run: ReportRun) -> list[dict[str, Any]]:
-    """The program's settings that differ now from those the run was computed with."""
-    now = run.program.settings().snapshot()
-    then = run.program_settings
-    return [{"setting": key, "then": then.get(key), "now": now[key]} for key in now if now[key] != then.get(key)]
+def edits_after(run: ReportRun) -> list[tuple[str, Cell, Cell]]:
+    """The program's settings that differ now from those the run was computed with, in words:
+    (setting, then, now)."""
+    return changed_settings_rows(run.program_settings, run.program.settings().snapshot())
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Comparison:
     changed: list[tuple[str, Any, Any]]
     reversals_after: list[LateReversal]
     gifts_after: list[LateGift]
-    settings_edited: list[dict[str, Any]]
+    settings_edited: list[tuple[str, Cell, Cell]]
 
 
 COMPARISON_LIST_LIMIT = 200

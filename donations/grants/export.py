@@ -129,12 +129,31 @@ def file_digest(path: Path) -> tuple[int, str]:
     return digest.size, digest.hexdigest
 
 
+# Column widths in characters (Excel's unit): what a cell of each kind needs, at most MAX_WIDTH.
+MIN_WIDTH, MAX_WIDTH = 6, 60
+DATE_WIDTH, BOOL_WIDTH, PERCENT_WIDTH = 10, 3, 8
+
+
+def _money_width(cents: int) -> int:
+    return len(f"{cents / 100:,.2f}")
+
+
+def _header_width(header: str) -> int:
+    """A bold header wraps at its spaces: its longest word, or the whole of a short one."""
+    return len(header) if len(header) <= 14 else max(len(word) for word in header.split())
+
+
 class _Sheets:
-    """Rows into worksheets, starting a new one (with the header again) when one is full."""
+    """Rows into worksheets, starting a new one (with the header again) when one is full. Each
+    column is as wide as its widest cell (headers wrap), set when its sheet is done: xlsxwriter
+    writes the widths when the workbook closes, constant-memory mode included."""
 
     def __init__(self, workbook: Workbook, report: Report) -> None:
         self.workbook = workbook
         self.report = report
+        # The columns a person reads: the machine-code columns are CSV's alone.
+        self.kept = report.kept_positions()
+        self.headers = report.shown_columns
         self.bold = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top"})
         self.money = workbook.add_format({"num_format": "#,##0.00"})
         self.percent = workbook.add_format({"num_format": "0.00%"})
@@ -155,14 +174,24 @@ class _Sheets:
         name = self.report.kind.capitalize() + ("" if self.sheets == 1 else f" ({self.sheets})")
         self.sheet = self.workbook.add_worksheet(name)
         self.sheet.freeze_panes(1, 0)
-        self.sheet.set_column(0, len(self.report.columns) - 1, 16)
-        for column, header in enumerate(self.report.columns):
+        for column, header in enumerate(self.headers):
             self.sheet.write_string(0, column, neutralize(header), self.bold)
+        self.widths = [max(MIN_WIDTH, _header_width(header)) for header in self.headers]
+        # Money is measured once per sheet, from each column's largest amount.
+        self.money_extremes = [0] * len(self.headers)
         self.row = 1
+
+    def finish_sheet(self) -> None:
+        for column, width in enumerate(self.widths):
+            width = max(width, _money_width(self.money_extremes[column]))
+            self.sheet.set_column(column, column, min(width, MAX_WIDTH) + 1)
 
     def write(self, values: tuple[Cell, ...]) -> None:
         if self.row == XLSX_MAX_ROWS:
+            self.finish_sheet()
             self._new_sheet()
+        if self.kept is not None:
+            values = tuple(values[i] for i in self.kept)
         sheet, row, writers = self.sheet, self.row, self._writers
         for column, value in enumerate(values):
             if value is not None:
@@ -172,14 +201,22 @@ class _Sheets:
     # By exact type, as for CSV: an isinstance chain per cell is a good part of a large export.
     def _bool(self, sheet: Worksheet, row: int, column: int, value: bool) -> None:
         sheet.write_string(row, column, "yes" if value else "no")
+        if self.widths[column] < BOOL_WIDTH:
+            self.widths[column] = BOOL_WIDTH
 
     def _money(self, sheet: Worksheet, row: int, column: int, value: Money) -> None:
         # A spreadsheet number is a double; cents / 100 is the double nearest the amount (as the
         # Decimal was), and reads back exactly to 2 places.
         sheet.write_number(row, column, value.cents / 100, self.money)
+        # The negative of the largest magnitude is the widest text: -1,234.56.
+        cents = value.cents if value.cents < 0 else -value.cents
+        if cents < self.money_extremes[column]:
+            self.money_extremes[column] = cents
 
     def _percent(self, sheet: Worksheet, row: int, column: int, value: Percent) -> None:
         sheet.write_number(row, column, float(value.fraction), self.percent)
+        if self.widths[column] < PERCENT_WIDTH:
+            self.widths[column] = PERCENT_WIDTH
 
     def _date(self, sheet: Worksheet, row: int, column: int, value: date) -> None:
         # Excel's serial day number, as write_datetime would compute it (slowly) for each cell.
@@ -187,13 +224,20 @@ class _Sheets:
             sheet.write_datetime(row, column, datetime.combine(value, time.min), self.date)
         else:
             sheet.write_number(row, column, (value - EXCEL_DAY_ZERO).days, self.date)
+        if self.widths[column] < DATE_WIDTH:
+            self.widths[column] = DATE_WIDTH
 
     def _int(self, sheet: Worksheet, row: int, column: int, value: int) -> None:
         sheet.write_number(row, column, value)
+        width = len(str(value))
+        if width > self.widths[column]:
+            self.widths[column] = width
 
     def _str(self, sheet: Worksheet, row: int, column: int, value: str) -> None:
         # write_string, never write(): text is never read as a formula or a link.
         sheet.write_string(row, column, neutralize(value))
+        if len(value) > self.widths[column]:
+            self.widths[column] = len(value)
 
 
 def write_xlsx(report: Report, path: Path, progress: Progress | None = None) -> ExportResult:
@@ -218,6 +262,7 @@ def write_xlsx(report: Report, path: Path, progress: Progress | None = None) -> 
         if progress and pending == ROWS_PER_CHUNK:
             progress(pending)
             pending = 0
+    sheets.finish_sheet()
     workbook.close()
     if progress and pending:
         progress(pending)

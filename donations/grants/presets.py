@@ -66,7 +66,8 @@ def preset(
             first_day=first_day,
             last_day=last_day or date(first_day.year, 12, 31),
             cap_cents=100_000,
-            sources=("stripe", "check", "other"),
+            # Cash does not count (2024 rules); a sponsor's gifts count where their fund does.
+            sources=("stripe", "check", "other", "sponsor"),
             individuals_only=True,
             recurring_rule=RecurringRule.NEW_RECURRING_X12,
             notes=NEWSMATCH_NOTES,

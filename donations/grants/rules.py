@@ -224,6 +224,8 @@ class DonorResult:
     new_donor: bool
     new_recurring: bool
     exclusion_reasons: tuple[str, ...]
+    # The membership that made the donor a new recurring donor (reports show its status).
+    new_recurring_membership_id: int | None = None
 
     @property
     def over_cap_cents(self) -> int:
@@ -435,6 +437,7 @@ def evaluate(rules: ProgramRules, donor: DonorFacts) -> DonorResult:
         new_donor=new_donor,
         new_recurring=new_recurring_id is not None,
         exclusion_reasons=tuple(exclusion_reasons),
+        new_recurring_membership_id=new_recurring_id,
     )
 
 

@@ -28,6 +28,15 @@ from donations.grants.forms import ExportForm, ProgramForm, ReportFilterForm
 from donations.grants.models import ALL_SOURCES, REPORT_KINDS, GrantProgram
 from donations.grants.presets import PRESETS, preset
 from donations.grants.reports import REPORT_TITLES, Cell, Money, Percent, ReportParams
+from donations.grants.reports.base import REVERSAL_LABELS
+from donations.grants.reports.words import (
+    PARAMETER_WORDS,
+    settings_rows,
+    snapshot_rows,
+    total_value,
+    total_words,
+    totals_rows,
+)
 from donations.ledger.funds import funds_for_choice
 from donations.money import format_money
 
@@ -144,7 +153,7 @@ def program(slug: str) -> ResponseReturnValue:
     return render_template(
         "grants/program.html",
         program=program,
-        funds=funds_for_choice(),
+        settings_rows=settings_rows(program.settings()),
         kinds=REPORT_KINDS,
         titles=REPORT_TITLES,
         runs=service.runs_of(program)[:10],
@@ -184,7 +193,9 @@ def report(slug: str, kind: str) -> ResponseReturnValue:
         form=form,
         export_form=export_form,
         report=built,
-        rows=rows[:PAGE_SIZE],
+        # The machine-code columns are CSV's alone: a person reads the words.
+        columns=built.shown_columns,
+        rows=[built.shown(row) for row in rows[:PAGE_SIZE]],
         page=page,
         first_row=(page - 1) * PAGE_SIZE + 1,
         has_next=len(rows) > PAGE_SIZE,
@@ -228,4 +239,16 @@ def run(run_id: int) -> ResponseReturnValue:
     if found is None:
         abort(404, "There is no such report run.")
     comparison: Any = compare_with_now(found) if request.args.get("compare") else None
-    return render_template("grants/run.html", run=found, comparison=comparison, titles=REPORT_TITLES)
+    # A run keeps its settings and totals by key: the page says them in words.
+    return render_template(
+        "grants/run.html",
+        run=found,
+        comparison=comparison,
+        titles=REPORT_TITLES,
+        settings_rows=snapshot_rows(found.program_settings),
+        totals_rows=totals_rows(found.totals),
+        parameter_words=PARAMETER_WORDS,
+        total_words=total_words,
+        total_value=total_value,
+        reversal_words=REVERSAL_LABELS,
+    )

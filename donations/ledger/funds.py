@@ -16,6 +16,7 @@ from donations.ttl_cache import TtlCache
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 RESERVED_SLUGS = {"thanks", "resume"}
+EIN = re.compile(r"^\d{2}-\d{7}$")
 # What the gift page suggests for a frequency the fund's settings leave out.
 DEFAULT_SUGGESTED = {
     "one_time": [2500, 5000, 10000, 25000],
@@ -26,6 +27,39 @@ DEFAULT_SUGGESTED = {
 
 class FundError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Sponsor:
+    """The fiscal sponsor that holds a fund: it receives the fund's gifts, which are deductible."""
+
+    name: str
+    ein: str  # 12-3456789
+    receipt_wording: str = ""
+
+
+def _check_sponsor(sponsor: Sponsor | None, *, is_default: bool) -> None:
+    if sponsor is None:
+        return
+    if not sponsor.name.strip():
+        raise FundError("name the fiscal sponsor that holds the fund")
+    if not EIN.match(sponsor.ein):
+        raise FundError("the sponsor's EIN is two digits, a dash and seven digits, like 12-3456789")
+    if is_default:
+        raise FundError("the default fund takes gifts online: it cannot be held by a fiscal sponsor")
+
+
+def _apply_sponsor(fund: Fund, sponsor: Sponsor | None) -> None:
+    fund.sponsor_held = sponsor is not None
+    fund.sponsor_name = sponsor.name.strip() if sponsor else None
+    fund.sponsor_ein = sponsor.ein if sponsor else None
+    fund.sponsor_receipt_wording = sponsor.receipt_wording.strip() if sponsor else ""
+
+
+def sponsor_of(fund: Fund) -> Sponsor | None:
+    if not fund.sponsor_held or fund.sponsor_name is None or fund.sponsor_ein is None:
+        return None
+    return Sponsor(fund.sponsor_name, fund.sponsor_ein, fund.sponsor_receipt_wording or "")
 
 
 def create_fund(
@@ -43,11 +77,13 @@ def create_fund(
     monthly_prompt: str = "",
     newsletter_offer: str = "",
     newsletter_wording: str = "",
+    sponsor: Sponsor | None = None,
 ) -> Fund:
     if not SLUG.match(slug) or slug in RESERVED_SLUGS:
         raise FundError("a slug is lowercase letters, digits and dashes, and not 'thanks' or 'resume'")
     if db.session.scalar(select(Fund).where(Fund.slug == slug)):
         raise FundError(f"a fund {slug} already exists")
+    _check_sponsor(sponsor, is_default=is_default)
     if is_default:
         db.session.execute(update(Fund).values(is_default=False))
     fund = Fund(
@@ -65,6 +101,7 @@ def create_fund(
         newsletter_offer=newsletter_offer,
         newsletter_wording=newsletter_wording,
     )
+    _apply_sponsor(fund, sponsor)
     db.session.add(fund)
     db.session.flush()
     return fund
@@ -86,6 +123,7 @@ def update_fund(
     monthly_prompt: str = "",
     newsletter_offer: str = "",
     newsletter_wording: str = "",
+    sponsor: Sponsor | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Change a fund's settings; returns (before, after) for the audit log."""
     if not SLUG.match(slug) or slug in RESERVED_SLUGS:
@@ -96,6 +134,12 @@ def update_fund(
         raise FundError("a goal must be more than zero")
     if is_default and not active:
         raise FundError("the default fund must be active")
+    _check_sponsor(sponsor, is_default=is_default)
+    if (sponsor is not None) != fund.sponsor_held and db.session.scalar(
+        select(Gift.id).where(Gift.fund_id == fund.id).limit(1)
+    ):
+        # The gifts were received under the old status (by the newsroom, or by the sponsor).
+        raise FundError("this fund has gifts: its tax status cannot change (make a new fund for the other status)")
     before = fund_settings(fund)
     if is_default and not fund.is_default:
         db.session.execute(update(Fund).where(Fund.id != fund.id).values(is_default=False))
@@ -112,6 +156,7 @@ def update_fund(
     fund.monthly_prompt = monthly_prompt
     fund.newsletter_offer = newsletter_offer
     fund.newsletter_wording = newsletter_wording
+    _apply_sponsor(fund, sponsor)
     db.session.flush()
     return before, fund_settings(fund)
 
@@ -131,6 +176,10 @@ def fund_settings(fund: Fund) -> dict[str, Any]:
         "monthly_prompt": fund.monthly_prompt or "",
         "newsletter_offer": fund.newsletter_offer or "",
         "newsletter_wording": fund.newsletter_wording or "",
+        "sponsor_held": fund.sponsor_held,
+        "sponsor_name": fund.sponsor_name,
+        "sponsor_ein": fund.sponsor_ein,
+        "sponsor_receipt_wording": fund.sponsor_receipt_wording or "",
     }
 
 
@@ -178,10 +227,14 @@ def fund_progress(fund: Fund) -> FundProgress | None:
     return FundProgress(raised_cents=max(raised, 0), goal_cents=fund.goal_cents)
 
 
-def funds_for_choice(*, active_only: bool = False) -> list[Fund]:
+def funds_for_choice(*, active_only: bool = False, online_only: bool = False) -> list[Fund]:
+    """online_only: the funds a reader can give to online (a sponsor-held fund's money goes to
+    its sponsor, never through the newsroom's Stripe account)."""
     statement = select(Fund).order_by(Fund.active.desc(), Fund.name)
     if active_only:
         statement = statement.where(Fund.active.is_(True))
+    if online_only:
+        statement = statement.where(Fund.sponsor_held.is_(False))
     return list(db.session.scalars(statement))
 
 

@@ -17,6 +17,7 @@ from donations.ledger import service as ledger
 from donations.ledger.currency import newsroom_currency
 from donations.ledger.donors import resolve_merged
 from donations.ledger.models import Fund, Gift, GiftSource, GiftStatus
+from donations.ledger.offline import check_tax_status
 
 
 class ImportedGift(Base):
@@ -41,7 +42,7 @@ class ImportedRow:
     organization: str | None
     postal_code: str | None
     frequency: str  # one_time | monthly | annual
-    source: str  # GiftSource: check | cash | other
+    source: str  # GiftSource: check | cash | other | sponsor (a sponsor-held fund's, and only those)
     check_number: str | None
     fund_id: int
     anonymous: bool
@@ -94,6 +95,7 @@ def record_imported_gift(row: ImportedRow) -> Recorded:
     fund = db.session.get(Fund, row.fund_id)
     if fund is None:
         raise ledger.LedgerError("no such fund")
+    check_tax_status(fund, row.source)
     donor = ledger.find_or_create_donor(row.email, name=row.name, postal_code=row.postal_code)
     gift = Gift(
         donor=donor,
@@ -104,7 +106,7 @@ def record_imported_gift(row: ImportedRow) -> Recorded:
         frequency=row.frequency,
         source=row.source,
         status=GiftStatus.PAID,
-        tax_deductible=False,
+        tax_deductible=fund.sponsor_held,
         received_at=row.received_at,
         organization=row.organization,
         anonymous=row.anonymous,

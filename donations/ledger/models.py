@@ -10,7 +10,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, true
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.clock import utcnow
@@ -34,6 +34,9 @@ class GiftSource(enum.StrEnum):
     CHECK = "check"
     CASH = "cash"
     OTHER = "other"
+    # Received by a fiscal sponsor for a sponsor-held fund and recorded as the sponsor reports
+    # it: the only tax-deductible gifts (the sponsor is a charity; the newsroom is not).
+    SPONSOR = "sponsor"
 
 
 class GiftVehicle(enum.StrEnum):
@@ -127,6 +130,13 @@ class Donor(Base):
 
 class Fund(Base):
     __tablename__ = "funds"
+    __table_args__ = (
+        CheckConstraint(
+            "(sponsor_held = true AND sponsor_name IS NOT NULL AND sponsor_ein IS NOT NULL) OR "
+            "(sponsor_held = false AND sponsor_name IS NULL AND sponsor_ein IS NULL)",
+            name="sponsor",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
@@ -148,6 +158,15 @@ class Fund(Base):
     active: Mapped[bool] = mapped_column(default=True)
     show_progress: Mapped[bool] = mapped_column(default=False)
     is_default: Mapped[bool] = mapped_column(default=False)
+    # Tax status: the newsroom's own fund (not deductible), or one held by a fiscal sponsor (a
+    # community foundation, a nonprofit arm) whose gifts are deductible, received by the sponsor.
+    # A trigger (migration 0021) keeps every gift's `tax_deductible` equal to this, and refuses
+    # to change it once the fund has gifts.
+    sponsor_held: Mapped[bool] = mapped_column(default=False, server_default=false())
+    sponsor_name: Mapped[str | None] = mapped_column(String(200))
+    sponsor_ein: Mapped[str | None] = mapped_column(String(10))  # 12-3456789
+    # The words the sponsor requires on receipts (e.g. "No goods or services were provided").
+    sponsor_receipt_wording: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -212,7 +231,12 @@ class Gift(Base):
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_positive"),
         CheckConstraint("fee_covered_cents >= 0 AND fee_covered_cents < amount_cents", name="fee_covered"),
-        CheckConstraint("tax_deductible = false", name="never_tax_deductible"),
+        # Only a sponsor's gifts are deductible (and their fund's tax status must say so: a
+        # trigger checks the fund, which a CHECK cannot see).
+        CheckConstraint(
+            "(source = 'sponsor' AND tax_deductible = true) OR (source != 'sponsor' AND tax_deductible = false)",
+            name="deductible_from_sponsor",
+        ),
         CheckConstraint(f"status IN ({_enum_values(GiftStatus)})", name="status"),
         CheckConstraint(f"source IN ({_enum_values(GiftSource)})", name="source"),
         CheckConstraint(f"frequency IN ({_enum_values(Frequency)})", name="frequency"),
@@ -240,7 +264,8 @@ class Gift(Base):
     frequency: Mapped[str] = mapped_column(String(10), default=Frequency.ONE_TIME)
     source: Mapped[str] = mapped_column(String(10), default=GiftSource.STRIPE)
     status: Mapped[str] = mapped_column(String(20), default=GiftStatus.PENDING)
-    # Always false: the newsroom is a for-profit business. Stored so every export can say so.
+    # True exactly when the fund is held by a fiscal sponsor (the database guarantees it): the
+    # newsroom is a for-profit business. Stored so every export can say so.
     tax_deductible: Mapped[bool] = mapped_column(default=False)
     received_at: Mapped[datetime | None]  # when the money moved; null while pending
     organization: Mapped[str | None] = mapped_column(String(200))

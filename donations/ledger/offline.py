@@ -23,7 +23,7 @@ from donations.ledger import service as ledger
 from donations.ledger.currency import newsroom_currency
 from donations.ledger.models import Donor, Frequency, Fund, Gift, GiftSource, GiftStatus, GiftVehicle
 
-OFFLINE_SOURCES = (GiftSource.CHECK, GiftSource.CASH, GiftSource.OTHER)
+OFFLINE_SOURCES = (GiftSource.CHECK, GiftSource.CASH, GiftSource.OTHER, GiftSource.SPONSOR)
 # Donors who sent no email address get one that can never be delivered (RFC 2606 `.invalid`).
 NO_EMAIL_DOMAIN = "no-email.invalid"
 TRIBUTE_KINDS = ("honor", "memory")
@@ -85,7 +85,7 @@ def received_at_for(received_on: date) -> datetime:
 def validate(entry: OfflineGift) -> None:
     """Raise OfflineGiftError with a message staff can act on."""
     if entry.source not in OFFLINE_SOURCES:
-        raise OfflineGiftError("Choose check, cash or other.")
+        raise OfflineGiftError("Choose check, cash, other or fiscal sponsor.")
     if entry.amount_cents <= 0:
         raise OfflineGiftError("The amount must be more than zero.")
     today = local_date(utcnow())
@@ -110,6 +110,18 @@ def validate(entry: OfflineGift) -> None:
     details = entry.donor
     if details.donor_id is None and not (details.email or "").strip() and not (details.name or "").strip():
         raise OfflineGiftError("Give the donor's name or email address, or choose an existing donor.")
+
+
+def check_tax_status(fund: Fund, source: str) -> None:
+    """A sponsor-held fund's gifts are the sponsor's to report (source `sponsor`), and only
+    they are: the database refuses anything else, this says why in words."""
+    if fund.sponsor_held and source != GiftSource.SPONSOR:
+        raise OfflineGiftError(
+            f"{fund.name} is held by {fund.sponsor_name}: record its gifts as the sponsor reports them, "
+            "with the source Fiscal sponsor."
+        )
+    if source == GiftSource.SPONSOR and not fund.sponsor_held:
+        raise OfflineGiftError(f"{fund.name} is the newsroom's own fund: no fiscal sponsor receives its gifts.")
 
 
 def _vehicle(entry: OfflineGift) -> str:
@@ -171,6 +183,7 @@ def record_offline_gift(entry: OfflineGift) -> RecordedOfflineGift:
     fund = db.session.get(Fund, entry.fund_id)
     if fund is None:
         raise OfflineGiftError("Choose a fund.")
+    check_tax_status(fund, entry.source)
     donor = _donor_for(entry.donor)
     db.session.flush()
     duplicate = (
@@ -194,7 +207,7 @@ def record_offline_gift(entry: OfflineGift) -> RecordedOfflineGift:
         frequency=Frequency.ONE_TIME,
         source=entry.source,
         status=GiftStatus.PAID,
-        tax_deductible=False,
+        tax_deductible=fund.sponsor_held,
         received_at=received_at_for(entry.received_on),
         organization=(entry.organization or "").strip() or None,
         vehicle=_vehicle(entry),

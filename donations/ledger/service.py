@@ -88,9 +88,11 @@ def find_or_create_donor(
 
 
 def default_fund() -> Fund:
-    fund = db.session.scalar(select(Fund).where(Fund.is_default.is_(True), Fund.active.is_(True)))
+    # Never a sponsor-held fund: online gifts are the newsroom's own money.
+    online = (Fund.active.is_(True), Fund.sponsor_held.is_(False))
+    fund = db.session.scalar(select(Fund).where(Fund.is_default.is_(True), *online))
     if fund is None:
-        fund = db.session.scalar(select(Fund).where(Fund.active.is_(True)).order_by(Fund.id))
+        fund = db.session.scalar(select(Fund).where(*online).order_by(Fund.id))
     if fund is None:
         raise LedgerError("no active fund: create one with `flask --app wsgi funds add`")
     return fund
@@ -99,7 +101,10 @@ def default_fund() -> Fund:
 def default_fund_id() -> int:
     """`default_fund().id` in one query that loads no row object (the webhook's hot path)."""
     fund_id = db.session.scalar(
-        select(Fund.id).where(Fund.active.is_(True)).order_by(Fund.is_default.desc(), Fund.id).limit(1)
+        select(Fund.id)
+        .where(Fund.active.is_(True), Fund.sponsor_held.is_(False))
+        .order_by(Fund.is_default.desc(), Fund.id)
+        .limit(1)
     )
     if fund_id is None:
         raise LedgerError("no active fund: create one with `flask --app wsgi funds add`")

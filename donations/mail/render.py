@@ -21,6 +21,8 @@ from sqlalchemy import func, select
 
 from donations.clock import local_date, newsroom_zone, utcnow
 from donations.extensions import db
+from donations.forms import source_words
+from donations.ledger.funds import Sponsor, sponsor_of
 from donations.ledger.memberships import annualized_cents, level_of
 from donations.ledger.models import (
     Frequency,
@@ -140,7 +142,16 @@ def _payment_method(gift: Gift) -> str | None:
         return f"check no. {gift.check_number}" if gift.check_number else "check"
     if gift.source == GiftSource.CASH:
         return "cash"
+    if gift.source == GiftSource.SPONSOR:
+        return f"through {gift.fund.sponsor_name}, the fund's fiscal sponsor"
     return None
+
+
+def sponsor_facts(sponsor: Sponsor | None) -> dict[str, str] | None:
+    """Who received a deductible gift, for the receipt's and the statement's tax wording."""
+    if sponsor is None:
+        return None
+    return {"name": sponsor.name, "ein": sponsor.ein, "wording": sponsor.receipt_wording}
 
 
 def gift_facts(gift: Gift) -> dict[str, Any]:
@@ -159,6 +170,7 @@ def gift_facts(gift: Gift) -> dict[str, Any]:
         "payment_method": _payment_method(gift),
         "organization": gift.organization,
         "tribute": tribute,
+        "sponsor": sponsor_facts(sponsor_of(gift.fund)) if gift.tax_deductible else None,
     }
 
 
@@ -362,8 +374,12 @@ def _magic_link(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def statement_values(statement: Statement) -> dict[str, Any]:
     """Template values shared by the statement email and the staff's printable page."""
     currency = statement.currency
+    sponsors = {g.sponsor for g in statement.gifts if g.sponsor is not None}
     return {
         "statement": statement,
+        # Each sponsor that received a deductible gift, and whether any gift was the newsroom's.
+        "sponsors": [sponsor_facts(sponsor) for sponsor in sorted(sponsors, key=lambda s: s.name)],
+        "any_not_deductible": any(g.sponsor is None for g in statement.gifts) or not statement.gifts,
         "gifts": [
             {
                 "gift_id": g.gift_id,
@@ -373,7 +389,8 @@ def statement_values(statement: Statement) -> dict[str, Any]:
                 "kind": ("membership" if g.frequency != Frequency.ONE_TIME else "one-time gift")
                 # The organization is the gift's, never the person's: say it on that line only.
                 + (f" on behalf of {g.organization}" if g.organization else ""),
-                "method": "card ending in " + g.card_last4 if g.card_last4 else g.source,
+                "method": "card ending in " + g.card_last4 if g.card_last4 else source_words(g.source),
+                "deductible": f"tax deductible, received by {g.sponsor.name}" if g.sponsor else None,
             }
             for g in statement.gifts
         ],

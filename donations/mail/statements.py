@@ -20,6 +20,7 @@ from donations.accounts.models import StaffUser
 from donations.clock import local_date, local_day_bounds, utcnow
 from donations.extensions import UTCDateTime, db, insert_ignoring
 from donations.ledger.currency import counted_gift, newsroom_currency
+from donations.ledger.funds import Sponsor
 from donations.ledger.models import Donor, Fund, Gift, Reversal
 from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.mail.service import queue
@@ -45,6 +46,7 @@ class StatementGift:
     card_last4: str | None
     check_number: str | None
     organization: str | None
+    sponsor: Sponsor | None = None  # the fiscal sponsor that received it: a deductible gift
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,10 @@ def statement_for(donor_id: int, year: int) -> Statement:
             Gift.card_last4,
             Gift.check_number,
             Gift.organization,
+            Gift.tax_deductible,
+            Fund.sponsor_name,
+            Fund.sponsor_ein,
+            Fund.sponsor_receipt_wording,
         )
         .join(Fund, Gift.fund_id == Fund.id)
         .where(gift_in_year)
@@ -180,6 +186,7 @@ def statement_for(donor_id: int, year: int) -> Statement:
                 card_last4=row[7],
                 check_number=row[8],
                 organization=row[9],
+                sponsor=Sponsor(row[11], row[12], row[13] or "") if row[10] else None,
             )
             for row in gift_rows
         ),

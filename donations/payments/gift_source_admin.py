@@ -56,6 +56,8 @@ def add_source(spec: str, fund_slug: str | None, actor: StaffUser | str, remote_
         fund = db.session.scalar(select(Fund).where(Fund.slug == fund_slug.strip()))
         if fund is None:
             raise GiftSourceError(f"there is no fund {fund_slug[:80]!r}")
+        if fund.sponsor_held:
+            raise GiftSourceError(f"{fund.name} is held by {fund.sponsor_name}: its gifts never come through Stripe")
     if db.session.scalar(select(GiftSourceRule.id).where(GiftSourceRule.value == value)):
         raise GiftSourceError(f"{value} is already a gift source")
     rule = GiftSourceRule(

@@ -117,7 +117,8 @@ def export_donor(donor_id: int) -> dict[str, Any]:
     return {
         "exported_at": utcnow().isoformat(),
         "newsroom": current_app.config["NEWSROOM_NAME"],
-        "note": "Gifts to this newsroom are not tax deductible.",
+        "note": "Gifts to this newsroom are not tax deductible, except gifts a fiscal sponsor received for a "
+        "fund it holds (tax_deductible: true, with the sponsor named).",
         "donor": _personal_fields(donor),
         "merged_donors": [_personal_fields(other) for other in merged],
         "gifts": [
@@ -131,6 +132,7 @@ def export_donor(donor_id: int) -> dict[str, Any]:
                 "source": gift.source,
                 "status": gift.status,
                 "tax_deductible": gift.tax_deductible,
+                "received_by_fiscal_sponsor": gift.fund.sponsor_name if gift.tax_deductible else None,
                 "received_at": _iso(gift.received_at),
                 "organization": gift.organization,
                 "anonymous": gift.anonymous,

@@ -75,6 +75,7 @@ GIFT_COLUMNS = (
     "Source",
     "Check number",
     "Status",
+    "Tax deductible",
 )
 DONOR_COLUMNS = (
     "Donor number",
@@ -136,6 +137,7 @@ def _gift_rows(filters: queries.GiftFilters) -> Iterator[tuple[Cell, ...]]:
                 SOURCE_WORDS.get(row.source, row.source),
                 row.check_number,
                 STATUS_WORDS.get(row.status, row.status),
+                f"Yes: received by {row.sponsor_name}, fiscal sponsor" if row.tax_deductible else "No",
             )
         if len(rows) < PAGE:
             return
@@ -148,7 +150,10 @@ def gifts_report(filters: queries.GiftFilters) -> Report:
         title="Gifts",
         columns=GIFT_COLUMNS,
         rows=_gift_rows(filters),
-        notes=("Gifts to a for-profit newsroom: not tax deductible.",),
+        notes=(
+            "Gifts to a for-profit newsroom are not tax deductible; only gifts a fiscal sponsor received "
+            "for a sponsor-held fund are (the Tax deductible column names the sponsor).",
+        ),
     )
 
 

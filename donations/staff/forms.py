@@ -16,6 +16,7 @@ from wtforms import (
     HiddenField,
     IntegerField,
     PasswordField,
+    RadioField,
     SelectField,
     StringField,
     TextAreaField,
@@ -36,6 +37,7 @@ from donations.forms import (
     positive,
     supported_date,
 )
+from donations.ledger.funds import EIN, Sponsor
 from donations.ledger.models import GiftSource, GiftStatus
 from donations.money import AmountError, parse_dollars
 
@@ -309,6 +311,39 @@ class FundForm(FlaskForm):
     newsletter_wording = StringField(
         "Wording of the opt-in (optional; empty: the newsroom's)", validators=[Length(max=300), no_control_characters]
     )
+    tax_status = RadioField(
+        "Tax status",
+        choices=[
+            SelectChoice("own", "Not deductible: the newsroom's own fund (gifts online and offline)"),
+            SelectChoice(
+                "sponsor", "Held by a fiscal sponsor: gifts are tax deductible, received and reported by the sponsor"
+            ),
+        ],
+        default="own",  # a form that leaves it out (an older page, a script) keeps the default
+    )
+    # No Optional(): it would stop the checks below, which only apply to a sponsor-held fund.
+    sponsor_name = StringField("Fiscal sponsor's name", validators=[Length(max=200), no_control_characters])
+    sponsor_ein = StringField("Fiscal sponsor's EIN (like 12-3456789)", validators=[Length(max=10)])
+    sponsor_receipt_wording = TextAreaField(
+        "Wording the sponsor requires on receipts (optional)", validators=[Length(max=1000), no_control_characters]
+    )
+
+    def validate_sponsor_name(self, field: StringField) -> None:
+        if self.tax_status.data == "sponsor" and not (field.data or "").strip():
+            raise ValidationError("Name the fiscal sponsor that holds the fund.")
+
+    def validate_sponsor_ein(self, field: StringField) -> None:
+        if self.tax_status.data == "sponsor" and not EIN.match((field.data or "").strip()):
+            raise ValidationError("Enter the sponsor's EIN: two digits, a dash and seven digits, like 12-3456789.")
+
+    def sponsor(self) -> Sponsor | None:
+        if self.tax_status.data != "sponsor":
+            return None
+        return Sponsor(
+            name=(self.sponsor_name.data or "").strip(),
+            ein=(self.sponsor_ein.data or "").strip(),
+            receipt_wording=(self.sponsor_receipt_wording.data or "").strip(),
+        )
 
     def validate_amount_notes(self, field: TextAreaField) -> None:
         parse_amount_notes(field.data or "")  # refused here with the line that is wrong

@@ -119,6 +119,8 @@ def gift_list_statement(filters: GiftFilters, after: GiftCursor | None, limit: i
             Donor.email.label("donor_email"),
             Fund.name.label("fund_name"),
             _reversed_cents().label("reversed_cents"),
+            Gift.tax_deductible,
+            Fund.sponsor_name,
         )
         .join(Donor, Donor.id == Gift.donor_id)
         .join(Fund, Fund.id == Gift.fund_id)

@@ -161,6 +161,7 @@ class FundSettings:
     monthly_prompt: str = ""
     newsletter_offer: str = ""  # "" as the newsroom's setting, "on", "off"
     newsletter_wording: str = ""
+    sponsor: funds.Sponsor | None = None  # None: the newsroom's own fund, not deductible
 
 
 def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | None) -> Fund:
@@ -178,6 +179,7 @@ def create_fund(settings: FundSettings, actor: StaffUser, remote_addr: str | Non
         monthly_prompt=settings.monthly_prompt,
         newsletter_offer=settings.newsletter_offer,
         newsletter_wording=settings.newsletter_wording,
+        sponsor=settings.sponsor,
     )
     audit(
         "fund.create",
@@ -209,6 +211,7 @@ def update_fund(fund_id: int, settings: FundSettings, actor: StaffUser, remote_a
         monthly_prompt=settings.monthly_prompt,
         newsletter_offer=settings.newsletter_offer,
         newsletter_wording=settings.newsletter_wording,
+        sponsor=settings.sponsor,
     )
     if before == after:
         raise StaffError("Nothing changed.")

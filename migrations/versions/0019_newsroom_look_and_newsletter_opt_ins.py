@@ -2,7 +2,7 @@
 opt-in: offered per newsroom or fund with its wording, each opt-in kept with its time and words
 
 Revision ID: 0019
-Revises: 0021
+Revises: 0018
 Create Date: 2026-12-06
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = "0019"
-down_revision = "0021"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

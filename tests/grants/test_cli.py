@@ -118,7 +118,12 @@ def test_report_ledger_for_any_date_range_and_disclosure_year(runner, fund, tmp_
     result = report(runner, "--kind", "ledger", "-o", str(out), "--from", "2027-01-01", "--to", "2027-01-31")
     assert result.exit_code == 0, result.output
     [line] = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
-    assert (line["Date counted"], line["Reason"], line["tax_deductible"]) == ("2027-01-03", "outside_window", "false")
+    assert (line["Date counted"], line["reason_code"], line["tax_deductible"]) == (
+        "2027-01-03",
+        "outside_window",
+        "false",
+    )
+    assert (line["Reason"], line["Tax deductible"]) == ("Not counted: outside the window", "No")
     out = tmp_path / "disclosure.csv"
     result = report(runner, "--kind", "disclosure", "--year", "2027", "-o", str(out))
     assert result.exit_code == 0, result.output

@@ -58,7 +58,7 @@ def test_window_edges_are_local_midnights(fund, name, window, when, counted):
     assert summary(program)["Raised: counted toward the program"].cents == expected
     [line] = ledger_rows(program, first_day=date(2026, 1, 1), last_day=date(2027, 12, 31))
     assert line["Gift ID"] == gift.id
-    assert line["Reason"] == ("counted" if counted else "outside_window")
+    assert line["reason_code"] == ("counted" if counted else "outside_window")
     assert line["Date counted"] == date(*when[:3])
 
 
@@ -100,7 +100,7 @@ def test_refunds_and_lost_disputes_reduce_totals_even_when_dated_after_the_windo
     assert row["Paid in window ($)"].cents == 80_000
     assert row["Reversed ($)"].cents == 45_000
     assert row["Counted ($)"].cents == 35_000
-    reasons = {line["Gift ID"]: line["Reason"] for line in ledger_rows(program) if line["Reversal ID"] is None}
+    reasons = {line["Gift ID"]: line["reason_code"] for line in ledger_rows(program) if line["Reversal ID"] is None}
     assert reasons == {refunded.id: "counted", disputed.id: "refunded", kept.id: "counted"}
 
 
@@ -208,7 +208,7 @@ def test_new_recurring_x12_valued_once_and_capped(fund):
     assert rows[small.id]["Counted ($)"].cents == 30_000
     assert rows[small.id]["New recurring donor"] is True
     assert (rows[big.id]["Counted ($)"].cents, rows[big.id]["Matchable ($)"].cents) == (120_000, 100_000)
-    reasons = [line["Reason"] for line in ledger_rows(program) if line["Donor ID"] == small.id]
+    reasons = [line["reason_code"] for line in ledger_rows(program) if line["Donor ID"] == small.id]
     assert reasons == ["new_recurring_x12", "in_recurring_value"]
     assert summary(program)["New recurring donors"] == 2
 
@@ -246,7 +246,7 @@ def test_an_increase_in_the_window_counts_12_times_the_increase(fund):
     installment(donor, fund, membership, 1_500, local(2026, 12, 10))
     [row] = donor_rows(program)
     assert row["Counted ($)"].cents == 1_000 + 1_000 + 12 * 500
-    lines = [(line["Reason"], line["Counted ($)"].cents) for line in ledger_rows(program)]
+    lines = [(line["reason_code"], line["Counted ($)"].cents) for line in ledger_rows(program)]
     assert lines == [("installment_at_old_amount", 1_000), ("recurring_increase_x12", 7_000)]
 
 

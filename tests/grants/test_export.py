@@ -82,3 +82,49 @@ def test_disclosure_of_a_year_without_gifts(fund):
     make_gift(make_donor(email="d@example.org"), fund, 200_000, received_at=local(2026, 11, 5))
     total, anonymous = rows(program, "disclosure", year=2020)
     assert (total[3].cents, total[4], anonymous[3].cents, anonymous[4].fraction) == (0, "0 donors", 0, Decimal(0))
+
+
+def test_xlsx_columns_are_as_wide_as_their_content_and_codes_stay_in_csv():
+    long_name = "Friends of the Valley Library and Historical Society"
+    report = Report(
+        kind="ledger",
+        title="t",
+        columns=("Gift ID", "Donor", "Gross ($)", "Day", "Counted or not, and why it was", "reason_code"),
+        rows=iter([(7, "Ann", Money(5), date(2026, 11, 2), "Counted", "counted")]),
+        csv_only=("reason_code",),
+    )
+    report.rows = iter(
+        [
+            (7, "Ann", Money(5), date(2026, 11, 2), "Counted", "counted"),
+            (123456789012, long_name, Money(-123_456_789), None, "Not counted: outside the window", "outside_window"),
+        ]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "widths.xlsx"
+        export.write_xlsx(report, path)
+        sheet = openpyxl.load_workbook(path).active
+    headers = ["Gift ID", "Donor", "Gross ($)", "Day", "Counted or not, and why it was"]
+    assert [cell.value for cell in sheet[1]] == headers
+    widths = {letter: sheet.column_dimensions[letter].width for letter in "ABCDE"}
+    # Each column at least as wide as its widest text (ids, names, -1,234,567.89, dates);
+    # a long header wraps at its words rather than widening its column.
+    assert widths["A"] >= len("123456789012")
+    assert widths["B"] >= len(long_name)
+    assert widths["C"] >= len("-1,234,567.89")
+    assert widths["D"] >= len("2026-11-02")
+    assert len("Not counted: outside the window") <= widths["E"] < len("Not counted: outside the window") + 5
+    assert widths["A"] < 20 and widths["D"] < 15  # and no wider than they need
+
+
+def test_csv_keeps_the_code_columns(tmp_path):
+    report = Report(
+        kind="ledger",
+        title="t",
+        columns=("Reason", "reason_code"),
+        rows=iter([("Counted", "counted")]),
+        csv_only=("reason_code",),
+    )
+    out = tmp_path / "r.csv"
+    with out.open("wb") as handle:
+        export.write_csv(report, handle)
+    assert out.read_text(encoding="utf-8-sig").splitlines() == ["Reason,reason_code", "Counted,counted"]

@@ -85,7 +85,7 @@ def test_a_gift_counts_in_one_exclusive_program_only_by_priority_and_the_local_s
     assert totals["Raised from local donors"].cents == 30_000
     assert float(totals["Local share of the money raised"].fraction) == 0.75
     lines = {line["Gift ID"]: line for line in ledger_rows(local_match) if line["Reversal ID"] is None}
-    assert lines[online.id]["Reason"] == "counted_by_other_program"
+    assert lines[online.id]["reason_code"] == "counted_by_other_program"
     assert "counted by NewsMatch 2026" in lines[online.id]["Explanation"]
     assert lines[check.id]["Counted ($)"].cents == 30_000
     assert lines[october.id]["Counted ($)"].cents == 10_000

@@ -363,3 +363,22 @@ def test_an_imported_check_is_not_entered_again_by_hand(app, fund, tmp_path):
         check_entered_by_hand(fund, postmarked_on=datetime(2024, 3, 9).date())
     db.session.rollback()
     assert count(Gift) == 1
+
+
+def test_a_sponsors_report_imports_deductible_gifts_to_its_fund(app, fund, tmp_path):
+    from donations.ledger.funds import Sponsor
+
+    make_fund("schools", name="Schools Reporting Fund", sponsor=Sponsor("Valley Community Foundation", "12-3456789"))
+    row = ["s-1", "2024-11-05", "250.00", "ann@example.org", "Ann", "Giver", "", "94110", "", "check", "", "schools"]
+    wrong = ["s-2", "2024-11-06", "20.00", "bo@example.org", "Bo", "Giver", "", "", "", "sponsor", "", ""]
+    path = write(tmp_path / "sponsor.csv", GENERIC[:12], [row, wrong])
+    result = run(app, path)
+    assert result.exit_code != 0
+    assert "line 3, column 'source', value 'sponsor'" in result.output
+    assert count(Gift) == 0
+    path = write(tmp_path / "sponsor.csv", GENERIC[:12], [row])
+    result = run(app, path)
+    assert result.exit_code == 0, result.output
+    gift = db.session.scalars(select(Gift)).one()
+    # Whatever the sponsor was paid with, the gift is the sponsor's report of it.
+    assert (gift.source, gift.tax_deductible, gift.fund.slug) == (GiftSource.SPONSOR, True, "schools")

@@ -22,11 +22,40 @@ from donations.extensions import db
 from donations.forms import FREQUENCY_CHOICES, SOURCE_CHOICES, VEHICLE_CHOICES
 from donations.grants.models import REPORT_KINDS, GrantProgram, ProgramSettings
 from donations.grants.queries import Claimant, Window
-from donations.grants.rules import LocalArea, ProgramRules, RecurringRule
+from donations.grants.rules import LocalArea, ProgramRules, Reason, RecurringRule
+from donations.ledger.models import Fund
 
 SOURCE_LABELS = dict(SOURCE_CHOICES)
 FREQUENCY_LABELS = dict(FREQUENCY_CHOICES)
 VEHICLE_LABELS = dict(VEHICLE_CHOICES)
+# A gift's reason in a few words (the Explanation column says it in full).
+REASON_LABELS = {
+    Reason.COUNTED: "Counted",
+    Reason.NEW_RECURRING_X12: "Counted as 12 x a new recurring gift",
+    Reason.IN_RECURRING_VALUE: "Inside the membership's 12 x value",
+    Reason.INCREASE_X12: "Counted with 12 x the increase",
+    Reason.AT_OLD_AMOUNT: "Counted at the amount before the increase",
+    Reason.NOT_PAID: "Not counted: not paid",
+    Reason.OUTSIDE_WINDOW: "Not counted: outside the window",
+    Reason.ORGANIZATION: "Not counted: not an individual's gift",
+    Reason.FUND_NOT_COUNTED: "Not counted: fund not counted",
+    Reason.SOURCE_NOT_COUNTED: "Not counted: source not counted",
+    Reason.ANONYMOUS_OVER_LIMIT: "Not counted: anonymous, above the limit",
+    Reason.OTHER_PROGRAM: "Not counted: counted by another program",
+    Reason.REFUNDED: "Not counted: refunded in full",
+}
+REVERSAL_LABELS = {
+    "refund": "Refund",
+    "refund_failed": "Refund failed (money restored)",
+    "dispute_lost": "Dispute lost",
+    "dispute_won": "Dispute won (money restored)",
+}
+MEMBERSHIP_STATUS_LABELS = {
+    "incomplete": "Not started",
+    "active": "Active",
+    "past_due": "Past due",
+    "canceled": "Canceled",
+}
 
 
 class ReportError(ValueError):
@@ -57,6 +86,23 @@ class Report:
     # What it was computed with: a saved run records this, not the program as it is by then.
     # None only for a report put together by hand (the writers' tests).
     context: Context | None = None
+    # Columns holding machine-readable codes (a reason's, a source's, ...) beside their words:
+    # written to CSV only, for a program's own software; never on screen nor in XLSX.
+    csv_only: tuple[str, ...] = ()
+
+    def kept_positions(self) -> tuple[int, ...] | None:
+        """The positions of the columns a person reads (screen, XLSX); None: all of them."""
+        if not self.csv_only:
+            return None
+        return tuple(i for i, column in enumerate(self.columns) if column not in self.csv_only)
+
+    @property
+    def shown_columns(self) -> tuple[str, ...]:
+        return tuple(column for column in self.columns if column not in self.csv_only)
+
+    def shown(self, row: tuple[Cell, ...]) -> tuple[Cell, ...]:
+        kept = self.kept_positions()
+        return row if kept is None else tuple(row[i] for i in kept)
 
 
 @dataclass(frozen=True)
@@ -103,6 +149,27 @@ class ReportParams:
 
 
 @dataclass(frozen=True)
+class FundSponsor:
+    fund_id: int
+    fund_name: str
+    sponsor_name: str
+    sponsor_ein: str
+
+    @property
+    def words(self) -> str:
+        return f"Yes: received by {self.sponsor_name} (EIN {self.sponsor_ein}), fiscal sponsor"
+
+
+def fund_sponsors() -> tuple[FundSponsor, ...]:
+    rows = db.session.execute(
+        select(Fund.id, Fund.name, Fund.sponsor_name, Fund.sponsor_ein)
+        .where(Fund.sponsor_held.is_(True))
+        .order_by(Fund.name, Fund.id)
+    )
+    return tuple(FundSponsor(fund_id, name, sponsor or "", ein or "") for fund_id, name, sponsor, ein in rows)
+
+
+@dataclass(frozen=True)
 class Context:
     """What a report is computed from: the program's settings, the parameters resolved for its
     kind, the newsroom's zone and name, and when (a saved run's time)."""
@@ -115,6 +182,17 @@ class Context:
     as_of: datetime
     # The programs exclusive with this one and before it in priority, as they were at `as_of`.
     claimants: tuple[Claimant, ...] = ()
+    # The sponsor-held funds: their gifts are deductible, received by the sponsor.
+    sponsors: tuple[FundSponsor, ...] = ()
+
+    def sponsor_of(self, fund_id: int) -> FundSponsor | None:
+        return next((sponsor for sponsor in self.sponsors if sponsor.fund_id == fund_id), None)
+
+    @property
+    def counted_sponsors(self) -> tuple[FundSponsor, ...]:
+        """The sponsor-held funds this program counts."""
+        fund_ids = self.settings.fund_ids
+        return tuple(s for s in self.sponsors if fund_ids is None or s.fund_id in fund_ids)
 
     @property
     def window(self) -> Window:
@@ -171,11 +249,32 @@ def context(settings: ProgramSettings, program_id: int, kind: str, params: Repor
         newsroom=current_app.config["NEWSROOM_NAME"],
         as_of=utcnow(),
         claimants=claimants_of(settings, program_id, newsroom_zone()),
+        sponsors=fund_sponsors(),
     )
 
 
 def not_deductible_statement(newsroom: str) -> str:
     return f"Gifts to {newsroom} are not tax deductible: {newsroom} is a for-profit business, not a charity."
+
+
+def tax_notes(ctx: Context) -> tuple[str, ...]:
+    """What a report says about tax: the sponsor-held funds it counts (deductible, and through
+    whom), and the not-deductible statement for every other gift."""
+    sponsored = ctx.counted_sponsors
+    if not sponsored:
+        return (not_deductible_statement(ctx.newsroom),)
+    held = "; ".join(
+        f"{s.fund_name}: received by {s.sponsor_name} (EIN {s.sponsor_ein}), its fiscal sponsor" for s in sponsored
+    )
+    return (
+        f"Tax deductible: only gifts to sponsor-held funds ({held}), marked in the Tax deductible column.",
+        f"Every other gift is not tax deductible: {ctx.newsroom} is a for-profit business, not a charity.",
+    )
+
+
+def deductible_words(ctx: Context, fund_id: int, tax_deductible: bool) -> str:
+    sponsor = ctx.sponsor_of(fund_id) if tax_deductible else None
+    return sponsor.words if sponsor else "No"
 
 
 def counting_date(received_at: datetime, postmarked_on: date | None, zone: ZoneInfo) -> date:

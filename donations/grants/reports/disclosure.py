@@ -11,7 +11,7 @@ from typing import Any
 from donations.extensions import db
 from donations.grants import queries, row_streams
 from donations.grants.queries import Window
-from donations.grants.reports.base import Cell, Context, Money, Percent, Report, donor_label
+from donations.grants.reports.base import Cell, Context, Money, Percent, Report, donor_label, tax_notes
 
 DISCLOSURE_TIERS = (500_000, 100_000)  # $5,000 and $1,000, in cents
 
@@ -44,6 +44,7 @@ def disclosure(ctx: Context) -> Report:
             f"Every donor whose gifts in {year} (local dates, net of reversals, all funds) reach $1,000, "
             "largest first, then the year's total and the share given anonymously. Anonymous donors are "
             "listed without their name.",
+            *tax_notes(ctx),
         ),
     )
 

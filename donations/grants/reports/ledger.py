@@ -13,6 +13,8 @@ from donations.grants import queries, row_streams
 from donations.grants.queries import Window
 from donations.grants.reports.base import (
     FREQUENCY_LABELS,
+    REASON_LABELS,
+    REVERSAL_LABELS,
     SOURCE_LABELS,
     VEHICLE_LABELS,
     Cell,
@@ -20,10 +22,17 @@ from donations.grants.reports.base import (
     Money,
     Report,
     counting_date,
+    deductible_words,
     donor_label,
-    not_deductible_statement,
+    tax_notes,
 )
-from donations.grants.reports.evaluation import gift_facts, group_facts, membership_increases
+from donations.grants.reports.evaluation import (
+    MembershipState,
+    gift_facts,
+    group_facts,
+    membership_increases,
+    membership_states,
+)
 from donations.grants.rules import DonorFacts, GiftResult, Period, describe, evaluate
 
 LEDGER_COLUMNS = (
@@ -39,6 +48,8 @@ LEDGER_COLUMNS = (
     "Frequency",
     "Given as",
     "Membership ID",
+    "Membership status",
+    "Membership canceled",
     "Gross ($)",
     "Fee covered ($)",
     "Stripe fee ($)",
@@ -49,8 +60,15 @@ LEDGER_COLUMNS = (
     "Over the cap ($)",
     "Reason",
     "Explanation",
+    "Tax deductible",
+    # Machine-readable codes beside the words: CSV only (Report.csv_only).
+    "reason_code",
+    "source_code",
+    "frequency_code",
+    "vehicle_code",
     "tax_deductible",
 )
+CODE_COLUMNS = LEDGER_COLUMNS[-5:]
 
 
 def ledger(ctx: Context) -> Report:
@@ -65,9 +83,11 @@ def ledger(ctx: Context) -> Report:
         context=ctx,
         notes=(
             "One row per gift, each followed by its reversals; grouped by donor, in date order. "
-            "A gift's Counted amount is already net of its reversals.",
-            not_deductible_statement(ctx.newsroom),
+            "A gift's Counted amount is already net of its reversals. Membership status and "
+            "cancellation: the gift's membership, as it stands now.",
+            *tax_notes(ctx),
         ),
+        csv_only=CODE_COLUMNS,
     )
 
     def rows() -> Iterator[tuple[Cell, ...]]:
@@ -81,6 +101,7 @@ def ledger(ctx: Context) -> Report:
         gross = reversed_total = counted = matchable = 0
         gift_count = reversal_count = donors_counted = 0
         zone = ctx.zone
+        states = membership_states(ctx)
         for _owner, gift_rows, (before, increase_rows, reversal_rows) in row_streams.merge_by_owner(
             gifts, context_groups, changes, reversals
         ):
@@ -104,12 +125,12 @@ def ledger(ctx: Context) -> Report:
                 counted += gift.counted_cents
                 matchable += gift.matchable_cents
                 gift_count += 1
-                yield _ledger_gift_row(zone, row, gift, anonymous)
+                yield _ledger_gift_row(ctx, row, gift, anonymous, states)
                 if reversals_of:
                     for reversal in reversals_of.get(row.id, ()):
                         reversed_total += reversal.amount_cents
                         reversal_count += 1
-                        yield _ledger_reversal_row(zone, row, reversal, anonymous)
+                        yield _ledger_reversal_row(zone, row, reversal, anonymous, states)
         report.totals.update(
             {
                 "gross_cents": gross,
@@ -126,7 +147,18 @@ def ledger(ctx: Context) -> Report:
     return report
 
 
-def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResult, anonymous: bool) -> tuple[Cell, ...]:
+def _membership_cells(membership_id: int | None, states: dict[int, MembershipState]) -> tuple[Cell, Cell]:
+    state = states.get(membership_id) if membership_id is not None else None
+    return (None, None) if state is None else (state.words(), state.canceled_on)
+
+
+def _ledger_gift_row(
+    ctx: Context,
+    row: Row[*tuple[Any, ...]],
+    gift: GiftResult,
+    anonymous: bool,
+    states: dict[int, MembershipState],
+) -> tuple[Cell, ...]:
     """A gift's row (`row` from queries.gifts_stmt, unpacked by position as in evaluation.py)."""
     (
         owner,
@@ -134,7 +166,7 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResul
         _in_span,
         gift_id,
         _donor_id,
-        _fund_id,
+        fund_id,
         membership_id,
         amount,
         fee_covered,
@@ -159,6 +191,8 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResul
         _fair_value,
         _claimed_by,
     ) = row
+    zone = ctx.zone
+    reason = gift.reason
     return (
         gift_id,
         None,
@@ -172,6 +206,7 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResul
         FREQUENCY_LABELS.get(frequency, frequency),
         VEHICLE_LABELS.get(vehicle, vehicle),
         membership_id,
+        *_membership_cells(membership_id, states),
         Money(amount),
         Money(fee_covered),
         None if stripe_fee is None else Money(stripe_fee),
@@ -180,17 +215,27 @@ def _ledger_gift_row(zone: ZoneInfo, row: Row[*tuple[Any, ...]], gift: GiftResul
         Money(gift.counted_cents),
         Money(gift.matchable_cents),
         Money(gift.over_cap_cents),
-        gift.reason.value,
+        REASON_LABELS.get(reason, reason.value),
         describe(gift),
+        deductible_words(ctx, fund_id, tax_deductible),
+        reason.value,
+        source,
+        frequency,
+        vehicle,
         "true" if tax_deductible else "false",
     )
 
 
 def _ledger_reversal_row(
-    zone: ZoneInfo, row: Row[*tuple[Any, ...]], reversal: Row[*tuple[Any, ...]], anonymous: bool
+    zone: ZoneInfo,
+    row: Row[*tuple[Any, ...]],
+    reversal: Row[*tuple[Any, ...]],
+    anonymous: bool,
+    states: dict[int, MembershipState],
 ) -> tuple[Cell, ...]:
     """A reversal's row, after its gift's (`reversal` from queries.ledger_reversals_stmt)."""
     kind = reversal.kind
+    words = REVERSAL_LABELS.get(kind, kind)
     return (
         row.id,
         reversal.id,
@@ -204,6 +249,7 @@ def _ledger_reversal_row(
         FREQUENCY_LABELS.get(row.frequency, row.frequency),
         VEHICLE_LABELS.get(row.vehicle, row.vehicle),
         row.membership_id,
+        *_membership_cells(row.membership_id, states),
         None,
         None,
         None,
@@ -212,7 +258,12 @@ def _ledger_reversal_row(
         None,
         None,
         None,
+        words,
+        f"{words} of gift {row.id}: already deducted from its Counted amount.",
+        None,
         kind,
-        f"{kind.replace('_', ' ').capitalize()} of gift {row.id}: already deducted from its Counted amount.",
-        "false",
+        row.source,
+        row.frequency,
+        row.vehicle,
+        "true" if row.tax_deductible else "false",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from donations.grants.reports.base import Cell, Context, Money, Report
+from donations.grants.reports.base import Cell, Context, Money, Report, not_deductible_statement
 from donations.payments.reconcile import payout_reconciliation_rows
 
 PAYOUT_COLUMNS = (
@@ -36,7 +36,9 @@ def payouts(ctx: Context) -> Report:
         notes=(
             "Per Stripe payout arriving in the period: the gifts and reversals it settled. Net is gross less "
             "fees, refunds and disputes; Difference is what Stripe paid out less that net (other balance "
-            "activity, or gifts not yet reconciled).",
+            "activity, or gifts not yet reconciled). Only online gifts are paid out: none of them is "
+            "tax deductible.",
+            not_deductible_statement(ctx.newsroom),
         ),
     )
 

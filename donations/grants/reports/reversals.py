@@ -15,17 +15,22 @@ from donations.extensions import db
 from donations.grants import queries, row_streams
 from donations.grants.models import COUNTING_KINDS, ProgramSettings, ReportRun
 from donations.grants.reports.base import (
+    REASON_LABELS,
+    REVERSAL_LABELS,
     SOURCE_LABELS,
     Cell,
     Context,
     Money,
     Report,
     counting_date,
+    deductible_words,
     donor_label,
     rules_for,
+    tax_notes,
 )
 from donations.grants.reports.evaluation import reversed_gift_facts
 from donations.grants.rules import Period, Reason, exclusion
+from donations.ledger.models import GiftSource
 
 REVERSAL_COLUMNS = (
     "Reversal ID",
@@ -43,6 +48,11 @@ REVERSAL_COLUMNS = (
     "Gift eligible",
     "After an export",
     "Earlier export",
+    "Tax deductible",
+    # Codes beside the words: CSV only.
+    "kind_code",
+    "source_code",
+    "eligibility_code",
 )
 
 
@@ -94,7 +104,9 @@ def reversals(ctx: Context) -> Report:
         notes=(
             "Every refund and dispute of a gift paid in the window, whatever its own date. "
             "'After an export': an earlier saved export counted the gift before this reversal was recorded.",
+            *tax_notes(ctx),
         ),
+        csv_only=("kind_code", "source_code", "eligibility_code"),
     )
 
     def rows() -> Iterator[tuple[Cell, ...]]:
@@ -111,7 +123,7 @@ def reversals(ctx: Context) -> Report:
             after += export is not None
             yield (
                 row.id,
-                row.kind,
+                REVERSAL_LABELS.get(row.kind, row.kind),
                 local_date(row.reversed_at, ctx.zone),
                 local_date(row.created_at, ctx.zone),
                 Money(row.amount_cents),
@@ -122,9 +134,13 @@ def reversals(ctx: Context) -> Report:
                 donor_label(row.donor_name, row.owner in anonymous),
                 row.fund_name,
                 SOURCE_LABELS.get(row.source, row.source),
-                "yes" if reason is None else reason.value,
+                "Yes" if reason is None else REASON_LABELS.get(reason, reason.value),
                 export is not None,
                 f"#{export.id} on {local_date(export.created_at, ctx.zone).isoformat()}" if export else None,
+                deductible_words(ctx, row.fund_id, row.source == GiftSource.SPONSOR),
+                row.kind,
+                row.source,
+                "eligible" if reason is None else reason.value,
             )
         report.totals.update({"reversals": count, "reversals_cents": total, "after_export": after})
 

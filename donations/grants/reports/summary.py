@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
@@ -10,32 +10,19 @@ from sqlalchemy import select
 
 from donations.extensions import db
 from donations.grants.models import Pledge
-from donations.grants.reports.base import SOURCE_LABELS, Cell, Context, Money, Percent, Report, not_deductible_statement
+from donations.grants.reports.base import (
+    Cell,
+    Context,
+    Money,
+    Percent,
+    Report,
+    not_deductible_statement,
+    tax_notes,
+)
 from donations.grants.reports.evaluation import program_totals
-from donations.grants.rules import Reason, RecurringRule
-from donations.ledger.models import Fund
+from donations.grants.reports.words import area_words, rule_rows
+from donations.grants.rules import Reason
 from donations.money import format_money
-
-RULE_LABELS = {
-    RecurringRule.INSTALLMENTS: "Each installment paid in the window",
-    RecurringRule.NEW_RECURRING_X12: "New recurring donors count 12 x the monthly amount",
-}
-
-
-def _fund_names(fund_ids: Sequence[int] | None) -> str:
-    if fund_ids is None:
-        return "All funds"
-    names = db.session.scalars(select(Fund.name).where(Fund.id.in_(fund_ids)).order_by(Fund.name)).all()
-    return ", ".join(names) or "none"
-
-
-def _area_words(prefixes: Sequence[str], states: Sequence[str]) -> str:
-    parts = []
-    if prefixes:
-        parts.append("postal codes starting " + ", ".join(prefixes))
-    if states:
-        parts.append("states " + ", ".join(states))
-    return "; or ".join(parts)
 
 
 def _pledges(program_id: int) -> list[tuple[str, date, int]]:
@@ -56,37 +43,22 @@ def summary(ctx: Context) -> Report:
         columns=("Measure", "Value"),
         rows=iter(()),
         context=ctx,
-        notes=(not_deductible_statement(ctx.newsroom),),
+        notes=tax_notes(ctx),
     )
 
     def rows() -> Iterator[tuple[Cell, ...]]:
         totals = program_totals(ctx)
         report.totals.update(totals.as_dict())
         yield ("Program", s.name)
-        yield ("Window (local dates, inclusive)", f"{s.first_day.isoformat()} to {s.last_day.isoformat()}")
+        window, *rules = rule_rows(s)
+        yield window
         yield ("Time zone", str(ctx.zone))
-        yield ("Per-donor cap", Money(s.cap_cents) if s.cap_cents is not None else "none")
-        yield ("Funds counted", _fund_names(s.fund_ids))
-        yield ("Sources counted", ", ".join(SOURCE_LABELS.get(x, x) for x in s.sources))
-        yield (
-            "Individuals only",
-            "Yes: personal gifts and gifts through a donor-advised fund or a family foundation"
-            if s.individuals_only
-            else "No: every gift counts, whoever gave it",
-        )
-        yield ("Recurring gifts", RULE_LABELS[RecurringRule(s.recurring_rule)])
-        yield (
-            "Largest anonymous gift counted",
-            "no limit" if s.anonymous_limit_cents is None else Money(s.anonymous_limit_cents),
-        )
-        fair_value = "deducted" if s.deduct_fair_market_value else "not deducted"
-        yield ("Fair market value of what donors received", fair_value)
-        yield ("Program-level match cap", "none" if s.program_cap_cents is None else Money(s.program_cap_cents))
+        yield from rules
         if ctx.claimants:
             names = ", ".join(c.name for c in ctx.claimants)
             yield ("Exclusive with (a gift they count is not counted here)", names)
         if ctx.local_area.defined:
-            yield ("Local area", _area_words(s.local_postal_prefixes, s.local_states))
+            yield ("Local area", area_words(s.local_postal_prefixes, s.local_states))
         yield ("Raised: counted toward the program", Money(totals.counted_cents))
         pledges = _pledges(ctx.program_id)
         pledged = sum(amount for _, _, amount in pledges)
@@ -111,6 +83,7 @@ def summary(ctx: Context) -> Report:
         yield ("New donors (no gift before the window)", totals.new_donors)
         yield ("Returning donors", totals.donors_counted - totals.new_donors)
         yield ("New recurring donors", totals.new_recurring_donors)
+        yield ("New recurring donors who canceled within the window", totals.new_recurring_canceled)
         yield ("Gifts paid in the window", totals.gifts_in_window)
         yield ("Paid in the window, before reversals", Money(totals.gross_cents))
         yield ("Reversed (refunds and lost disputes) from those gifts", Money(totals.reversed_cents))
@@ -121,7 +94,13 @@ def summary(ctx: Context) -> Report:
                 words = reason.explanation.split(": ", 1)[-1].rstrip(".")
                 yield (f"{label}: {words} (number)", totals.by_reason[reason])
                 yield (f"{label}: {words} (paid)", Money(totals.gross_by_reason[reason]))
-        yield ("Tax deductible", f"No. {not_deductible_statement(ctx.newsroom)}")
+        sponsored = ctx.counted_sponsors
+        if sponsored:
+            for sponsor in sponsored:
+                yield (f"Tax deductible: {sponsor.fund_name}", sponsor.words)
+            yield ("Tax deductible: every other gift", f"No. {not_deductible_statement(ctx.newsroom)}")
+        else:
+            yield ("Tax deductible", f"No. {not_deductible_statement(ctx.newsroom)}")
         if s.notes:
             yield ("Notes", s.notes)
 

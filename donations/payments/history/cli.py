@@ -103,7 +103,9 @@ def history_csv(file: str, fmt: str, dry_run: bool) -> None:
     """Import past donors and gifts from another system's CSV export. Every row is checked
     first: with any error nothing is written and each error is listed (line, column, value,
     reason). Running it again imports nothing twice, and a check already recorded (by hand or
-    by another import: same number, amount and donor) is skipped, naming its gift."""
+    by another import: same number, amount and donor) is skipped, naming its gift. Rows for a
+    fund held by a fiscal sponsor are the sponsor's report of its gifts: recorded with source
+    `sponsor`, tax deductible."""
     from donations.accounts.audit import audit, cli_actor
     from donations.extensions import unit_of_work
     from donations.money import format_money

@@ -163,7 +163,7 @@ def parse(text: str, fmt: str) -> Parsed:
             result.errors.append(RowError(1, " or ".join(columns[ours]), "", "this column is missing"))
     if result.errors:
         return result
-    funds = dict(_funds())
+    funds = {slug: (fund_id, sponsor_held) for slug, fund_id, sponsor_held in _funds()}
     default_id = default_fund().id
     today = local_date(utcnow())
     seen: dict[str, int] = {}
@@ -227,16 +227,21 @@ def parse(text: str, fmt: str) -> Parsed:
         method = get("source").casefold()
         if method in ("check", "cheque"):
             source = GiftSource.CHECK
-            if not get("check_number"):
-                fail("check_number", "a check needs its check number")
         elif method == "cash":
             source = GiftSource.CASH
-        fund_id = default_id
+        fund_id, sponsor_held = default_id, False
         if get("fund"):
             if get("fund") in funds:
-                fund_id = funds[get("fund")]
+                fund_id, sponsor_held = funds[get("fund")]
             elif fmt == "generic":
                 fail("fund", "no fund has this slug (see `funds add`, or leave it empty for the default fund)")
+        # A sponsor-held fund's gifts are the sponsor's report of them, however they were paid.
+        if sponsor_held:
+            source = GiftSource.SPONSOR
+        elif method == "sponsor":
+            fail("source", "only a fund held by a fiscal sponsor takes gifts from a sponsor")
+        elif source == GiftSource.CHECK and not get("check_number"):
+            fail("check_number", "a check needs its check number")
         anonymous = False
         if present.get("anonymous"):
             value = get("anonymous").casefold()
@@ -280,10 +285,11 @@ def parse(text: str, fmt: str) -> Parsed:
     return result
 
 
-def _funds() -> Iterable[tuple[str, int]]:
+def _funds() -> Iterable[tuple[str, int, bool]]:
     from donations.extensions import db
 
-    return [(slug, fund_id) for slug, fund_id in db.session.execute(select(Fund.slug, Fund.id))]
+    rows = db.session.execute(select(Fund.slug, Fund.id, Fund.sponsor_held))
+    return [(slug, fund_id, sponsor_held) for slug, fund_id, sponsor_held in rows]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ def _fund_settings(form: forms.FundForm) -> service.FundSettings:
         monthly_prompt=(form.monthly_prompt.data or "").strip(),
         newsletter_offer=form.newsletter_offer.data or "",
         newsletter_wording=" ".join((form.newsletter_wording.data or "").split()),
+        sponsor=form.sponsor(),
     )
 
 
@@ -81,6 +82,10 @@ def fund_edit(fund_id: int) -> ResponseReturnValue:
                 "monthly_prompt": fund.monthly_prompt or "",
                 "newsletter_offer": fund.newsletter_offer or "",
                 "newsletter_wording": fund.newsletter_wording or "",
+                "tax_status": "sponsor" if fund.sponsor_held else "own",
+                "sponsor_name": fund.sponsor_name or "",
+                "sponsor_ein": fund.sponsor_ein or "",
+                "sponsor_receipt_wording": fund.sponsor_receipt_wording or "",
             }
         )
     else:

@@ -5,7 +5,7 @@ bytes kept in the database). report_runs may now be a funder packet (kind 'packe
 'zip'), whose files are kept in grant_packets. funder_links: read-only links to one packet,
 stored as the SHA-256 of their token, with an expiry and a revocation time.
 
-Revision ID: 0018
+Revision ID: 0017
 Revises: 0016
 Create Date: 2026-12-06
 
@@ -14,7 +14,7 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
+revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None

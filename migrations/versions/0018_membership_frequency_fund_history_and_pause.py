@@ -7,8 +7,8 @@ amount, at the membership's one interval and fund: they are filled in with those
 may also skip installments: paused_until is when billing resumes (Stripe's
 pause_collection.resumes_at).
 
-Revision ID: 0021
-Revises: 0018
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-06
 
 """
@@ -16,8 +16,8 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0018"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
