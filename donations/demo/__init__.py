@@ -15,7 +15,7 @@ Callers own the transaction: nothing here commits.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -32,8 +32,8 @@ from donations.demo.people import (
     TRIBUTES,
 )
 from donations.extensions import Base, db
+from donations.grants import presets
 from donations.grants import service as grants
-from donations.grants.models import ALL_SOURCES, ProgramSettings
 from donations.ledger import funds as fund_ledger
 from donations.ledger import installments, memberships, offline, reversals, settlement
 from donations.ledger import service as ledger
@@ -128,23 +128,25 @@ class _Demo:
         return general, investigations
 
     def program(self, general: Fund) -> None:
+        """Two programs from the presets, so their reports can be checked by hand against the
+        presets' published rules: NewsMatch (Nov 1 - Dec 31) and Report for America (its June -
+        May program year, the local share of a $50,000 salary in the corps member's first year)."""
         today = local_date(self.now)
         year = today.year if today.month >= 11 else today.year - 1
-        grants.create_program(
-            ProgramSettings(
-                name=f"NewsMatch {year}",
-                slug=f"newsmatch-{year}",
-                first_day=date(year, 11, 1),
-                last_day=date(year, 12, 31),
-                cap_cents=100_000,
-                goal_cents=2_500_000,
-                sources=ALL_SOURCES,
-                individuals_only=True,
-                notes="Demo: a national match of individual gifts up to $1,000 per donor, Nov 1 to Dec 31.",
-                public_fund_id=general.id,
-            ),
-            actor="cli:demo",
+        newsmatch = presets.preset(
+            "newsmatch", name=f"NewsMatch {year}", slug=f"newsmatch-{year}", first_day=date(year, 11, 1)
         )
+        grants.create_program(replace(newsmatch, goal_cents=2_500_000, public_fund_id=general.id), actor="cli:demo")
+        june = today.year if today.month >= 6 else today.year - 1
+        rfa = presets.preset(
+            "rfa",
+            name=f"Report for America {june}-{june + 1}",
+            slug=f"rfa-{june}",
+            first_day=date(june, 6, 1),
+            salary_cents=5_000_000,
+            corps_year=1,
+        )
+        grants.create_program(rfa, actor="cli:demo")
 
     # --- One-time gifts ------------------------------------------------------------------------
 

@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from donations import demo
 from donations.clock import local_date
 from donations.extensions import db
+from donations.grants import service as grants
 from donations.grants.models import GrantProgram
+from donations.grants.reports.base import ReportParams, context
+from donations.grants.reports.evaluation import program_totals
+from donations.ledger.currency import counted_gift
 from donations.ledger.models import (
     Dispute,
     Donor,
@@ -62,8 +67,7 @@ def test_the_demo_newsroom_has_every_kind_of_fact(app):
     assert _count(Reversal, Reversal.kind == ReversalKind.DISPUTE_LOST) == 1
     assert {d.status for d in db.session.scalars(select(Dispute))} == {"lost", "won"}
     assert _count(Payout) > 0 and _count(PayoutTransaction, PayoutTransaction.gift_id.is_not(None)) > 0
-    program = db.session.scalars(select(GrantProgram)).one()
-    assert program.slug == "newsmatch-2026"
+    assert set(db.session.scalars(select(GrantProgram.slug))) == {"newsmatch-2026", "rfa-2026"}
     # The program's window holds real gifts; the earliest gift is about eighteen months back.
     window = _count(Gift, Gift.received_at >= datetime(2026, 11, 1, 8, tzinfo=UTC))
     assert window > 50
@@ -113,3 +117,37 @@ def test_never_in_production(app):
         app.config["CONFIG_NAME"] = "testing"
     assert result.exit_code != 0 and "never seeded in production" in result.output
     assert _count(Gift) == 0
+
+
+def test_the_demo_programs_follow_the_presets_and_can_be_checked_by_hand(app):
+    """NewsMatch and Report for America from their presets; each report's money adds up to what a
+    reader finds by summing the ledger's gifts in the window (by the newsroom's local days)."""
+    demo.seed(NOW)
+    db.session.commit()
+    newsmatch = grants.program_by_slug("newsmatch-2026").settings()
+    rfa = grants.program_by_slug("rfa-2026").settings()
+    assert (newsmatch.first_day, newsmatch.last_day) == (date(2026, 11, 1), date(2026, 12, 31))
+    assert (newsmatch.cap_cents, newsmatch.anonymous_limit_cents, newsmatch.program_cap_cents) == (
+        100_000,
+        500_000,
+        1_500_000,
+    )
+    assert "NewsMatch" in newsmatch.notes and "Report for America" in rfa.notes
+    assert (rfa.first_day, rfa.last_day) == (date(2026, 6, 1), date(2027, 5, 31))
+    assert rfa.goal_cents == 2_500_000  # year 1: half of a $50,000 salary
+
+    zone = ZoneInfo(app.config["NEWSROOM_TIMEZONE"])
+    for slug, settings in (("newsmatch-2026", newsmatch), ("rfa-2026", rfa)):
+        start = datetime.combine(settings.first_day, time(), zone).astimezone(UTC)
+        end = datetime.combine(settings.last_day + timedelta(days=1), time(), zone).astimezone(UTC)
+        in_window = (Gift.received_at >= start, Gift.received_at < end, counted_gift())
+        by_hand = db.session.scalar(select(func.coalesce(func.sum(Gift.amount_cents), 0)).where(*in_window))
+        gifts = _count(Gift, *in_window)
+        program = grants.program_by_slug(slug)
+        totals = program_totals(context(settings, program.id, "summary", ReportParams()))
+        assert gifts > 20 and by_hand > 0
+        assert (totals.gifts_in_window, totals.gross_cents) == (gifts, by_hand), slug
+    # Report for America counts every gift and installment as paid, with no per-donor cap.
+    rfa_totals = program_totals(context(rfa, grants.program_by_slug("rfa-2026").id, "summary", ReportParams()))
+    assert rfa_totals.counted_cents == rfa_totals.gross_cents - rfa_totals.reversed_cents
+    assert rfa_totals.matchable_cents == rfa_totals.counted_cents
