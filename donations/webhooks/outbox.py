@@ -23,7 +23,7 @@ from sqlalchemy.orm import joinedload
 
 from donations.clock import local_date, utcnow
 from donations.extensions import db, insert_ignoring
-from donations.ledger.models import Donor, Gift, Membership, MembershipChange, Reversal
+from donations.ledger.models import Donor, Fund, Gift, Membership, MembershipChange, Reversal
 from donations.ledger.offline import is_placeholder_email
 from donations.money import cents_text
 from donations.webhooks.models import (
@@ -247,11 +247,23 @@ def membership_changed(membership: Membership, change_id: int) -> None:
             change={
                 "from": _money(change.old_amount_cents, membership.currency),
                 "to": _money(change.new_amount_cents, membership.currency),
+                # A member may change how often they give and which fund, too (older rows: unknown).
+                "frequency": {"from": _interval_words(change.old_interval), "to": _interval_words(change.new_interval)},
+                "fund": {"from": _fund_words(change.old_fund_id), "to": _fund_words(change.new_fund_id)},
                 "changed_at": _time(change.changed_at),
             },
         )()
 
     enqueue(EventType.MEMBERSHIP_CHANGED, f"membership.changed:{change_id}", build=build)
+
+
+def _interval_words(interval: str | None) -> str | None:
+    return INTERVAL_WORDS.get(interval, interval) if interval else None
+
+
+def _fund_words(fund_id: int | None) -> dict[str, Any] | None:
+    fund = db.session.get(Fund, fund_id) if fund_id is not None else None
+    return {"id": fund.id, "name": fund.name} if fund else None
 
 
 def membership_canceled(membership: Membership) -> None:

@@ -241,9 +241,39 @@ def test_a_membership_tells_started_gift_changed_and_canceled(app, client, webho
     bodies = {r.type: r.body["data"] for r in receiver.received}
     assert bodies["membership.changed"]["change"]["from"]["amount"] == "15.00"
     assert bodies["membership.changed"]["change"]["to"]["amount"] == "25.00"
+    assert bodies["membership.changed"]["change"]["frequency"] == {"from": "Monthly", "to": "Monthly"}
+    assert bodies["membership.changed"]["change"]["fund"] == {"from": {"id": fund.id, "name": fund.name}} | {
+        "to": {"id": fund.id, "name": fund.name}
+    }
     assert bodies["membership.started"]["membership"]["frequency"] == "Monthly"
     assert bodies["membership.canceled"]["membership"]["status"] == "Canceled"
     assert bodies["gift.recorded"]["gift"]["membership_id"] == bodies["membership.started"]["membership"]["id"]
+
+
+def test_a_change_of_frequency_is_told_in_words(app, client, webhook_secret, fund, receiver):
+    """A member who moves from monthly to yearly giving (the self-service page, the Billing
+    Portal) is a membership.changed with the frequency before and after, not only the amount."""
+    endpoint = make_endpoint(receiver.url, ["membership.changed"])
+    receiver.secret = endpoint.secret
+    sub_id, customer = se.unique("sub"), se.unique("cus")
+    invoice = se.invoice(
+        subscription=sub_id, customer=customer, billing_reason="subscription_create", email="yearly@example.org"
+    )
+    assert se.post_event(client, se.event("invoice.paid", invoice), webhook_secret).json["outcome"] == "applied"
+    before = se.subscription(subscription_id=sub_id, customer=customer, amount_cents=1_500)
+    yearly = se.subscription(subscription_id=sub_id, customer=customer, amount_cents=15_000, interval="year")
+    payload = se.event(
+        "customer.subscription.updated",
+        yearly,
+        created=int(time.time()) + 10,
+        previous_attributes={"items": before["items"]},
+    )
+    assert se.post_event(client, payload, webhook_secret).json["outcome"] == "applied"
+    drain()
+    (body,) = [r.body["data"] for r in receiver.received]
+    assert body["change"]["frequency"] == {"from": "Monthly", "to": "Every year"}
+    assert (body["change"]["from"]["amount"], body["change"]["to"]["amount"]) == ("15.00", "150.00")
+    assert body["membership"]["frequency"] == "Every year"
 
 
 def test_backoff_doubles_with_jitter_up_to_six_hours():
