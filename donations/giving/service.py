@@ -11,6 +11,7 @@ from donations.extensions import db
 from donations.ledger import service as ledger
 from donations.ledger.models import Fund, Gift
 from donations.money import fee_to_cover, format_money
+from donations.newsroom import current_look
 from donations.payments import account_setup
 from donations.payments.gateway import CheckoutRequest, GatewayError, get_gateway
 
@@ -82,7 +83,7 @@ def begin_checkout(intent: GiftIntent, success_url: str, cancel_url_for: Callabl
         currency=gift.currency,
         frequency=gift.frequency,
         fund_slug=intent.fund.slug,
-        description=f"Gift to {current_app.config['NEWSROOM_NAME']}: {intent.fund.name} (not tax deductible)",
+        description=f"Gift to {current_look().name}: {intent.fund.name} (not tax deductible)",
         donor_email=donor.email,
         for_organization=bool(intent.organization),
         success_url=success_url,

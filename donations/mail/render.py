@@ -38,6 +38,7 @@ from donations.mail.card_links import card_link_path
 from donations.mail.models import OutboxMessage
 from donations.mail.statements import Statement, StatementError, statement_for
 from donations.money import format_money
+from donations.newsroom import current_look
 
 LOCALE = "en_US"
 T = TypeVar("T")
@@ -219,7 +220,7 @@ def _installment_receipt(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 @loader("membership_welcome")
 def _membership_welcome(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     membership = _row(Membership, _id(context, "membership_id"))
-    return f"Welcome, member of {current_app.config['NEWSROOM_NAME']}", {
+    return f"Welcome, member of {current_look().name}", {
         "donor_name": membership.donor.name,
         "membership": membership_facts(membership),
     }
@@ -365,7 +366,7 @@ def _magic_link(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise MessageDataError(f"magic_link has a bad expires_at_iso {expires!r}") from None
     if expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
-    return f"Your link to manage your gifts to {current_app.config['NEWSROOM_NAME']}", {
+    return f"Your link to manage your gifts to {current_look().name}", {
         "url": url,
         "expires": babel_datetime(expires_at, "MMMM d, y 'at' h:mm a zzz", tzinfo=newsroom_zone(), locale=LOCALE),
     }
@@ -430,7 +431,7 @@ def _annual_statement(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         statement = statement_for(_id(context, "donor_id"), _id(context, "year"))
     except StatementError as exc:
         raise MessageDataError(str(exc)) from None
-    return f"Your {statement.year} giving statement from {current_app.config['NEWSROOM_NAME']}", {
+    return f"Your {statement.year} giving statement from {current_look().name}", {
         "donor_name": statement.donor_name,
         **statement_values(statement),
     }

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import ColumnElement, Text, cast, func, or_, select
 
@@ -28,6 +27,7 @@ from donations.extensions import db, unit_of_work
 from donations.ledger.donors import merged_from, resolve_merged
 from donations.ledger.models import Donor, Gift, Membership, MembershipChange, NewsletterOptIn, Reversal
 from donations.mail.models import OutboxMessage, OutboxStatus
+from donations.newsroom import current_look
 from donations.payments.models import StripeEvent
 from donations.webhooks import outbox as webhooks
 
@@ -116,7 +116,7 @@ def export_donor(donor_id: int) -> dict[str, Any]:
     ).all()
     return {
         "exported_at": utcnow().isoformat(),
-        "newsroom": current_app.config["NEWSROOM_NAME"],
+        "newsroom": current_look().name,
         "note": "Gifts to this newsroom are not tax deductible, except gifts a fiscal sponsor received for a "
         "fund it holds (tax_deductible: true, with the sponsor named).",
         "donor": _personal_fields(donor),

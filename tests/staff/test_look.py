@@ -9,6 +9,7 @@ import io
 import re
 import struct
 import zlib
+from datetime import date
 
 import pytest
 from sqlalchemy import select
@@ -194,3 +195,19 @@ def test_the_form_needs_its_csrf_token(admin_client):
     answer = admin_client.post("/staff/look", data={"name": "No token"})
     assert answer.status_code == 400
     assert db.session.scalar(select(NewsroomLook)) is None
+
+
+def test_the_newsroom_name_from_the_look_signs_mail_reports_and_checkout(admin_client, fund, app):
+    """The name set here, not only the configured one, is what donors and funders read."""
+    from donations.grants.models import ProgramSettings
+    from donations.grants.reports.base import ReportParams, context
+    from donations.mail import render
+
+    assert save(admin_client, name="The Valley Ledger").status_code == 303
+    subject, _ = render._magic_link({"url": "https://news.example/m", "expires_at_iso": "2026-12-07T00:00:00+00:00"})
+    assert subject == "Your link to manage your gifts to The Valley Ledger"
+    settings = ProgramSettings(
+        name="Local match", slug="local", first_day=date(2026, 1, 1), last_day=date(2026, 12, 31)
+    )
+    assert context(settings, 1, "summary", ReportParams()).newsroom == "The Valley Ledger"
+    assert app.config["NEWSROOM_NAME"] != "The Valley Ledger"

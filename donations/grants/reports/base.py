@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from sqlalchemy import select
 
 from donations.clock import local_date, newsroom_zone, utcnow
@@ -24,6 +23,7 @@ from donations.grants.models import REPORT_KINDS, GrantProgram, ProgramSettings
 from donations.grants.queries import Claimant, Window
 from donations.grants.rules import LocalArea, ProgramRules, Reason, RecurringRule
 from donations.ledger.models import Fund
+from donations.newsroom import current_look
 
 SOURCE_LABELS = dict(SOURCE_CHOICES)
 FREQUENCY_LABELS = dict(FREQUENCY_CHOICES)
@@ -246,7 +246,7 @@ def context(settings: ProgramSettings, program_id: int, kind: str, params: Repor
         program_id=program_id,
         params=params.resolve(kind, settings),
         zone=newsroom_zone(),
-        newsroom=current_app.config["NEWSROOM_NAME"],
+        newsroom=current_look().name,
         as_of=utcnow(),
         claimants=claimants_of(settings, program_id, newsroom_zone()),
         sponsors=fund_sponsors(),
