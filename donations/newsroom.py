@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy import LargeBinary, String, Text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -107,14 +107,20 @@ def _look_of(row: NewsroomLook | None) -> Look:
 def current_look() -> Look:
     """The look, or the configured defaults while the database is unreachable: the page saying
     so (errors/unavailable.html) must still render."""
+    # Once per request (or command) whatever the cache's lifetime: every template reads it.
+    look: Look | None = g.get("newsroom_look")
+    if look is not None:
+        return look
     ttl = float(current_app.config.get("GIFT_PAGE_CACHE_SECONDS", 0))
     key = current_app.config["SQLALCHEMY_DATABASE_URI"]
     try:
-        return _looks.get_or_compute(key, ttl, lambda: _look_of(_row()))
+        look = _looks.get_or_compute(key, ttl, lambda: _look_of(_row()))
     except DBAPIError:
         with contextlib.suppress(DBAPIError):
             db.session.rollback()
-        return _look_of(None)
+        return _look_of(None)  # not kept: the next read tries the database again
+    g.newsroom_look = look
+    return look
 
 
 def newsletter_wording(fund_offer: str, fund_wording: str) -> str:
@@ -265,6 +271,7 @@ def save_look(settings: LookSettings) -> tuple[dict[str, object], dict[str, obje
     row.updated_at = utcnow()
     db.session.flush()
     _looks.clear()
+    g.pop("newsroom_look", None)
     return before, _in_words(row)
 
 

@@ -213,19 +213,19 @@ def test_the_newsroom_name_from_the_look_signs_mail_reports_and_checkout(admin_c
     assert app.config["NEWSROOM_NAME"] != "The Valley Ledger"
 
 
-def test_a_fault_of_ours_is_a_500_page_in_the_look(app, fund):
+def test_a_fault_of_ours_is_a_500_page_in_the_look(app, fund, monkeypatch):
     """An unhandled error (testing re-raises them, so this app is told not to) answers the
     styled 500 page saying the fault is ours, with nothing of the exception shown."""
 
     def broken() -> str:
         raise RuntimeError("secret detail of a bug")
 
-    app.add_url_rule("/broken-for-test", view_func=broken)
-    app.config["PROPAGATE_EXCEPTIONS"] = False
+    monkeypatch.setitem(app.view_functions, "staff.login", broken)  # a public page, now failing
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
     with app.app_context():
         db.session.add(NewsroomLook(id=1, name="The Valley Ledger", accent="#7a1f3d", footer="", logo_type=""))
         db.session.commit()
-    answer = app.test_client().get("/broken-for-test")
+    answer = app.test_client().get("/staff/sign-in")
     html = answer.get_data(as_text=True)
     assert answer.status_code == 500
     assert "Something went wrong on our side" in html and "The Valley Ledger" in html
