@@ -24,7 +24,7 @@ from urllib.parse import unquote_plus
 
 from flask import Flask, g
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import RequestEntityTooLarge, SecurityError
+from werkzeug.exceptions import InternalServerError, RequestEntityTooLarge, SecurityError
 from werkzeug.wsgi import get_host, get_input_stream
 
 from donations import errors, security
@@ -114,6 +114,10 @@ class WebhookEndpoint:
         except DBAPIError as exc:
             status, message = errors.database_refusal(exc)
             return _json(status, error=message)
+        except Exception:
+            # A bug, as Flask would answer it: logged (Sentry takes error records too), then 500.
+            log.exception("the webhook delivery failed")
+            return _json(500, error=InternalServerError.description)
         status, answer, content_type, _ = _json(200, id=event["id"], received=stored.value)
         return status, answer, content_type, stored.value
 
@@ -123,7 +127,13 @@ def _json(status: int, **fields: Any) -> Answer:
     return status, (json.dumps(fields, separators=(",", ":")) + "\n").encode(), "application/json", None
 
 
-_REASONS = {200: "OK", 400: "BAD REQUEST", 413: "REQUEST ENTITY TOO LARGE", 503: "SERVICE UNAVAILABLE"}
+_REASONS = {
+    200: "OK",
+    400: "BAD REQUEST",
+    413: "REQUEST ENTITY TOO LARGE",
+    500: "INTERNAL SERVER ERROR",
+    503: "SERVICE UNAVAILABLE",
+}
 
 
 def init_app(app: Flask) -> None:

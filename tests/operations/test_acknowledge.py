@@ -214,3 +214,16 @@ def test_other_methods_and_paths_go_on_to_flask(client, fund):
     assert client.get("/stripe/webhook").status_code == 404  # only POST is a delivery
     assert client.post("/stripe/webhook/").status_code == 404
     assert client.get("/give").status_code == 200
+
+
+def test_a_failure_inside_the_store_is_logged_and_answered_500_for_stripe_to_retry(
+    client, webhook_secret, fund, monkeypatch, caplog
+):
+    def broken(body, signature):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(events, "receive_signed", broken)
+    payload = se.event("checkout.session.completed", se.checkout_session(amount_cents=2_500))
+    response = deliver(client, payload, webhook_secret)
+    assert response.status_code == 500 and response.json["error"] and response.headers["X-Request-ID"]
+    assert any(record.exc_info and record.levelname == "ERROR" for record in caplog.records)
