@@ -106,8 +106,10 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     cli.register(app)
     errors.register(app)
     from donations import security
+    from donations.operations import acknowledge
     from donations.protection import card_testing as protection
 
+    acknowledge.init_app(app)  # before security's ProxyFix, which then wraps it
     security.init_app(app)
     protection.init_app(app)  # after the blueprints: it wraps the checkout views in rate limits
     _register_template_helpers(app)

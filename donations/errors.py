@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "30"
 FORM_MIMETYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# Shared with the webhook's endpoint in front of Flask (operations.acknowledge).
+UNTRUSTED_HOST_TEXT = "Bad request: this site is not served at that host name.\n"
+NUL_IN_ADDRESS = "The address contains a character that is not allowed."
+NUL_IN_FORM = "The form contains a character that is not allowed. Remove it and send the form again."
+BODY_TOO_LARGE = "request body too large"
+VALUE_REFUSED = "The request contains a value that can't be used. Check what you entered and try again."
+DATABASE_UNAVAILABLE = "database unavailable, retry later"
 
 
 def _wants_json() -> bool:
@@ -50,14 +57,30 @@ def _refuse_nul_bytes() -> None:
     if "\x00" in request.path:
         abort(404)
     if _has_nul(request.args.items(multi=True)):
-        abort(400, "The address contains a character that is not allowed.")
+        abort(400, NUL_IN_ADDRESS)
     # Forms only: reading a JSON body (the webhook) here would fix its size limit too early.
     if request.mimetype in FORM_MIMETYPES and _has_nul(request.form.items(multi=True)):
-        abort(400, "The form contains a character that is not allowed. Remove it and send the form again.")
+        abort(400, NUL_IN_FORM)
 
 
 def _is_outage(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+
+
+def database_refusal(exc: DBAPIError) -> tuple[int, str]:
+    """Logs a database error and gives the status and message for it: 400 when the database
+    refused a value, else 503 (nothing was written; the caller should retry)."""
+    name = type(exc.orig).__name__ if exc.orig else type(exc).__name__
+    if isinstance(exc, DataError):
+        # The request's fault, not an outage, and a retry would fail the same way.
+        log.warning("value refused by the database: %s", name)
+        return 400, VALUE_REFUSED
+    # The pool reconnects by itself (pre-ping); Stripe retries webhooks on any 5xx.
+    if _is_outage(exc):
+        log.error("database unavailable: %s", name)
+    else:  # a conflict between concurrent requests, say: retrying is still right
+        log.error("database error: %s", name)
+    return 503, DATABASE_UNAVAILABLE
 
 
 def register(app: Flask) -> None:
@@ -68,24 +91,14 @@ def register(app: Flask) -> None:
     def database_error(exc: DBAPIError) -> ResponseReturnValue:
         with contextlib.suppress(DBAPIError):
             db.session.rollback()
-        name = type(exc.orig).__name__ if exc.orig else type(exc).__name__
-        if isinstance(exc, DataError):
-            # The database refused a value (out of range, not encodable): the request's fault,
-            # not an outage, and a retry would fail the same way.
-            log.warning("value refused by the database: %s", name)
-            message = "The request contains a value that can't be used. Check what you entered and try again."
+        status, message = database_refusal(exc)
+        if status == 400:
             if _wants_json():
                 return jsonify(error=message), 400
             return render_template("errors/error.html", code=400, message=message), 400
-        # The database is down or refused us: nothing was written. Tell the caller to retry
-        # (Stripe retries webhooks on any 5xx). The pool reconnects by itself (pre-ping).
-        if _is_outage(exc):
-            log.error("database unavailable: %s", name)
-        else:  # a conflict between concurrent requests, say: retrying is still right
-            log.error("database error: %s", name)
         headers = {"Retry-After": RETRY_AFTER_SECONDS}
         if _wants_json():
-            return jsonify(error="database unavailable, retry later"), 503, headers
+            return jsonify(error=message), 503, headers
         return render_template("errors/unavailable.html"), 503, headers
 
     @app.errorhandler(CSRFError)
@@ -96,13 +109,13 @@ def register(app: Flask) -> None:
     @app.errorhandler(SecurityError)
     def untrusted_host(exc: SecurityError) -> ResponseReturnValue:
         # A Host outside TRUSTED_HOSTS: no URL can be built for it, so no page template either.
-        return "Bad request: this site is not served at that host name.\n", 400, {"Content-Type": "text/plain"}
+        return UNTRUSTED_HOST_TEXT, 400, {"Content-Type": "text/plain"}
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
         # Raised before the body is read (Content-Length above the limit) or while reading it.
         if _wants_json():
-            return jsonify(error="request body too large"), 413
+            return jsonify(error=BODY_TOO_LARGE), 413
         message = (
             "That was more than this form accepts, and nothing was saved. "
             "Go back, shorten what you typed and send it again."

@@ -85,8 +85,8 @@ login_manager = LoginManager()
 
 class FiltersFirstLimiter(Limiter):
     """Flask-Limiter, consulting its request filters before anything else: it otherwise resolves
-    and evaluates the limits of every request, page views and Stripe's deliveries included, and
-    only then finds a filter exempts it all (about 7% of a webhook delivery's CPU, bench/FINDINGS.md).
+    and evaluates the limits of every request, page views included, and only then finds a filter
+    exempts it all (about 7% of a webhook delivery's CPU when Flask answered those, bench/FINDINGS.md).
     Equivalent while no meta limits are configured (none are): a filtered request has no limits."""
 
     def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:

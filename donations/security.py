@@ -19,13 +19,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask.wrappers import Request, Response
+from flask.sessions import SecureCookieSessionInterface
+from flask.wrappers import Response
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from donations.newsroom import current_look
-from donations.payments.views import WEBHOOK_PATH
 
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 BILLING_PORTAL_ORIGIN = "https://billing.stripe.com"
@@ -59,12 +58,7 @@ class SigningSessionInterface(SecureCookieSessionInterface):
 
     Stripe's webhook deliveries get no session: a machine posting signed JSON sends no cookie
     and must be given none, and reading and saving one is a good part of what a delivery
-    costs (bench/FINDINGS.md). Flask gives such a request its read-only null session."""
-
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path == WEBHOOK_PATH:
-            return None
-        return super().open_session(app, request)
+    costs (bench/FINDINGS.md): they are answered in front of Flask (operations.acknowledge)."""
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         if not app.secret_key:
@@ -152,6 +146,12 @@ def _policy(
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
+def fixed_headers(config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The headers every response carries as they are (HSTS in production)."""
+    production = config.get("CONFIG_NAME") == "production"
+    return _fixed_headers(int(config["HSTS_MAX_AGE"]) if production else None)
+
+
 @functools.cache
 def _fixed_headers(hsts_max_age: int | None) -> tuple[tuple[str, str], ...]:
     # The same on every response (no view sets them): added as they are, not checked one by one.
@@ -179,8 +179,7 @@ def _secure_headers(response: Response) -> Response:
         # (a gift page served from its cache was not rendered now: the look is asked here).
         policy = policy.replace("style-src 'self'", f"style-src 'self' {look.accent_css_hash}", 1)
     headers.setdefault("Content-Security-Policy", policy)
-    production = config.get("CONFIG_NAME") == "production"
-    headers.extend(_fixed_headers(int(config["HSTS_MAX_AGE"]) if production else None))
+    headers.extend(fixed_headers(config))
     if request.endpoint == EMBED_ENDPOINT:
         # Framed by the allowed articles: CSP frame-ancestors says by whom, not X-Frame-Options.
         del headers["X-Frame-Options"]

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, g, has_app_context, request
 from prometheus_client import Counter, Histogram
 
 from donations.operations import metrics
@@ -36,7 +36,8 @@ class RequestContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = g.get("request_id") if has_request_context() else None
+            # An app context, not only a request's: the webhook is answered in one (acknowledge.py).
+            record.request_id = g.get("request_id") if has_app_context() else None
         return True
 
 
@@ -93,10 +94,7 @@ def init_app(app: Flask) -> None:
             return response
         duration = perf_counter() - started
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        _request_seconds(request.method, route, response.status_code).observe(duration)
-        if request.endpoint == "payments.webhook":
-            received = g.get("webhook_received") if response.status_code == 200 else None
-            _webhook_deliveries(received or f"refused_{response.status_code}").inc()
+        request_seconds(request.method, route, response.status_code).observe(duration)
         response.headers["X-Request-ID"] = g.request_id
         if json_logs:
             access_log.info(
@@ -120,12 +118,12 @@ def init_app(app: Flask) -> None:
 # Each series' child looked up once, not on every request: prometheus-client's labels() checks
 # and converts the values and takes a lock each time. Bounded (routes, methods, statuses).
 @functools.lru_cache(maxsize=2048)
-def _request_seconds(method: str, route: str, status: int) -> Histogram:
+def request_seconds(method: str, route: str, status: int) -> Histogram:
     return metrics.REQUEST_SECONDS.labels(method, route, str(status))
 
 
 @functools.lru_cache(maxsize=64)
-def _webhook_deliveries(outcome: str) -> Counter:
+def webhook_deliveries(outcome: str) -> Counter:
     return metrics.WEBHOOK_DELIVERIES.labels(outcome)
 
 

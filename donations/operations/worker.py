@@ -109,6 +109,9 @@ def run_from_cli(schedules_on: bool = True, mail_on: bool = True) -> None:
     Worker(schedules_on=schedules_on, mail_on=mail_on).run_until_stopped(stop)
 
 
+START_WORKER = "donations.start_worker"  # app.extensions: the starter, for requests Flask does not see
+
+
 def init_app(app: Flask) -> None:
     """With WORKER_IN_APP (development), the first request starts the worker in a thread of the
     web process, so `make run` needs nothing else."""
@@ -136,3 +139,4 @@ def init_app(app: Flask) -> None:
         threading.Thread(target=run, name="worker", daemon=True).start()
 
     app.before_request(start_worker)
+    app.extensions[START_WORKER] = start_worker

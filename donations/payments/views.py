@@ -1,49 +1,23 @@
-"""The webhook (verify, store, answer: the worker applies) and the local gateway's checkout page."""
+"""The local gateway's checkout page. (Stripe's webhook is answered in front of Flask:
+operations.acknowledge.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from donations.clock import utcnow
-from donations.extensions import csrf, db, limiter, unit_of_work
+from donations.extensions import db, unit_of_work
 from donations.ledger import service as ledger
 from donations.ledger.models import Frequency, Gift, GiftStatus
 from donations.mail.render import public_url
-from donations.payments import events, signing
 from donations.payments.local import billing as local_billing
 from donations.payments.local import gateway as local
 from donations.protection import card_testing as protection
 
 bp = Blueprint("payments", __name__)
-# Where Stripe posts: a machine-to-machine request, given no session (security.py).
-WEBHOOK_PATH = "/stripe/webhook"
-
-
-@limiter.request_filter
-def _webhook_is_never_limited() -> bool:
-    # The webhook is exempt (below); saying so up front spares each delivery Flask-Limiter's
-    # resolution of the limits it would then drop (bench/FINDINGS.md). A forged delivery costs
-    # one HMAC to refuse, no database work.
-    return request.endpoint == "payments.webhook"
-
-
-@bp.post(WEBHOOK_PATH)
-@csrf.exempt
-@limiter.exempt
-def webhook() -> ResponseReturnValue:
-    # Events are larger than forms (MAX_CONTENT_LENGTH) but bounded too: a longer body gets a 413
-    # from get_data() before it is read, signed or not.
-    request.max_content_length = current_app.config["WEBHOOK_MAX_CONTENT_LENGTH"]
-    # Verified and stored, nothing more: the worker applies it (Stripe asks for a quick 2xx).
-    try:
-        event, stored = events.receive_signed(request.get_data(), request.headers.get("Stripe-Signature"))
-    except signing.InvalidEvent as exc:
-        return jsonify(error=str(exc)), 400
-    g.webhook_received = stored.value  # for the deliveries metric, without reading the body back
-    return jsonify(id=event["id"], received=stored.value)
 
 
 def _local_gateway_only() -> None:

@@ -370,7 +370,7 @@ def _guard_public_posts() -> Response | None:
     if request.method != "POST" or not request.endpoint:
         return None
     endpoint = request.endpoint
-    if endpoint.startswith(("staff.", "payments.webhook")) or request.path.startswith("/staff"):
+    if endpoint.startswith("staff.") or request.path.startswith("/staff"):
         return None
     if request.form.get(HONEYPOT_FIELD):
         record_blocked(BlockReason.HONEYPOT)  # the view itself answers as if all were well

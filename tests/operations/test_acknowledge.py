@@ -172,3 +172,58 @@ def test_an_event_whose_handler_breaks_is_kept_with_its_error_and_blocks_nothing
     assert kept.applied_at is None and kept.error == "could not apply: RuntimeError: a bug in a handler"
     # Tried, then once more when the next event applied (it might have been waiting for it).
     assert kept.attempts == 2 and kept.next_attempt_at > kept.received_at
+
+
+# -- the endpoint in front of Flask (donations/operations/acknowledge.py) -------------------------
+
+
+def test_a_delivery_from_a_host_outside_trusted_hosts_is_refused_and_not_stored(
+    app, client, webhook_secret, fund, monkeypatch
+):
+    monkeypatch.setitem(app.config, "TRUSTED_HOSTS", ["give.example.org"])
+    payload = se.event("checkout.session.completed", se.checkout_session(amount_cents=2_500))
+    body = json.dumps(payload).encode()
+    headers = se.signed_headers(body, webhook_secret)
+    refused = client.post("/stripe/webhook", data=body, headers=headers, base_url="http://elsewhere.example")
+    assert refused.status_code == 400 and refused.mimetype == "text/plain"
+    assert "not served at that host name" in refused.get_data(as_text=True)
+    assert refused.headers["X-Frame-Options"] == "DENY" and refused.headers["X-Request-ID"]
+    assert count(StripeEvent) == 0
+    taken = client.post("/stripe/webhook", data=body, headers=headers, base_url="http://give.example.org")
+    assert (taken.status_code, taken.json["received"]) == (200, "stored") and count(StripeEvent) == 1
+
+
+def test_a_delivery_whose_address_holds_a_nul_byte_is_refused(client, webhook_secret, fund):
+    payload = se.event("checkout.session.completed", se.checkout_session(amount_cents=2_500))
+    body = json.dumps(payload).encode()
+    response = client.post("/stripe/webhook?x=%00", data=body, headers=se.signed_headers(body, webhook_secret))
+    assert response.status_code == 400 and "not allowed" in response.json["error"]
+    assert count(StripeEvent) == 0
+
+
+def test_the_delivery_keeps_a_valid_request_id_and_replaces_another(client, webhook_secret, fund):
+    payload = se.event("checkout.session.completed", se.checkout_session(amount_cents=2_500))
+    body = json.dumps(payload).encode()
+    given = {**se.signed_headers(body, webhook_secret), "X-Request-ID": "req-12345678"}
+    assert client.post("/stripe/webhook", data=body, headers=given).headers["X-Request-ID"] == "req-12345678"
+    spoofed = {**given, "X-Request-ID": "<script>"}
+    assert client.post("/stripe/webhook", data=body, headers=spoofed).headers["X-Request-ID"] != "<script>"
+
+
+def test_other_methods_and_paths_go_on_to_flask(client, fund):
+    assert client.get("/stripe/webhook").status_code == 404  # only POST is a delivery
+    assert client.post("/stripe/webhook/").status_code == 404
+    assert client.get("/give").status_code == 200
+
+
+def test_a_failure_inside_the_store_is_logged_and_answered_500_for_stripe_to_retry(
+    client, webhook_secret, fund, monkeypatch, caplog
+):
+    def broken(body, signature):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(events, "receive_signed", broken)
+    payload = se.event("checkout.session.completed", se.checkout_session(amount_cents=2_500))
+    response = deliver(client, payload, webhook_secret)
+    assert response.status_code == 500 and response.json["error"] and response.headers["X-Request-ID"]
+    assert any(record.exc_info and record.levelname == "ERROR" for record in caplog.records)

@@ -88,11 +88,7 @@ def world(app, monkeypatch):
 
 
 def public_post_routes(app) -> list[str]:
-    return [
-        rule.endpoint
-        for rule in routes(app, "POST")
-        if not rule.rule.startswith("/staff") and rule.endpoint != "payments.webhook"
-    ]
+    return [rule.endpoint for rule in routes(app, "POST") if not rule.rule.startswith("/staff")]
 
 
 def field_names(app, world) -> list[str]:
