@@ -15,7 +15,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, event
+from sqlalchemy import DateTime, Engine, MetaData, Table, TypeDecorator, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
@@ -150,3 +150,25 @@ def insert_ignoring(target: Any, *index_elements: str, dialect: str | None = Non
     dialect = dialect or db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(target).on_conflict_do_nothing(index_elements=list(index_elements))
+
+
+def claim_next_due(model: Any, pending: Any, cutoff: datetime, claimed_by: str) -> int | None:
+    """Claim the oldest row of an outbox table (mail, outgoing webhooks) that is `pending` and due
+    by `cutoff`, counting its attempt; its id, or None when none is due. Workers never claim the
+    same row: PostgreSQL skips rows another worker has locked, SQLite serializes writers."""
+    due = (
+        select(model.id)
+        .where(model.status == pending, model.next_attempt_at <= cutoff)
+        .order_by(model.next_attempt_at, model.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claimed: int | None = db.session.execute(
+        update(model)
+        .where(model.id == due, model.status == pending)
+        .values(attempts=model.attempts + 1, claimed_by=claimed_by)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return claimed

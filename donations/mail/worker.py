@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from donations.clock import utcnow
-from donations.extensions import db
+from donations.extensions import claim_next_due, db
 from donations.mail.mailer import MailConfigError, PermanentDeliveryError, Transport, transport_for
 from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.mail.render import build_email
@@ -111,21 +111,7 @@ class OutboxWorker:
         return outcome
 
     def _claim(self, cutoff: datetime) -> OutboxMessage | None:
-        due = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= cutoff)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        claimed_id = db.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == due)
-            .values(attempts=OutboxMessage.attempts + 1, claimed_by=self.name)
-            .returning(OutboxMessage.id)
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
+        claimed_id = claim_next_due(OutboxMessage, OutboxStatus.PENDING, cutoff, self.name)
         if claimed_id is None:
             return None
         return db.session.execute(

@@ -22,11 +22,11 @@ from datetime import datetime, timedelta
 from time import monotonic, time
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from donations.clock import utcnow
-from donations.extensions import db
+from donations.extensions import claim_next_due, db
 from donations.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from donations.webhooks.signing import HEADER, header_value
 
@@ -138,21 +138,7 @@ class WebhookWorker:
         return outcome
 
     def _claim(self, cutoff: datetime) -> WebhookDelivery | None:
-        due = (
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= cutoff)
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        claimed_id = db.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == due, WebhookDelivery.status == DeliveryStatus.PENDING)
-            .values(attempts=WebhookDelivery.attempts + 1, claimed_by=self.name)
-            .returning(WebhookDelivery.id)
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
+        claimed_id = claim_next_due(WebhookDelivery, DeliveryStatus.PENDING, cutoff, self.name)
         if claimed_id is None:
             return None
         return db.session.execute(
