@@ -8,18 +8,17 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
 
 from donations.accounts.audit import audit
-from donations.accounts.models import StaffUser
 from donations.accounts.roles import MONEY, role_required
 from donations.extensions import unit_of_work
 from donations.forms import ButtonForm
 from donations.grants import funder_links, pledges, service
 from donations.grants.forms import FunderLinkForm, PledgeForm
-from donations.grants.models import GrantProgram, ReportRun
+from donations.grants.models import ReportRun
 from donations.grants.packet import build_packet, packet_of
 from donations.grants.pledges import PledgeData, PledgeError, megabytes
+from donations.grants.views import acting_staff, program_or_404
 from donations.mail.render import public_url
 
 bp = Blueprint("grant_packets", __name__, url_prefix="/staff/grants")
@@ -28,17 +27,6 @@ bp.add_app_template_global(packet_of, "grant_packet_of")  # grants/run.html
 bp.add_app_template_global(funder_links.links_of, "funder_links_of")
 bp.add_app_template_global(funder_links.is_open, "funder_link_open")
 bp.add_app_template_global(pledges.pledges_of, "grant_pledges_of")  # grants/program.html
-
-
-def _actor() -> StaffUser:
-    return current_user._get_current_object()
-
-
-def _program_or_404(slug: str) -> GrantProgram:
-    program = service.program_by_slug(slug)
-    if program is None:
-        abort(404, "There is no such grant program.")
-    return program
 
 
 def _packet_run_or_404(run_id: int) -> ReportRun:
@@ -71,7 +59,7 @@ def _room_for_a_document(endpoint: str | None, values: dict[str, Any] | None) ->
 @bp.route("/<slug>/pledges/new", methods=["GET", "POST"])
 @role_required(*MONEY)
 def pledge_new(slug: str) -> ResponseReturnValue:
-    program = _program_or_404(slug)
+    program = program_or_404(slug)
     limit = current_app.config["PLEDGE_DOCUMENT_MAX_BYTES"]
     form = PledgeForm()
     error = None
@@ -86,7 +74,7 @@ def pledge_new(slug: str) -> ResponseReturnValue:
         )
         try:
             with unit_of_work():
-                pledge = pledges.add_pledge(program, data, actor=_actor(), remote_addr=request.remote_addr)
+                pledge = pledges.add_pledge(program, data, actor=acting_staff(), remote_addr=request.remote_addr)
         except PledgeError as exc:
             error = str(exc)
         else:
@@ -101,19 +89,19 @@ def pledge_new(slug: str) -> ResponseReturnValue:
 @bp.get("/<slug>/pledges/<row_id:pledge_id>/document")
 @role_required(*MONEY)
 def pledge_document(slug: str, pledge_id: int) -> ResponseReturnValue:
-    program = _program_or_404(slug)
+    program = program_or_404(slug)
     pledge = pledges.pledge_of(program, pledge_id)
     if pledge is None:
         abort(404, "There is no such pledge.")
     with unit_of_work():
-        content = pledges.download_document(pledge, actor=_actor(), remote_addr=request.remote_addr)
+        content = pledges.download_document(pledge, actor=acting_staff(), remote_addr=request.remote_addr)
     return _attachment(content, pledges.document_filename(pledge), pledge.document_type)
 
 
 @bp.post("/<slug>/pledges/<row_id:pledge_id>/remove")
 @role_required(*MONEY)
 def pledge_remove(slug: str, pledge_id: int) -> ResponseReturnValue:
-    program = _program_or_404(slug)
+    program = program_or_404(slug)
     if not ButtonForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
     pledge = pledges.pledge_of(program, pledge_id)
@@ -121,7 +109,7 @@ def pledge_remove(slug: str, pledge_id: int) -> ResponseReturnValue:
         abort(404, "There is no such pledge.")
     name = pledge.funder_name
     with unit_of_work():
-        pledges.remove_pledge(pledge, actor=_actor(), remote_addr=request.remote_addr)
+        pledges.remove_pledge(pledge, actor=acting_staff(), remote_addr=request.remote_addr)
     flash(f"Pledge by {name} removed.", "success")
     return redirect(url_for("grants.program", slug=program.slug) + "#pledges", 303)
 
@@ -132,12 +120,12 @@ def pledge_remove(slug: str, pledge_id: int) -> ResponseReturnValue:
 @bp.post("/<slug>/packet")
 @role_required(*MONEY)
 def packet_new(slug: str) -> ResponseReturnValue:
-    program = _program_or_404(slug)
+    program = program_or_404(slug)
     if not ButtonForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
     try:
         with unit_of_work():
-            built = build_packet(program, actor=_actor(), remote_addr=request.remote_addr)
+            built = build_packet(program, actor=acting_staff(), remote_addr=request.remote_addr)
     except service.GrantError as exc:
         abort(400, str(exc))
     return _attachment(built.content, built.run.filename, "application/zip")
@@ -153,7 +141,7 @@ def packet_download(run_id: int) -> ResponseReturnValue:
     with unit_of_work():
         audit(
             "grant_packet.download",
-            actor=_actor(),
+            actor=acting_staff(),
             target_type="report_run",
             target_id=run.id,
             details={"sha256": run.sha256},
@@ -178,7 +166,7 @@ def link_new(run_id: int) -> ResponseReturnValue:
     try:
         with unit_of_work():
             link, token = funder_links.create_link(
-                run, form.days.data or 0, form.label.data or "", actor=_actor(), remote_addr=request.remote_addr
+                run, form.days.data or 0, form.label.data or "", actor=acting_staff(), remote_addr=request.remote_addr
             )
     except service.GrantError as exc:
         abort(400, str(exc))
@@ -197,6 +185,6 @@ def link_revoke(run_id: int, link_id: int) -> ResponseReturnValue:
     if link is None:
         abort(404, "There is no such funder link.")
     with unit_of_work():
-        funder_links.revoke_link(link, actor=_actor(), remote_addr=request.remote_addr)
+        funder_links.revoke_link(link, actor=acting_staff(), remote_addr=request.remote_addr)
     flash("The funder link is revoked: it opens nothing now.", "success")
     return redirect(url_for("grants.run", run_id=run.id) + "#funder-links", 303)

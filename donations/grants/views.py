@@ -72,11 +72,11 @@ def grant_number(value: Cell) -> bool:
     return isinstance(value, Money | Percent | Decimal) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _actor() -> StaffUser:
+def acting_staff() -> StaffUser:
     return current_user._get_current_object()
 
 
-def _program_or_404(slug: str) -> GrantProgram:
+def program_or_404(slug: str) -> GrantProgram:
     program = service.program_by_slug(slug)
     if program is None:
         abort(404, "There is no such grant program.")
@@ -117,7 +117,7 @@ def program_new() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             with unit_of_work():
-                program = service.create_program(form.settings(), actor=_actor(), remote_addr=request.remote_addr)
+                program = service.create_program(form.settings(), actor=acting_staff(), remote_addr=request.remote_addr)
         except service.GrantError as exc:
             error = str(exc)
         else:
@@ -130,13 +130,13 @@ def program_new() -> ResponseReturnValue:
 @bp.route("/<slug>/edit", methods=["GET", "POST"])
 @role_required(*MONEY)
 def program_edit(slug: str) -> ResponseReturnValue:
-    program = _program_or_404(slug)
+    program = program_or_404(slug)
     form = _program_form(program)
     error = None
     if form.validate_on_submit():
         try:
             with unit_of_work():
-                service.update_program(program, form.settings(), actor=_actor(), remote_addr=request.remote_addr)
+                service.update_program(program, form.settings(), actor=acting_staff(), remote_addr=request.remote_addr)
         except service.GrantError as exc:
             error = str(exc)
         else:
@@ -149,7 +149,7 @@ def program_edit(slug: str) -> ResponseReturnValue:
 @bp.get("/<slug>/")
 @role_required(*READ)
 def program(slug: str) -> ResponseReturnValue:
-    program = _program_or_404(slug)
+    program = program_or_404(slug)
     return render_template(
         "grants/program.html",
         program=program,
@@ -167,7 +167,7 @@ def _params(form: ReportFilterForm | ExportForm) -> ReportParams:
 @bp.get("/<slug>/reports/<kind>")
 @role_required(*READ)
 def report(slug: str, kind: str) -> ResponseReturnValue:
-    program = _program_or_404(slug)
+    program = program_or_404(slug)
     if kind not in REPORT_KINDS:
         abort(404, "There is no such report.")
     form = ReportFilterForm(request.args)
@@ -206,7 +206,7 @@ def report(slug: str, kind: str) -> ResponseReturnValue:
 @bp.post("/<slug>/reports/<kind>/export")
 @role_required(*MONEY)
 def export(slug: str, kind: str) -> ResponseReturnValue:
-    program = _program_or_404(slug)
+    program = program_or_404(slug)
     if kind not in REPORT_KINDS:
         abort(404, "There is no such report.")
     form = ExportForm()
@@ -214,7 +214,7 @@ def export(slug: str, kind: str) -> ResponseReturnValue:
         abort(400, " ".join(error for errors in form.errors.values() for error in errors))
     try:
         download = service.download(
-            program, kind, form.format.data, actor=_actor(), params=_params(form), remote_addr=request.remote_addr
+            program, kind, form.format.data, actor=acting_staff(), params=_params(form), remote_addr=request.remote_addr
         )
     except service.GrantError as exc:
         abort(400, str(exc))
@@ -228,7 +228,7 @@ def export(slug: str, kind: str) -> ResponseReturnValue:
 @bp.get("/<slug>/runs")
 @role_required(*READ)
 def runs(slug: str) -> ResponseReturnValue:
-    program = _program_or_404(slug)
+    program = program_or_404(slug)
     return render_template("grants/runs.html", program=program, runs=service.runs_of(program), titles=REPORT_TITLES)
 
 
