@@ -132,7 +132,9 @@ def test_no_staff_page_is_wider_than_a_phone(new_context, seeded):
         response = page.goto(path)
         assert response is not None and response.status < 400, path
         if path.endswith("/statement"):  # the years list: open the latest year's statement
-            page.get_by_role("link", name=re.compile(r"\d{4}")).first.click()
+            # Wait for the statement itself: reading the page mid-navigation finds no document.
+            with page.expect_navigation():
+                page.get_by_role("link", name=re.compile(r"\d{4}")).first.click()
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > PHONE["width"]:
             too_wide[path] = width
