@@ -110,3 +110,22 @@ def shown_amounts(html: str) -> list[str]:
     forms.js to show when the frequency changes), then "other"."""
     shown = re.findall(r'<label class="amount-button"(?! hidden)[^>]*>\s*<input[^>]*value="(\d+)"', html)
     return [*shown, "other"] if 'value="other"' in html else shown
+
+
+def stripe_membership(app, client: FlaskClient, email: str = "rae@example.org") -> tuple[Membership, str, str]:
+    """A monthly Stripe membership made by its first paid invoice: (membership, subscription id,
+    customer id)."""
+    import time
+
+    from tests import stripe_events as se
+
+    subscription_id, customer = se.unique("sub"), se.unique("cus")
+    invoice = se.invoice(
+        subscription=subscription_id,
+        customer=customer,
+        paid_at=int(time.time()),
+        billing_reason="subscription_create",
+        email=email,
+    )
+    se.post_event(client, se.event("invoice.paid", invoice), app.config["STRIPE_WEBHOOK_SECRET"])
+    return db.session.scalars(select(Membership)).one(), subscription_id, customer

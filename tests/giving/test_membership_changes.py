@@ -4,7 +4,6 @@ by email; with the local gateway end to end, and with the Stripe stand-in for St
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -21,7 +20,7 @@ from donations.payments.local import billing as local_billing
 from tests import stripe_events as se
 from tests.factories import make_fund
 from tests.forms import csrf_token, extract_csrf_token, page_text
-from tests.giving.support import open_account, start_local_membership
+from tests.giving.support import open_account, start_local_membership, stripe_membership
 from tests.http_recorder import Answer, HTTPRecorder
 
 
@@ -285,16 +284,7 @@ PORTAL_URL = "https://billing.stripe.com/p/session/test_card"
 def stripe_member(app, client, fund, investigative, monkeypatch):
     """A monthly Stripe membership of $15.00 (from its first invoice), the member signed in,
     the app pointed at a recorder standing in for Stripe's API."""
-    subscription_id, customer = se.unique("sub"), se.unique("cus")
-    invoice = se.invoice(
-        subscription=subscription_id,
-        customer=customer,
-        paid_at=int(time.time()),
-        billing_reason="subscription_create",
-        email="rae@example.org",
-    )
-    se.post_event(client, se.event("invoice.paid", invoice), app.config["STRIPE_WEBHOOK_SECRET"])
-    membership = db.session.scalars(select(Membership)).one()
+    membership, subscription_id, customer = stripe_membership(app, client)
     with HTTPRecorder() as api:
         monkeypatch.setitem(app.config, "PAYMENTS_GATEWAY", "stripe")
         monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_x")

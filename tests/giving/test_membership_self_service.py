@@ -21,7 +21,14 @@ from donations.payments.local import billing as local_billing
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.forms import checked_values, csrf_token, extract_csrf_token, page_text
-from tests.giving.support import magic_links, open_account, post_gift, shown_amounts, start_local_membership
+from tests.giving.support import (
+    magic_links,
+    open_account,
+    post_gift,
+    shown_amounts,
+    start_local_membership,
+    stripe_membership,
+)
 from tests.http_recorder import Answer, HTTPRecorder
 
 PORTAL_URL = "https://billing.stripe.com/p/session/test_recorded"
@@ -389,16 +396,7 @@ def test_changes_need_the_forms_token(client, fund):
 
 
 def test_the_stripe_gateway_sends_members_to_the_billing_portal(client, fund, app, monkeypatch):
-    subscription_id, customer = se.unique("sub"), se.unique("cus")
-    invoice = se.invoice(
-        subscription=subscription_id,
-        customer=customer,
-        paid_at=int(time.time()),
-        billing_reason="subscription_create",
-        email="rae@example.org",
-    )
-    se.post_event(client, se.event("invoice.paid", invoice), app.config["STRIPE_WEBHOOK_SECRET"])
-    membership = db.session.scalars(select(Membership)).one()
+    membership, _, customer = stripe_membership(app, client)
     with HTTPRecorder() as api:
         monkeypatch.setitem(app.config, "PAYMENTS_GATEWAY", "stripe")
         monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_x")
