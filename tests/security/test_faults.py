@@ -192,6 +192,36 @@ def test_pooled_connections_dead_after_a_restart_are_replaced(database_url, prox
             db.engine.dispose()
 
 
+@pytest.mark.postgresql_only
+def test_a_webhook_on_a_connection_dead_after_a_restart_is_refused_once_then_stored(
+    database_url, proxy, webhook_secret
+):
+    # The webhook stores on the pooled connection's own driver cursor (not through SQLAlchemy's
+    # execution): a dead one must still be let go, or every later delivery would fail on it.
+    instance = app_through(proxy, database_url, DATABASE_PING_IDLE_SECONDS=3600)
+    payloads = [se.event("checkout.session.completed", se.checkout_session(amount_cents=1_500 + n)) for n in range(3)]
+
+    def deliver(payload: dict) -> int:
+        body = json.dumps(payload).encode()
+        headers = se.signed_headers(body, webhook_secret)
+        return instance.test_client().post("/stripe/webhook", data=body, headers=headers).status_code
+
+    try:
+        assert deliver(payloads[0]) == 200  # a pooled connection, through the proxy
+        proxy.cut()
+        proxy.restore()  # a restart: the pooled connection is dead, the database is back
+        first = deliver(payloads[1])
+        assert first in (200, 503)  # 503 with nothing stored: Stripe delivers again
+        assert deliver(payloads[2]) == 200  # the pool let the dead connection go
+        if first == 503:
+            assert deliver(payloads[1]) == 200
+        stored = db.session.scalars(select(StripeEvent.id).where(StripeEvent.id.in_([p["id"] for p in payloads])))
+        assert sorted(stored) == sorted(p["id"] for p in payloads)
+    finally:
+        with instance.app_context():
+            db.engine.dispose()
+
+
 @pytest.fixture
 def stripe_api(app, monkeypatch) -> Iterator[HTTPRecorder]:
     with HTTPRecorder() as api:
