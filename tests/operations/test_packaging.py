@@ -1,11 +1,13 @@
-"""The production files hold together. This machine has no container engine running (Docker's
-client without a daemon), so the image is not built here: compose.yaml is parsed and checked,
-and the Dockerfile, Procfile, systemd units and the production lock are read for what they
-must say."""
+"""The production files hold together. The suite builds no image (that needs a container engine
+and a base image: deploy/check-image.sh does it, README's Deployment section says how it was
+run): compose.yaml is parsed and checked, the Dockerfile, Procfile, systemd units and the
+production lock are read for what they must say, and the image check script is parsed."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
 from importlib.metadata import distribution
 from pathlib import Path
@@ -96,3 +98,16 @@ def test_the_production_lock_pins_every_run_time_requirement_as_the_full_lock_do
         walk(Requirement(text))
     assert needed <= set(production), needed - set(production)
     assert not {"pytest", "playwright", "mypy", "ruff"} & set(production)
+
+
+def test_the_image_check_script_is_valid_bash_and_runnable():
+    script = ROOT / "deploy/check-image.sh"
+    assert os.access(script, os.X_OK)
+    parsed = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert parsed.returncode == 0, parsed.stderr
+    # Without a database it refuses at once, saying what to set, before building anything.
+    refused = subprocess.run(
+        [str(script)], capture_output=True, text=True, check=False, env={"PATH": os.environ["PATH"]}
+    )
+    assert refused.returncode != 0
+    assert "set DATABASE_URL" in refused.stderr
