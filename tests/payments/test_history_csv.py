@@ -343,15 +343,31 @@ def test_a_check_entered_by_hand_is_not_imported_again(app, fund, tmp_path):
     rows = [check_row("x-1"), check_row("x-2", check_number="2002"), check_row("x-3", amount="1,200.01")]
     path = write(tmp_path / "checks.csv", GENERIC, rows)
     dry = run(app, path, "--dry-run")
-    assert dry.exit_code == 0 and f"line 2: skipped, this check is already recorded as gift #{gift.id}" in dry.output
+    assert dry.exit_code == 0
+    assert f"Line 2 would be skipped: this check is already recorded as gift #{gift.id}." in dry.output
     assert "It would import 2 gifts" in dry.output and count(Gift) == 1
     result = run(app, path)
     assert result.exit_code == 0, result.output
-    assert f"line 2: skipped, this check is already recorded as gift #{gift.id}" in result.output
+    assert f"Line 2 skipped: this check is already recorded as gift #{gift.id}." in result.output
     assert "Imported 2 gifts" in result.output and "1 checks already recorded" in result.output
     assert count(Gift) == 3
     same = select(func.count()).where(Gift.check_number == "2001", Gift.amount_cents == 120_000)
     assert db.session.scalar(same) == 1  # another number, or another amount, is another check
+
+
+def test_the_same_check_twice_in_one_file_is_counted_once_by_the_dry_run_as_by_the_import(app, fund, tmp_path):
+    rows = [check_row("x-1"), check_row("x-2"), check_row("x-3", check_number="2002")]
+    path = write(tmp_path / "checks.csv", GENERIC, rows)
+    dry = run(app, path, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "Line 3 would be skipped: the same check as line 2." in dry.output
+    assert "It would import 2 gifts ($2,400.00)" in dry.output and "1 checks already recorded" in dry.output
+    assert count(Gift) == 0 and count(Donor) == 0  # nothing written
+    result = run(app, path)
+    assert result.exit_code == 0, result.output
+    assert "Line 3 skipped: the same check as line 2." in result.output
+    assert "Imported 2 gifts ($2,400.00)" in result.output
+    assert count(Gift) == 2
 
 
 def test_an_imported_check_is_not_entered_again_by_hand(app, fund, tmp_path):

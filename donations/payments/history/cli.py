@@ -133,8 +133,8 @@ def history_csv(file: str, fmt: str, dry_run: bool) -> None:
                 details={"file": file[-200:], "format": fmt, "imported": summary.imported, "already": summary.already},
             )
         head = "Imported"
-    for line, gift_id in summary.same_checks:
-        click.echo(f"line {line}: skipped, this check is already recorded as gift #{gift_id}")
+    for words in summary.same_check_words(dry_run=dry_run):
+        click.echo(words)
     click.echo(
         f"{head} {summary.imported} gifts ({format_money(summary.amount_cents)}); "
         f"{summary.already} imported before; {len(summary.same_checks)} checks already recorded; "

@@ -299,14 +299,26 @@ class CsvSummary:
     already: int  # imported before (this system's id)
     skipped: int
     amount_cents: int
-    # Checks already recorded (by hand, or by another import): (line, the gift recorded).
-    same_checks: tuple[tuple[int, int], ...] = ()
+    # Checks already recorded (by hand, by another import, or on an earlier line of this file):
+    # (line, the gift recorded, that earlier line or None).
+    same_checks: tuple[tuple[int, int, int | None], ...] = ()
+
+    def same_check_words(self, *, dry_run: bool) -> list[str]:
+        """Each check skipped as recorded before, in words: its line and what it repeats."""
+        skipped = "would be skipped" if dry_run else "skipped"
+        return [
+            f"Line {line} {skipped}: the same check as line {earlier}."
+            if earlier is not None
+            else f"Line {line} {skipped}: this check is already recorded as gift #{gift_id}."
+            for line, gift_id, earlier in self.same_checks
+        ]
 
 
 def import_rows(parsed: Parsed) -> CsvSummary:
     """Record every valid row (the caller checked there are no errors, and owns the transaction)."""
     imported = amount = 0
-    same_checks: list[tuple[int, int]] = []
+    same_checks: list[tuple[int, int, int | None]] = []
+    line_of_gift: dict[int, int] = {}
     fmt = parsed.rows[0][1].source_system if parsed.rows else "generic"
     before = imports.already_imported(fmt, [row.external_id for _, row in parsed.rows])
     for line, row in parsed.rows:
@@ -316,25 +328,21 @@ def import_rows(parsed: Parsed) -> CsvSummary:
         if recorded.gift is not None:
             imported += 1
             amount += row.amount_cents
+            line_of_gift[recorded.gift.id] = line
         elif recorded.same_check_as is not None:
-            same_checks.append((line, recorded.same_check_as.id))
+            gift_id = recorded.same_check_as.id
+            same_checks.append((line, gift_id, line_of_gift.get(gift_id)))
     already = len(parsed.rows) - imported - len(same_checks)
     return CsvSummary(len(parsed.rows), imported, already, parsed.skipped, amount, tuple(same_checks))
 
 
 def dry_run_summary(parsed: Parsed) -> CsvSummary:
-    fmt = parsed.rows[0][1].source_system if parsed.rows else "generic"
-    before = imports.already_imported(fmt, [row.external_id for _, row in parsed.rows])
-    same_checks: list[tuple[int, int]] = []
-    new = []
-    for line, row in parsed.rows:
-        if row.external_id in before:
-            continue
-        same = imports.recorded_check(row)
-        if same is not None:
-            same_checks.append((line, same.id))
-        else:
-            new.append(row)
-    return CsvSummary(
-        len(parsed.rows), len(new), len(before), parsed.skipped, sum(r.amount_cents for r in new), tuple(same_checks)
-    )
+    """What `import_rows` would record: the import itself, rolled back (the dry run is a command
+    of its own, so the session holds nothing else). Counting by running it, rather than by a
+    second set of rules, keeps the dry run exact: a check twice in one file is recorded once."""
+    from donations.extensions import db
+
+    try:
+        return import_rows(parsed)
+    finally:
+        db.session.rollback()

@@ -46,7 +46,6 @@ def history_csv() -> ResponseReturnValue:
         return _page(errors=parsed.errors, fmt=fmt, filename=upload.filename)
     if request.form.get("action") != "import":
         summary = dry_run_summary(parsed)
-        db.session.rollback()
         preview = [row for _, row in parsed.rows[:PREVIEW_ROWS]]
         return _page(preview=preview, summary=summary, fmt=fmt, filename=upload.filename)
     with unit_of_work():
@@ -62,10 +61,7 @@ def history_csv() -> ResponseReturnValue:
             },
             remote_addr=request.remote_addr,
         )
-    same = "".join(
-        f" Line {line} skipped: this check is already recorded as gift #{gift_id}."
-        for line, gift_id in summary.same_checks
-    )
+    same = "".join(f" {words}" for words in summary.same_check_words(dry_run=False))
     flash(
         f"Imported {summary.imported} gifts ({format_money(summary.amount_cents)}); "
         f"{summary.already} were imported before.{same}",
