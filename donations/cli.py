@@ -118,9 +118,10 @@ def demo_seed(reset: bool) -> None:
     else:
         click.echo(
             f"Seeded the demo newsroom: {summary.one_time} one-time gifts online, {summary.members} members "
-            f"({summary.installments} installments), {summary.checks} mailed checks, {summary.refunds} refunds, "
-            f"{summary.disputes} disputes (one lost, one won), {summary.payouts} payouts, two funds and a "
-            "NewsMatch program."
+            f"({summary.installments} installments, {summary.paused} paused), {summary.checks} mailed checks, "
+            f"{summary.sponsor_gifts} gifts through a fiscal sponsor, {summary.refunds} refunds, "
+            f"{summary.disputes} disputes (one lost, one won), {summary.payouts} payouts, three funds (one held "
+            "by a fiscal sponsor), and NewsMatch and Report for America programs."
         )
     click.echo("Gift page: /give/community-forums")
     click.echo(f"Staff sign-in at /staff/: {email} / {password}")

@@ -53,7 +53,9 @@ class DemoSummary:
     one_time: int = 0
     installments: int = 0
     members: int = 0
+    paused: int = 0
     checks: int = 0
+    sponsor_gifts: int = 0
     refunds: int = 0
     disputes: int = 0
     payouts: int = 0
@@ -307,6 +309,24 @@ class _Demo:
                     )
                     break
                 paid_at = period_end
+            still_paying = paid_at >= self.now  # not canceled, not past due
+            if interval == "month" and still_paying and not self.summary.paused:
+                # One member paused their monthly gift for two months (Stripe's pause_collection).
+                paused_at = self.now - timedelta(days=2)
+                memberships.apply_subscription(
+                    memberships.SubscriptionState(
+                        origin=origin(paused_at, amount),
+                        event_id=f"evt_demo_{number:03d}_paused",
+                        status=MembershipStatus.ACTIVE,
+                        cancel_at_period_end=False,
+                        current_period_end=paid_at,
+                        ended_at=None,
+                        previous_amount_cents=None,
+                        pause_known=True,
+                        paused_until=paid_at + timedelta(days=60),
+                    )
+                )
+                self.summary.paused += 1
             self.summary.members += 1
 
     # --- Checks --------------------------------------------------------------------------------
@@ -341,6 +361,35 @@ class _Demo:
                 )
             )
             self.summary.checks += 1
+
+    # --- A fund held by a fiscal sponsor -------------------------------------------------------
+
+    def sponsor_held_fund(self) -> None:
+        """A fund a community foundation holds for the newsroom, with the gifts the foundation
+        reported (tax deductible, through it): recorded by staff, as from its quarterly report."""
+        fund = fund_ledger.create_fund(
+            slug="schools-coverage",
+            name="Schools Coverage Fund",
+            description="Held by the Valley Community Foundation: pays for a reporter on the schools beat.",
+            goal_cents=3_000_000,
+            sponsor=fund_ledger.Sponsor("Valley Community Foundation", "12-3456789"),
+        )
+        rng = self.rng
+        for number in range(1, 9):
+            person = (number * 13 + 3) % len(self.people)
+            email, name, postal = self.people[person]
+            offline.record_offline_gift(
+                offline.OfflineGift(
+                    donor=offline.DonorDetails(email=email, name=name, postal_code=postal),
+                    fund_id=fund.id,
+                    amount_cents=rng.choice((10000, 25000, 50000, 100000)),
+                    source=GiftSource.SPONSOR,
+                    received_on=local_date(self.moment(rng.randrange(30, DAYS))),
+                    memo="Reported by the Valley Community Foundation (demo)",
+                    send_receipt=False,
+                )
+            )
+            self.summary.sponsor_gifts += 1
 
     # --- Refunds and disputes ------------------------------------------------------------------
 
@@ -438,6 +487,7 @@ def seed(now: datetime | None = None) -> DemoSummary | None:
     demo.one_time_gifts(general, investigations)
     demo.members(general, investigations)
     demo.checks(general, investigations)
+    demo.sponsor_held_fund()
     demo.refunds_and_disputes()
     demo.payouts()
     demo.program(general)

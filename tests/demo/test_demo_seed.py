@@ -54,7 +54,14 @@ def test_the_demo_newsroom_has_every_kind_of_fact(app):
     summary = demo.seed(NOW)
     db.session.commit()
     assert summary is not None and summary.one_time > 300 and summary.members > 40
-    assert _count(Fund) == 2
+    assert _count(Fund) == 3
+    held = db.session.scalars(select(Fund).where(Fund.sponsor_held.is_(True))).one()
+    sponsored = db.session.scalars(select(Gift).where(Gift.fund_id == held.id)).all()
+    assert len(sponsored) == summary.sponsor_gifts == 8
+    assert all(g.source == GiftSource.SPONSOR and g.tax_deductible for g in sponsored)
+    assert _count(Gift, Gift.tax_deductible.is_(True)) == 8  # no other gift is deductible
+    paused = db.session.scalars(select(Membership).where(Membership.paused_until.is_not(None))).one()
+    assert paused.paused_until.replace(tzinfo=UTC) > NOW and paused.status == MembershipStatus.ACTIVE
     assert _count(Gift, Gift.source == GiftSource.CHECK) == 30
     assert _count(Gift, Gift.organization.is_not(None)) > 5
     assert _count(Gift, Gift.anonymous.is_(True)) > 5
