@@ -50,7 +50,11 @@ def test_an_admin_makes_a_sponsor_held_fund_and_it_takes_no_online_gifts(client)
     assert entry.details["after"]["sponsor_name"] == "Valley Community Foundation"
     assert client.get("/give/schools").status_code == 404
     assert client.get("/embed/schools").status_code == 404
-    assert "held by Valley Community Foundation" in page_text(client.get("/staff/funds").get_data(as_text=True))
+    listing = client.get("/staff/funds").get_data(as_text=True)
+    assert "held by Valley Community Foundation" in page_text(listing)
+    # No link to a gift page that does not exist: the list says who takes its gifts instead.
+    assert "None: Valley Community Foundation takes its gifts" in page_text(listing)
+    assert 'href="/give/schools"' not in listing and 'href="/give/general"' in listing
 
 
 @pytest.mark.parametrize(
