@@ -1,5 +1,5 @@
-"""Admins' operations on outgoing webhooks: endpoints (add, edit, turn on or off, a new secret)
-and resending a delivery. Each is audited in the caller's transaction; the caller commits. The
+"""Admins' operations on outgoing webhooks: endpoints (add, edit, turn on or off, a new secret,
+delete) and resending a delivery. Each is audited in the caller's transaction; the caller commits. The
 secret is never written to the audit log."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import selectinload
 
 from donations.accounts.audit import audit
@@ -18,6 +18,7 @@ from donations.extensions import db
 from donations.webhooks.models import (
     DeliveryStatus,
     EventType,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -159,6 +160,34 @@ def rotate_secret(endpoint_id: int, *, actor: StaffUser, remote_addr: str | None
         remote_addr=remote_addr,
     )
     return endpoint
+
+
+def delete_endpoint(endpoint_id: int, *, actor: StaffUser, remote_addr: str | None) -> int:
+    """Delete the endpoint with its delivery log (turning it off keeps the log); returns how many
+    deliveries went with it. The events stay: other endpoints may have been sent them. A
+    delivery the worker holds right now is finished first (its row is locked until then)."""
+    endpoint = get_endpoint(endpoint_id, lock=True)
+    deliveries = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint_id)
+    removed = db.session.scalar(select(func.count()).select_from(deliveries.subquery())) or 0
+    db.session.execute(
+        delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries)),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.execute(
+        delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id),
+        execution_options={"synchronize_session": False},
+    )
+    audit(
+        "webhook_endpoint.delete",
+        actor=actor,
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        details={"before": _values(endpoint), "deliveries_removed": removed},
+        remote_addr=remote_addr,
+    )
+    db.session.delete(endpoint)
+    db.session.flush()
+    return removed
 
 
 def resend(delivery_id: int, *, actor: StaffUser, remote_addr: str | None) -> WebhookDelivery:

@@ -1,5 +1,6 @@
 """Admins' pages for outgoing webhooks: the endpoints (add, edit, turn on or off, a new secret,
-shown once) and each endpoint's delivery log with a resend button. Every write is audited."""
+shown once, delete after a confirmation) and each endpoint's delivery log with a resend button.
+Every write is audited."""
 
 from __future__ import annotations
 
@@ -127,6 +128,30 @@ def rotate(endpoint_id: int) -> ResponseReturnValue:
     except admin.NotFound:
         abort(404)
     return _show_secret(endpoint, "given a new secret")
+
+
+@bp.route("/<row_id:endpoint_id>/delete", methods=["GET", "POST"])
+@role_required(*ADMIN)
+def delete(endpoint_id: int) -> ResponseReturnValue:
+    """GET: what deleting takes away, and the button; POST: delete."""
+    try:
+        found = admin.get_endpoint(endpoint_id)
+    except admin.NotFound:
+        abort(404)
+    if request.method == "GET":
+        counts = admin.delivery_counts().get(endpoint_id, {})
+        return render_template(
+            "webhooks/delete.html", endpoint=found, deliveries=sum(counts.values()), button=ButtonForm()
+        )
+    _check_button()
+    url = found.url
+    try:
+        with unit_of_work():
+            removed = admin.delete_endpoint(endpoint_id, actor=current_user, remote_addr=request.remote_addr)
+    except admin.NotFound:
+        abort(404)
+    flash(f"The endpoint {url} is deleted, with its log of {removed} deliveries.", "success")
+    return redirect(url_for(".endpoints"), 303)
 
 
 @bp.post("/deliveries/<row_id:delivery_id>/resend")

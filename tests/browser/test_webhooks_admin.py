@@ -65,3 +65,13 @@ def test_an_admin_adds_an_endpoint_and_reads_its_log(new_context, app, receiver,
     assert secret not in page.content()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert_accessible(page)
+
+    # Deleting asks first, on a page of its own (no script), then the list is empty.
+    page.get_by_role("link", name="Delete this endpoint…").click()
+    expect(page.get_by_role("heading", name=re.compile(r"Delete webhook endpoint \d+\?"))).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert_accessible(page)
+    page.get_by_role("button", name="Yes, delete the endpoint and its log").click()
+    expect(page.get_by_text("is deleted, with its log of 1 deliveries")).to_be_visible()
+    db.session.expire_all()
+    assert db.session.scalars(select(WebhookEndpoint)).all() == []

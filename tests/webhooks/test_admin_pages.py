@@ -7,14 +7,14 @@ import re
 
 import pytest
 from flask import url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from donations.accounts.models import AuditEntry
 from donations.extensions import db
 from donations.webhooks.delivery import WebhookWorker
-from donations.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from donations.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests import stripe_events as se
-from tests.forms import extract_csrf_token
+from tests.forms import extract_csrf_token, page_text
 from tests.mail.support import sign_in
 
 ALL = ["gift.recorded", "gift.reversed", "membership.started", "membership.changed", "membership.canceled"]
@@ -163,3 +163,52 @@ def test_delivery_log_and_resend_button(app, client, webhook_secret, fund, recei
     assert client.post(url_for("webhooks_staff.resend", delivery_id=999), data={"csrf_token": token}).status_code == 404
     WebhookWorker("page-test").drain()
     assert sorted(receiver.delivered_ids().values()) == [2], "a resend after a 2xx is staff's choice"
+
+
+def test_deleting_an_endpoint_asks_first_then_removes_it_and_its_log_only(app, client, webhook_secret, fund, receiver):
+    sign_in(client, "admin")
+    _add(client, receiver.url, ["gift.recorded"])
+    _add(client, receiver.url + "?second", ["gift.recorded"])
+    first, second = db.session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)).all()
+    receiver.secret = first.secret
+    gift = se.event("checkout.session.completed", se.checkout_session(amount_cents=2_000))
+    se.post_event(client, gift, webhook_secret)
+    WebhookWorker("delete-test").drain()
+    assert db.session.scalar(select(func.count()).select_from(WebhookAttempt)) == 2
+
+    ask = client.get(url_for("webhooks_staff.delete", endpoint_id=first.id))
+    text = page_text(ask.get_data(as_text=True))
+    assert ask.status_code == 200 and "its log of 1 delivery is removed with it" in text
+    assert "turn the endpoint off instead" in text
+    assert db.session.get(WebhookEndpoint, first.id) is not None  # asking deletes nothing
+    path = url_for("webhooks_staff.delete", endpoint_id=first.id)
+    assert client.post(path).status_code == 400  # no CSRF token
+
+    response = client.post(path, data={"csrf_token": _token(client, path)})
+    assert response.status_code == 303
+    assert "is deleted, with its log of 1 deliveries" in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.scalars(select(WebhookEndpoint.id)).all() == [second.id]
+    assert {d.endpoint_id for d in db.session.scalars(select(WebhookDelivery))} == {second.id}
+    assert db.session.scalar(select(func.count()).select_from(WebhookAttempt)) == 1  # the other's log stays
+    assert db.session.scalar(select(func.count()).select_from(WebhookEvent)) == 1
+    (entry,) = audits("webhook_endpoint.delete")
+    assert entry.details["deliveries_removed"] == 1 and entry.details["before"]["url"] == receiver.url
+    assert client.get(path).status_code == 404
+    # Later events go to the endpoint that is left only.
+    later = se.event("checkout.session.completed", se.checkout_session(amount_cents=3_000))
+    se.post_event(client, later, webhook_secret)
+    assert {d.endpoint_id for d in db.session.scalars(select(WebhookDelivery))} == {second.id}
+
+
+@pytest.mark.parametrize("role", ["viewer", "finance"])
+def test_only_admins_delete_an_endpoint(app, client, role):
+    from tests.webhooks.support import make_endpoint
+
+    endpoint = make_endpoint("https://hooks.example.org/x")
+    sign_in(client, role)
+    path = url_for("webhooks_staff.delete", endpoint_id=endpoint.id)
+    token = _token(client, url_for("staff.dashboard"))
+    assert client.get(path).status_code == 403
+    assert client.post(path, data={"csrf_token": token}).status_code == 403
+    assert db.session.get(WebhookEndpoint, endpoint.id) is not None
