@@ -282,52 +282,61 @@ class _Demo:
                     changed_at = paid_at + timedelta(days=3)
                     if changed_at < self.now:
                         new_amount = amount * 2
-                        memberships.apply_subscription(
-                            memberships.SubscriptionState(
-                                origin=origin(changed_at, new_amount),
-                                event_id=f"evt_demo_{number:03d}_increase",
-                                status=MembershipStatus.ACTIVE,
-                                cancel_at_period_end=False,
-                                current_period_end=period_end,
-                                ended_at=None,
-                                previous_amount_cents=amount,
-                            )
+                        self.subscription_changed(
+                            origin(changed_at, new_amount),
+                            f"evt_demo_{number:03d}_increase",
+                            period_end,
+                            previous_amount_cents=amount,
                         )
                         amount = new_amount
                 if cancel_after is not None and count == cancel_after:
                     ended = min(period_end, self.now - timedelta(hours=1))
-                    memberships.apply_subscription(
-                        memberships.SubscriptionState(
-                            origin=origin(ended, amount),
-                            event_id=f"evt_demo_{number:03d}_canceled",
-                            status=MembershipStatus.CANCELED,
-                            cancel_at_period_end=False,
-                            current_period_end=period_end,
-                            ended_at=ended,
-                            previous_amount_cents=None,
-                        )
+                    self.subscription_changed(
+                        origin(ended, amount),
+                        f"evt_demo_{number:03d}_canceled",
+                        period_end,
+                        status=MembershipStatus.CANCELED,
+                        ended_at=ended,
                     )
                     break
                 paid_at = period_end
             still_paying = paid_at >= self.now  # not canceled, not past due
             if interval == "month" and still_paying and not self.summary.paused:
                 # One member paused their monthly gift for two months (Stripe's pause_collection).
-                paused_at = self.now - timedelta(days=2)
-                memberships.apply_subscription(
-                    memberships.SubscriptionState(
-                        origin=origin(paused_at, amount),
-                        event_id=f"evt_demo_{number:03d}_paused",
-                        status=MembershipStatus.ACTIVE,
-                        cancel_at_period_end=False,
-                        current_period_end=paid_at,
-                        ended_at=None,
-                        previous_amount_cents=None,
-                        pause_known=True,
-                        paused_until=paid_at + timedelta(days=60),
-                    )
+                self.subscription_changed(
+                    origin(self.now - timedelta(days=2), amount),
+                    f"evt_demo_{number:03d}_paused",
+                    paid_at,
+                    paused_until=paid_at + timedelta(days=60),
                 )
                 self.summary.paused += 1
             self.summary.members += 1
+
+    def subscription_changed(
+        self,
+        origin: memberships.MembershipOrigin,
+        event_id: str,
+        period_end: datetime,
+        *,
+        status: str = MembershipStatus.ACTIVE,
+        ended_at: datetime | None = None,
+        previous_amount_cents: int | None = None,
+        paused_until: datetime | None = None,
+    ) -> None:
+        """A customer.subscription.updated or .deleted event's news: an increase, a cancellation, a pause."""
+        memberships.apply_subscription(
+            memberships.SubscriptionState(
+                origin=origin,
+                event_id=event_id,
+                status=status,
+                cancel_at_period_end=False,
+                current_period_end=period_end,
+                ended_at=ended_at,
+                previous_amount_cents=previous_amount_cents,
+                pause_known=paused_until is not None,
+                paused_until=paused_until,
+            )
+        )
 
     # --- Checks --------------------------------------------------------------------------------
 
