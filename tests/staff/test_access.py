@@ -103,6 +103,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "webhooks_staff.create": ADMIN,
     "webhooks_staff.endpoint": ADMIN,
     "webhooks_staff.rotate": ADMIN,
+    "webhooks_staff.delete": ADMIN,
     "webhooks_staff.resend": ADMIN,
 }
 # Open without a session: signing in, and signing out.
