@@ -119,18 +119,25 @@ def receive_signed(body: bytes, signature: str | None) -> tuple[dict[str, Any], 
         pooled = db.engine.raw_connection()
     except dialect.loaded_dbapi.Error as exc:  # the database is down: raised as SQLAlchemy raises it
         raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
-    driver = cast("DBAPIConnection", pooled.dbapi_connection)  # a fresh checkout always has one
     try:
-        dialect.set_isolation_level(driver, "AUTOCOMMIT")
-        try:
-            stored = _store(pooled, dialect, event, "webhook", body.decode("utf-8"))
-        finally:
-            if pooled.is_valid:
-                dialect.reset_isolation_level(driver)
+        dialect.set_isolation_level(cast("DBAPIConnection", pooled.dbapi_connection), "AUTOCOMMIT")
+        stored = _store(pooled, dialect, event, "webhook", body.decode("utf-8"))
     finally:
-        pooled.close()  # back to the pool, or discarded if the driver found it dead
+        _hand_back(pooled, dialect)
     stored_signal.set()
     return event, stored
+
+
+def _hand_back(pooled: PoolProxiedConnection, dialect: Dialect) -> None:
+    """Return the connection to the pool in its usual isolation; one that cannot be reset is
+    discarded instead (the event, if stored, is committed either way)."""
+    try:
+        if pooled.is_valid:
+            dialect.reset_isolation_level(cast("DBAPIConnection", pooled.dbapi_connection))
+    except dialect.loaded_dbapi.Error as exc:
+        pooled.invalidate(exc)
+    finally:
+        pooled.close()
 
 
 def store(event: dict[str, Any], via: str = "webhook") -> Stored:
@@ -180,14 +187,16 @@ class _DriverStatement:
             processors={
                 key: process
                 for key, type_ in processors.items()
-                if (process := type_.bind_processor(dialect)) is not None
+                # The dialect's own implementation (SQLite's DATETIME writes text), as SQLAlchemy's
+                # execution would use it; a TypeDecorator's plain bind_processor would not.
+                if (process := type_.dialect_impl(dialect).bind_processor(dialect)) is not None
             },
         )
 
     def first_row(self, pooled: PoolProxiedConnection, dialect: Dialect, values: dict[str, Any]) -> Any:
         """Execute with these values; the first row returned, or None. A driver error is raised
-        as SQLAlchemy raises it (a DBAPIError: OperationalError for an outage), and a connection
-        the driver found dead is invalidated, so that the pool replaces it."""
+        as SQLAlchemy raises it (a DBAPIError: OperationalError for an outage), and on a
+        disconnect the pool lets the dead connections go, as it does for SQLAlchemy's own."""
         for key, process in self.processors.items():
             values[key] = process(values[key])
         params = tuple(values[key] for key in self.positions) if self.positions else values
@@ -198,7 +207,10 @@ class _DriverStatement:
         except dialect.loaded_dbapi.Error as exc:
             dead = dialect.is_disconnect(exc, pooled, cursor)
             if dead:
-                pooled.invalidate(exc)
+                # As SQLAlchemy's own execution does on a disconnect: this connection is discarded
+                # and every one checked out before it is replaced at its next checkout (after a
+                # database restart they are all dead). The pool has no public call for the second.
+                db.engine.pool._invalidate(pooled, exc)
             raise DBAPIError.instance(
                 self.sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect, connection_invalidated=dead
             ) from exc

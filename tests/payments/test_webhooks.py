@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 
 import pytest
@@ -285,3 +286,33 @@ def test_two_hundred_shuffled_events_with_duplicates(client, webhook_secret, fun
     total = db.session.scalar(select(func.sum(Gift.amount_cents)))
     assert total == sum(s["amount_total"] for s in sessions)
     assert db.session.scalar(select(func.count()).select_from(Donor)) == 60
+
+
+def test_the_webhook_stores_times_as_sqlalchemy_writes_them(client, webhook_secret):
+    # The webhook's INSERT runs on the driver's cursor with the columns' own bind processors: on
+    # SQLite the text must be SQLAlchemy's (microseconds always written), or same-second rows would
+    # sort and compare differently from rows the ORM wrote; on PostgreSQL, aware UTC timestamps.
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from donations.payments import events
+
+    payload = se.event("checkout.session.completed", se.checkout_session())
+    body = json.dumps(payload).encode()
+    assert client.post("/stripe/webhook", data=body, headers=se.signed_headers(body, webhook_secret)).status_code == 200
+    synced = se.event("checkout.session.completed", se.checkout_session())
+    events.store(synced, via="sync")  # `payments sync`'s path: the same statements in the session
+    rows = db.session.execute(
+        text("SELECT created_at, received_at, next_attempt_at FROM stripe_events ORDER BY id")
+    ).all()
+    assert len(rows) == 2
+    for row in rows:
+        for value in row:
+            if db.engine.dialect.name == "sqlite":
+                assert isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", value), value
+            else:
+                assert value.utcoffset() is not None
+    stored = db.session.get(StripeEvent, payload["id"])
+    assert stored.created_at == datetime.fromtimestamp(payload["created"], UTC)
+    assert stored.received_at == stored.next_attempt_at
