@@ -8,7 +8,7 @@
 # a scratch one). Optional: ENGINE (default docker; "podman" works too, with any global flags),
 # RUN_FLAGS (extra flags for every `run`), REDIS_URL, PORT (default 8765). The containers use
 # the host's network, so 127.0.0.1 in the URLs is the host. Exits non-zero on the first failure.
-set -euo pipefail
+set -Eeuo pipefail
 
 ENGINE=${ENGINE:-docker}
 RUN_FLAGS=${RUN_FLAGS:-}
@@ -18,14 +18,26 @@ SECRET=whsec_image_check
 : "${DATABASE_URL:?set DATABASE_URL to a scratch PostgreSQL database}"
 cd "$(dirname "$0")/.."
 
+secret_key=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 env_file=$(mktemp)
-trap 'rm -f "$env_file"; $ENGINE rm -f donations-check-app donations-check-worker >/dev/null 2>&1 || true' EXIT
+cleanup() {
+    rm -f "$env_file"
+    $ENGINE rm -f donations-check-app donations-check-worker >/dev/null 2>&1 || true
+}
+show_logs() {
+    echo "FAILED at line $1; the containers' last lines:" >&2
+    for name in donations-check-app donations-check-worker; do
+        $ENGINE logs --tail 30 "$name" >&2 2>&1 || true
+    done
+}
+trap 'show_logs $LINENO' ERR
+trap cleanup EXIT
 cat >"$env_file" <<EOF
 DONATIONS_CONFIG=production
 DATABASE_URL=$DATABASE_URL
 REDIS_URL=${REDIS_URL:-}
 SMTP_URL=smtp://127.0.0.1:9
-SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+SECRET_KEY=$secret_key
 PUBLIC_URL=http://127.0.0.1:$PORT
 TRUSTED_HOSTS=127.0.0.1,localhost
 STRIPE_SECRET_KEY=sk_test_image_check
@@ -79,8 +91,8 @@ grep -q '"received":"duplicate"' <<<"$answer"
 
 step "the worker applies it"
 for _ in $(seq 30); do
-    health=$(curl -sf "http://127.0.0.1:$PORT/healthz")
-    python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["events_waiting"] == 0 else 1)' "$health" && break
+    health=$(curl -sf "http://127.0.0.1:$PORT/healthz" || true)
+    python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1] or "{}").get("events_waiting") == 0 else 1)' "$health" && break
     sleep 1
 done
 echo "$health" | python3 -c 'import json,sys; h=json.load(sys.stdin); print("events waiting:", h["events_waiting"], "| schedules:", ", ".join(sorted(h["schedules"])))'

@@ -3,9 +3,10 @@
 About eighteen months of a small newsroom's giving, written through the ledger's own functions
 (the ledger is the only writer of donors, gifts, reversals and memberships), so every page and
 report shows numbers at once: one-time gifts online with a year-end rush, monthly and annual
-members (renewals, increases, cancellations, one past due), refunds, a lost and a won dispute,
-mailed checks, organizations and anonymous donors, two funds, weekly payouts, and a
-NewsMatch-style program whose window holds real gifts.
+members (renewals, increases, cancellations, one past due, one paused), refunds, a lost and a
+won dispute, mailed checks, organizations and anonymous donors, three funds (one held by a fiscal
+sponsor, with the gifts it reported), weekly payouts, and NewsMatch and Report for America
+programs, NewsMatch's window holding real gifts.
 
 Deterministic: the same day gives the same data (a seeded random generator; dates count back
 from now). Never run twice over: a seeded database is left as it is. Never in production.
@@ -40,7 +41,7 @@ from donations.ledger import service as ledger
 from donations.ledger.currency import newsroom_currency
 from donations.ledger.models import Frequency, Fund, Gift, GiftSource, MembershipStatus
 from donations.payments import reconcile
-from donations.payments.models import Payout
+from donations.payments.models import Installation, Payout
 
 SEED = 20_24
 DAYS = 548  # about eighteen months
@@ -66,9 +67,12 @@ def is_seeded() -> bool:
 
 
 def wipe() -> None:
-    """Every row of every table, children first (`demo seed --reset`; never in production)."""
+    """Every row of every table, children first (`demo seed --reset`; never in production), but
+    the installation id: the database's identity, which a running app keeps and Stripe objects
+    made from this database carry."""
     for table in reversed(Base.metadata.sorted_tables):
-        db.session.execute(delete(table))
+        if table is not Installation.__table__:
+            db.session.execute(delete(table))
 
 
 def stripe_fee(amount_cents: int) -> int:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, Result, delete, func, select
 from sqlalchemy.orm import selectinload
 
 from donations.accounts.audit import audit
@@ -164,18 +165,28 @@ def rotate_secret(endpoint_id: int, *, actor: StaffUser, remote_addr: str | None
 
 def delete_endpoint(endpoint_id: int, *, actor: StaffUser, remote_addr: str | None) -> int:
     """Delete the endpoint with its delivery log (turning it off keeps the log); returns how many
-    deliveries went with it. The events stay: other endpoints may have been sent them. A
-    delivery the worker holds right now is finished first (its row is locked until then)."""
+    deliveries went with it. The events stay: other endpoints may have been sent them.
+
+    The order of the locks matters on PostgreSQL. A worker sending a delivery holds its row until
+    it commits the attempt, and that last UPDATE takes a key-share lock on the endpoint (the row
+    version is its own). So its deliveries are locked first, which waits for a delivery in
+    flight; then the endpoint, which makes any transaction queueing a new delivery to it finish
+    first (`outbox._subscribers`); then the DELETEs, which see what those committed."""
+    get_endpoint(endpoint_id)
+    db.session.scalars(
+        select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint_id).with_for_update()
+    ).all()
     endpoint = get_endpoint(endpoint_id, lock=True)
     deliveries = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint_id)
-    removed = db.session.scalar(select(func.count()).select_from(deliveries.subquery())) or 0
     db.session.execute(
         delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries)),
         execution_options={"synchronize_session": False},
     )
-    db.session.execute(
-        delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id),
-        execution_options={"synchronize_session": False},
+    removed = _rowcount(
+        db.session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id),
+            execution_options={"synchronize_session": False},
+        )
     )
     audit(
         "webhook_endpoint.delete",
@@ -188,6 +199,10 @@ def delete_endpoint(endpoint_id: int, *, actor: StaffUser, remote_addr: str | No
     db.session.delete(endpoint)
     db.session.flush()
     return removed
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)  # DML gives a CursorResult
 
 
 def resend(delivery_id: int, *, actor: StaffUser, remote_addr: str | None) -> WebhookDelivery:

@@ -150,7 +150,8 @@ def delete(endpoint_id: int) -> ResponseReturnValue:
             removed = admin.delete_endpoint(endpoint_id, actor=current_user, remote_addr=request.remote_addr)
     except admin.NotFound:
         abort(404)
-    flash(f"The endpoint {url} is deleted, with its log of {removed} deliveries.", "success")
+    log_words = "1 delivery" if removed == 1 else f"{removed} deliveries"
+    flash(f"The endpoint {url} is deleted, with its log of {log_words}.", "success")
     return redirect(url_for(".endpoints"), 303)
 
 

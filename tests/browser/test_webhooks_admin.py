@@ -72,6 +72,6 @@ def test_an_admin_adds_an_endpoint_and_reads_its_log(new_context, app, receiver,
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert_accessible(page)
     page.get_by_role("button", name="Yes, delete the endpoint and its log").click()
-    expect(page.get_by_text("is deleted, with its log of 1 deliveries")).to_be_visible()
+    expect(page.get_by_text("is deleted, with its log of 1 delivery.")).to_be_visible()
     db.session.expire_all()
     assert db.session.scalars(select(WebhookEndpoint)).all() == []

@@ -29,7 +29,7 @@ from donations.ledger.models import (
     Reversal,
     ReversalKind,
 )
-from donations.payments.models import Payout, PayoutTransaction
+from donations.payments.models import Installation, Payout, PayoutTransaction
 from donations.staff import dashboard
 
 NOW = datetime(2026, 12, 6, 21, 30, tzinfo=UTC)
@@ -110,9 +110,12 @@ def test_seed_twice_changes_nothing_and_reset_starts_over(app):
     assert list(db.session.scalars(select(Gift.id).order_by(Gift.id))) == ids
     db.session.remove()
 
+    installation = db.session.scalars(select(Installation.installation_id)).all()
+    db.session.remove()
     reset = runner.invoke(args=["demo", "seed", "--reset"])
     assert reset.exit_code == 0, reset.output
     assert _count(Gift) == gifts
+    assert db.session.scalars(select(Installation.installation_id)).all() == installation  # kept
     assert reset.output.strip().splitlines()[-1].startswith("Staff sign-in at /staff/: admin@example.org / ")
 
 

@@ -45,6 +45,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     refused: int = 0  # requests answered 503
     hold_seconds: float = 0.0  # a slow receiver: each answer waits this long
+    requests_in_hand: int = 0  # requests read and not answered yet
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -59,7 +60,11 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if receiver.hold_seconds:
+                    with receiver.lock:
+                        receiver.requests_in_hand += 1
                     time.sleep(receiver.hold_seconds)
+                    with receiver.lock:
+                        receiver.requests_in_hand -= 1
                 if receiver.mode == "redirect":
                     self.send_response(302)
                     self.send_header("Location", "http://127.0.0.1:9/elsewhere")

@@ -186,7 +186,7 @@ def test_deleting_an_endpoint_asks_first_then_removes_it_and_its_log_only(app, c
 
     response = client.post(path, data={"csrf_token": _token(client, path)})
     assert response.status_code == 303
-    assert "is deleted, with its log of 1 deliveries" in client.get(response.location).get_data(as_text=True)
+    assert "is deleted, with its log of 1 delivery." in client.get(response.location).get_data(as_text=True)
     db.session.expire_all()
     assert db.session.scalars(select(WebhookEndpoint.id)).all() == [second.id]
     assert {d.endpoint_id for d in db.session.scalars(select(WebhookDelivery))} == {second.id}
@@ -212,3 +212,38 @@ def test_only_admins_delete_an_endpoint(app, client, role):
     assert client.get(path).status_code == 403
     assert client.post(path, data={"csrf_token": token}).status_code == 403
     assert db.session.get(WebhookEndpoint, endpoint.id) is not None
+
+
+@pytest.mark.postgresql_only
+def test_deleting_an_endpoint_while_a_delivery_to_it_is_being_sent_waits_for_it(app, webhook_secret, fund, receiver):
+    # The worker holds the delivery locked while it posts, and writes its attempt when it commits:
+    # the delete waits for that commit and then removes the attempt too, rather than failing on it.
+    import threading
+
+    from donations.extensions import unit_of_work
+    from donations.webhooks import admin
+    from tests.webhooks.support import admin_user, make_endpoint
+
+    endpoint = make_endpoint(receiver.url, ["gift.recorded"])
+    receiver.secret, receiver.hold_seconds = endpoint.secret, 1.5
+    se.post_event(app.test_client(), se.event("checkout.session.completed", se.checkout_session()), webhook_secret)
+    assert db.session.scalars(select(WebhookDelivery.status)).all() == [DeliveryStatus.PENDING]
+    sent: list[object] = []
+
+    def worker() -> None:
+        with app.app_context():
+            sent.append(WebhookWorker("slow-worker").drain().delivered)
+
+    sending = threading.Thread(target=worker)
+    sending.start()
+    for _ in range(100):  # until the receiver holds the request (the worker's row lock is taken)
+        if receiver.requests_in_hand:
+            break
+        threading.Event().wait(0.02)
+    assert receiver.requests_in_hand
+    with unit_of_work():
+        removed = admin.delete_endpoint(endpoint.id, actor=admin_user(), remote_addr=None)
+    sending.join(10)
+    assert sent == [1] and removed == 1  # the delivery finished, then went with its endpoint
+    assert db.session.scalars(select(WebhookEndpoint)).all() == []
+    assert db.session.scalar(select(func.count()).select_from(WebhookAttempt)) == 0
