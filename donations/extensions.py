@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from time import monotonic
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from flask import request
 from flask_limiter import Limiter
@@ -150,6 +150,27 @@ def insert_ignoring(target: Any, *index_elements: str, dialect: str | None = Non
     dialect = dialect or db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(target).on_conflict_do_nothing(index_elements=list(index_elements))
+
+
+Claimed = TypeVar("Claimed")
+Done = TypeVar("Done")
+
+
+def work_one_claimed(claim: Callable[[], Claimed | None], work: Callable[[Claimed], Done]) -> Done | None:
+    """One outbox row in a transaction of its own (the mail and outgoing-webhook workers): claim
+    it, work it, commit; None (and nothing written) when none is due. On any error, the claim
+    and the work are rolled back together: the row is due again, its attempt not counted."""
+    try:
+        claimed = claim()
+        if claimed is None:
+            db.session.rollback()
+            return None
+        done = work(claimed)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return done
 
 
 def claim_next_due(model: Any, pending: Any, cutoff: datetime, claimed_by: str) -> int | None:

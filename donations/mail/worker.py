@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from donations.clock import utcnow
-from donations.extensions import claim_next_due, db
+from donations.extensions import claim_next_due, db, work_one_claimed
 from donations.mail.mailer import MailConfigError, PermanentDeliveryError, Transport, transport_for
 from donations.mail.models import OutboxMessage, OutboxStatus
 from donations.mail.render import build_email
@@ -98,17 +98,7 @@ class OutboxWorker:
 
     def send_next(self, cutoff: datetime) -> Outcome | None:
         """Claim, send and settle one message due by `cutoff`; None when there is none."""
-        try:
-            message = self._claim(cutoff)
-            if message is None:
-                db.session.rollback()
-                return None
-            outcome = self._deliver(message)
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
-        return outcome
+        return work_one_claimed(lambda: self._claim(cutoff), self._deliver)
 
     def _claim(self, cutoff: datetime) -> OutboxMessage | None:
         claimed_id = claim_next_due(OutboxMessage, OutboxStatus.PENDING, cutoff, self.name)

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from donations.clock import utcnow
-from donations.extensions import claim_next_due, db
+from donations.extensions import claim_next_due, db, work_one_claimed
 from donations.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from donations.webhooks.signing import HEADER, header_value
 
@@ -125,17 +125,8 @@ class WebhookWorker:
         return report
 
     def deliver_next(self, cutoff: datetime) -> Outcome | None:
-        try:
-            delivery = self._claim(cutoff)
-            if delivery is None:
-                db.session.rollback()
-                return None
-            outcome = self._deliver(delivery)
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
-        return outcome
+        """Claim, send and settle one delivery due by `cutoff`; None when there is none."""
+        return work_one_claimed(lambda: self._claim(cutoff), self._deliver)
 
     def _claim(self, cutoff: datetime) -> WebhookDelivery | None:
         claimed_id = claim_next_due(WebhookDelivery, DeliveryStatus.PENDING, cutoff, self.name)
