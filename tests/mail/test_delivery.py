@@ -26,6 +26,7 @@ from donations.payments.handlers.checkout import checkout_paid
 from tests import stripe_events as se
 from tests.factories import make_donor, make_fund, make_gift
 from tests.mail.support import SmtpServer
+from tests.threads import run_released_together
 
 # 2026-01-01 07:30 UTC is 23:30 on December 31, 2025 in Los Angeles: the receipt says December 31.
 NEW_YEARS_EVE_LATE = datetime(2026, 1, 1, 7, 30, tzinfo=UTC)
@@ -309,25 +310,7 @@ def test_a_gift_whose_transaction_rolls_back_leaves_no_message(smtp: SmtpServer,
 
 
 def _drain_in_threads(app, workers: int) -> None:
-    barrier = threading.Barrier(workers)
-    errors: list[BaseException] = []
-
-    def work(n: int) -> None:
-        with app.app_context():
-            try:
-                barrier.wait()
-                OutboxWorker(name=f"worker-{n}").drain()
-            except BaseException as exc:  # surfaced to the test below
-                errors.append(exc)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors
+    run_released_together(app, [OutboxWorker(name=f"worker-{n}").drain for n in range(workers)])
 
 
 @pytest.mark.postgresql_only

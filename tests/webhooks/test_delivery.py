@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from datetime import timedelta
 
@@ -25,6 +24,7 @@ from donations.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDel
 from donations.webhooks.signing import HEADER, header_value, verify
 from tests import stripe_events as se
 from tests.payments import support as me
+from tests.threads import run_released_together
 from tests.webhooks.support import Receiver, admin_user, make_endpoint
 
 
@@ -285,25 +285,7 @@ def test_backoff_doubles_with_jitter_up_to_six_hours():
 
 
 def _drain_in_threads(app, workers: int) -> None:
-    barrier = threading.Barrier(workers)
-    errors: list[BaseException] = []
-
-    def work(n: int) -> None:
-        with app.app_context():
-            try:
-                barrier.wait()
-                WebhookWorker(f"worker-{n}").drain()
-            except BaseException as exc:  # surfaced to the test below
-                errors.append(exc)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors
+    run_released_together(app, [WebhookWorker(f"worker-{n}").drain for n in range(workers)])
 
 
 @pytest.mark.postgresql_only
